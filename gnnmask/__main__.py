@@ -1,0 +1,5 @@
+import sys
+
+from gnnmask.cli import main
+
+sys.exit(main())

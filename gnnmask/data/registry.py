@@ -1,0 +1,248 @@
+"""Dataset registry, data-root resolution and the writable cache.
+
+Data root: :func:`resolve_root` picks an explicit ``root`` argument, else the
+``GNNMASK_DATA`` environment variable, else ``./datasets``. An explicitly given
+root that does not exist is a :class:`~gnnmask.errors.UserError`.
+
+Cache: PyTorch Geometric writes ``processed/`` beside ``raw/``, so datasets are
+never loaded from the data root itself (which may be read-only, such as the
+shared ``datasets`` folder). :func:`cache_entry` mirrors the expected raw
+files of one dataset into ``<cache>/<root-name>-<hash>/<folder>/<subdir>/``
+(symbolic links, or copies where links fail) and the PyG class is pointed at
+that mirror. ``<cache>`` is ``GNNMASK_CACHE``, else ``$XDG_CACHE_HOME/gnnmask``,
+else ``~/.cache/gnnmask``; ``<hash>`` is taken from the resolved absolute data
+root, so different roots never share a cache entry. A small stamp file
+(size and mtime of every source file) is written after a successful load; a
+missing or different stamp wipes the entry, so changed raw files or an
+interrupted first load are rebuilt rather than read stale. A per-entry file
+lock keeps parallel runs from building the same entry at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gnnmask.errors import UserError
+
+STAMP = ".gnnmask-source.json"
+CACHE_FORMAT = 1  # bump when the processed files change meaning
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One registry entry.
+
+    ``folder`` is the directory under the data root handed to the PyG class as
+    its ``root``; ``subdir`` is the dataset's own directory inside it (holding
+    ``raw/``); ``files`` are the files expected there, relative to
+    ``<root>/<folder>/<subdir>``. ``edges`` counts directed edges (each
+    undirected edge twice) of the graph :func:`~gnnmask.data.load_dataset`
+    returns, i.e. after making it undirected.
+    """
+
+    name: str
+    pyg_class: str
+    folder: str
+    subdir: str
+    pyg_name: str | None
+    files: tuple[str, ...]
+    nodes: int
+    edges: int
+    features: int
+    classes: int
+    split: str
+    normalize: bool = True
+
+    @property
+    def directory(self) -> str:
+        """Dataset directory relative to the data root (``''`` for csbm)."""
+        return "/".join(p for p in (self.folder, self.subdir) if p)
+
+    @property
+    def splits(self) -> int | None:
+        """Number of shipped splits (``split`` must be below it), ``None`` if unlimited."""
+        return {"public": 1, "ogb-time": 1, "geom-gcn": 10}.get(self.split)
+
+
+def _raw(*names: str) -> tuple[str, ...]:
+    return tuple(f"raw/{n}" for n in names)
+
+
+def _planetoid(name: str, pyg: str, n, e, f, c) -> DatasetInfo:
+    files = _raw(*(f"ind.{name}.{s}" for s in ("x", "tx", "allx", "y", "ty", "ally", "graph",
+                                                "test.index")))
+    return DatasetInfo(name, "Planetoid", "planetoid", pyg, pyg, files, n, e, f, c, "public")
+
+
+def _geom(name: str, pyg_class: str, folder: str, subdir: str, stem: str, n, e, f, c):
+    files = _raw("out1_node_feature_label.txt", "out1_graph_edges.txt",
+                 *(f"{stem}_split_0.6_0.2_{i}.npz" for i in range(10)))
+    pyg_name = subdir or None
+    return DatasetInfo(name, pyg_class, folder, subdir, pyg_name, files, n, e, f, c, "geom-gcn")
+
+
+def _npz(name: str, pyg_class: str, folder: str, pyg: str, file: str, n, e, f, c):
+    return DatasetInfo(name, pyg_class, folder, pyg, pyg, _raw(file), n, e, f, c, "random-20-30")
+
+
+_OGB_FILES = _raw(*(f"{s}.csv.gz" for s in ("edge", "node-feat", "node-label", "node_year",
+                                            "num-node-list", "num-edge-list"))) + tuple(
+    f"split/time/{s}.csv.gz" for s in ("train", "valid", "test"))
+
+#: Registry: canonical name -> :class:`DatasetInfo`. Counts are measured on
+#: the graphs :func:`~gnnmask.data.load_dataset` returns (the geom-gcn graphs
+#: keep their few self-loops, counted once; ogbn-arxiv: OGB's published node
+#: count and its symmetrised edge count; csbm: the default parameters).
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in (
+        _planetoid("cora", "Cora", 2708, 10556, 1433, 7),
+        _planetoid("citeseer", "CiteSeer", 3327, 9104, 3703, 6),
+        _planetoid("pubmed", "PubMed", 19717, 88648, 500, 3),
+        _geom("texas", "WebKB", "webkb", "texas", "texas", 183, 574, 1703, 5),
+        _geom("wisconsin", "WebKB", "webkb", "wisconsin", "wisconsin", 251, 916, 1703, 5),
+        _geom("cornell", "WebKB", "webkb", "cornell", "cornell", 183, 557, 1703, 5),
+        _geom("actor", "Actor", "actor", "", "film", 7600, 53411, 932, 5),
+        _npz("amazon-computers", "Amazon", "amazon", "Computers",
+             "amazon_electronics_computers.npz", 13752, 491722, 767, 10),
+        _npz("amazon-photo", "Amazon", "amazon", "Photo", "amazon_electronics_photo.npz",
+             7650, 238162, 745, 8),
+        _npz("coauthor-cs", "Coauthor", "coauthor", "CS", "ms_academic_cs.npz",
+             18333, 163788, 6805, 15),
+        _npz("coauthor-physics", "Coauthor", "coauthor", "Physics", "ms_academic_phy.npz",
+             34493, 495924, 8415, 5),
+        DatasetInfo("ogbn-arxiv", "PygNodePropPredDataset", "ogb", "ogbn_arxiv", "ogbn-arxiv",
+                    _OGB_FILES, 169343, 2315598, 128, 40, "ogb-time", normalize=False),
+        DatasetInfo("csbm", "", "", "", None, (), 1000, 8000, 64, 4, "random-20-30",
+                    normalize=False),
+    )
+}
+
+
+def get_info(name: str) -> DatasetInfo:
+    """Registry entry for ``name`` (case-insensitive); UserError listing names if unknown."""
+    key = str(name).strip().lower()
+    if key not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """Data root: ``root`` argument > ``GNNMASK_DATA`` > ``./datasets``.
+
+    An explicitly given root (argument or environment variable) must exist; the
+    default ``./datasets`` may be absent (loading then reports missing files).
+    """
+    given = root if root not in (None, "") else os.environ.get("GNNMASK_DATA") or None
+    path = Path(given if given is not None else "datasets").expanduser()
+    if given is not None and not path.is_dir():
+        raise UserError(
+            f"data root '{given}' does not exist; pass --data-root DIR or set GNNMASK_DATA")
+    return path.resolve()
+
+
+def cache_home() -> Path:
+    """Writable cache base.
+
+    ``GNNMASK_CACHE`` > ``$XDG_CACHE_HOME/gnnmask`` > ``~/.cache/gnnmask``.
+    """
+    if os.environ.get("GNNMASK_CACHE"):
+        return Path(os.environ["GNNMASK_CACHE"]).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache").expanduser().resolve() / "gnnmask"
+
+
+def cache_root(root: Path) -> Path:
+    """Cache directory mirroring data root ``root`` (keyed by its absolute path)."""
+    root = Path(root).resolve()
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.name) or "root"
+    return cache_home() / f"{slug}-{hashlib.sha1(str(root).encode()).hexdigest()[:12]}"
+
+
+def missing_files(info: DatasetInfo, root: Path) -> list[str]:
+    """Expected files of ``info`` that are absent under data root ``root``."""
+    base = Path(root) / info.directory
+    return [f for f in info.files if not (base / f).is_file()]
+
+
+def check_files(info: DatasetInfo, root: Path) -> None:
+    """UserError naming the dataset, the directory searched and the files expected."""
+    missing = missing_files(info, root)
+    if not missing:
+        return
+    base = Path(root) / info.directory
+    if all(f.startswith("raw/") for f in missing):
+        base, missing = base / "raw", [f[4:] for f in missing]
+    raise UserError(
+        f"dataset '{info.name}' not found under {base}: expected {', '.join(missing)}; "
+        "point --data-root or GNNMASK_DATA at a folder holding them")
+
+
+def _fingerprint(info: DatasetInfo, root: Path) -> dict:
+    base = Path(root) / info.directory
+    stats = {f: (base / f).stat() for f in info.files}
+    return {"format": CACHE_FORMAT, "source": str(base),
+            "files": {f: [s.st_size, s.st_mtime_ns] for f, s in stats.items()}}
+
+
+@contextlib.contextmanager
+def cache_entry(info: DatasetInfo, root: Path) -> Iterator[Path]:
+    """Mirror ``info``'s raw files from data root ``root`` into the cache.
+
+    Yields the root to hand to the PyG class (``<cache>/<folder>``) while
+    holding an exclusive lock on the entry, so parallel runs do not process the
+    same dataset at once; the stamp is written when the body completes.
+    """
+    check_files(info, root)
+    stamp = _fingerprint(info, root)
+    top = cache_root(root)
+    dst = top / info.directory
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+        lock = open(dst.parent / f".{dst.name}.lock", "w")  # closed by `with` below
+    except OSError as err:
+        raise UserError(f"cache directory '{top}' is not writable ({err.strerror}); "
+                        "set GNNMASK_CACHE to a writable folder") from err
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            old = json.loads((dst / STAMP).read_text())
+        except (OSError, ValueError):
+            old = None
+        if old != stamp:  # new, changed or half-built entry: start afresh
+            shutil.rmtree(dst)
+        for f in info.files:
+            src, link = Path(root) / info.directory / f, dst / f
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    link.symlink_to(src.resolve())
+                except OSError:
+                    shutil.copyfile(src, link)
+        yield top / info.folder
+        if old != stamp:
+            (dst / STAMP).write_text(json.dumps(stamp))
+
+
+def list_datasets(root: str | os.PathLike | None = None) -> list[dict]:
+    """One dict per registry entry: name, counts, split kind, availability and path.
+
+    ``available`` only checks that the expected raw files exist under the data
+    root (csbm is generated and always available); nothing is loaded.
+    """
+    base = resolve_root(root)
+    return [
+        dict(name=d.name, nodes=d.nodes, edges=d.edges, features=d.features, classes=d.classes,
+             split=d.split, available=not d.files or not missing_files(d, base),
+             path=str(base / d.directory) if d.files else None)
+        for d in DATASETS.values()
+    ]

@@ -1,0 +1,319 @@
+"""Score masks as ``torch.nn.utils.parametrize`` parametrizations.
+
+A masked tensor ``w`` (frozen, ``requires_grad=False``) is replaced by the
+effective tensor
+
+.. math::  W = c \\cdot w \\odot m(s),
+
+where ``s`` are trainable *scores* of ``w``'s shape, ``m(s)`` a binary (or, for
+hard-concrete, ``[0, 1]``-valued) mask and ``c`` an optional constant scale
+(``scale="keep"``: :math:`c = 1/\\sqrt{1 - \\text{sparsity}}`, which keeps the
+variance of each layer's output unchanged when a fraction ``sparsity`` of its
+weights is removed at random; ``scale="none"``: ``c = 1``).
+
+Mask rules (:data:`RULES`), all driven by one knob, ``sparsity`` = the fraction
+of weights removed, ``0 <= sparsity < 1``:
+
+``global``
+    Untrained GNN tickets (Huang et al. 2022, arXiv:2211.15335): one threshold
+    over the raw scores pooled across every masked tensor of the model; exactly
+    ``k = round(sparsity * total)`` entries are removed overall (the smallest
+    scores; ties at the threshold removed in pooled order, see
+    :mod:`gnnmask.masks._select`). Computed once per score update, not once per
+    tensor: :class:`MaskGroup` caches it under the scores' version counters.
+``topk``
+    edge-popup (Ramanujan et al. 2020, arXiv:1911.13299): per tensor, keep the
+    ``round((1 - sparsity) * n)`` entries of largest ``|s|``.
+``bernoulli``
+    Supermasks (Zhou et al. 2019, arXiv:1905.01067): training samples
+    ``m ~ Bernoulli(sigmoid(s))``; evaluation is deterministic, ``m = [s > 0]``
+    (``sigmoid(s) > 1/2``). The sparsity is *learnt*; the ``sparsity`` knob
+    only sets ``scale="keep"``'s factor.
+``hard-concrete``
+    L0 regularisation (Louizos et al. 2018, arXiv:1712.01312): training samples
+    stretched hard-concrete gates ``z = clamp(sigmoid((log u - log(1-u) + s) /
+    beta) (zeta - gamma) + gamma, 0, 1)``, ``u ~ U(0, 1)``, with ``beta = 2/3``,
+    ``gamma = -0.1``, ``zeta = 1.1`` and ``s = log alpha``; evaluation uses the
+    deterministic gate binarised at 1/2, which is ``m = [s > 0]``, so masks are
+    binary everywhere (tickets store bits). The sparsity is learnt under
+    :meth:`MaskGroup.l0_penalty`.
+
+Gradients. ``global``/``topk`` (and every rule in eval mode) use the
+straight-through estimator: the gradient w.r.t. the scores is the gradient
+w.r.t. the mask, ``dL/ds = dL/dm = c * (dL/dW ⊙ w)``. ``bernoulli`` passes it
+straight through the sample to ``p = sigmoid(s)``, then through the sigmoid:
+``dL/ds = c * (dL/dW ⊙ w) * p(1 - p)``. ``hard-concrete`` uses the exact
+reparameterisation gradient of the gate (Louizos et al.).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from gnnmask.errors import UserError
+from gnnmask.masks._select import keep_masks
+
+RULES = ("global", "topk", "bernoulli", "hard-concrete")
+STOCHASTIC = ("bernoulli", "hard-concrete")
+SCALES = ("auto", "none", "keep")
+
+#: Hard-concrete constants (Louizos et al. 2018, section 4).
+BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
+
+
+def check_sparsity(sparsity) -> float:
+    """Return ``sparsity`` as a float, or raise :class:`UserError` unless 0 <= s < 1."""
+    try:
+        s = float(sparsity)
+    except (TypeError, ValueError):
+        s = math.nan
+    if isinstance(sparsity, bool) or not 0.0 <= s < 1.0:
+        raise UserError(f"sparsity {sparsity!r} is out of range; allowed: 0 <= sparsity < 1")
+    return s
+
+
+def round_half_up(x: float) -> int:
+    """``round`` without banker's rounding (``2.5 -> 3``)."""
+    return int(math.floor(x + 0.5))
+
+
+class _MaskedWeight(torch.autograd.Function):
+    """``W = w ⊙ mask`` where ``mask = c m`` is precomputed, with the
+    straight-through estimator ``dL/ds = dL/dm = c (dL/dW ⊙ w)``."""
+
+    @staticmethod
+    def forward(ctx, weight, scores, mask, c):
+        ctx.save_for_backward(weight, mask)
+        ctx.c = c
+        return weight * mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, mask = ctx.saved_tensors
+        grad_w = grad * mask if ctx.needs_input_grad[0] else None
+        grad_s = grad * weight
+        if ctx.c != 1.0:
+            grad_s.mul_(ctx.c)
+        return grad_w, grad_s, None, None
+
+
+class _BernoulliWeight(torch.autograd.Function):
+    """``W = c w ⊙ m``, ``m ~ Bernoulli(sigmoid(s))``; straight through the sample,
+    exact through the sigmoid: ``dL/ds = c (dL/dW ⊙ w) p (1 - p)``."""
+
+    @staticmethod
+    def forward(ctx, weight, scores, c):
+        p = torch.sigmoid(scores)
+        m = torch.bernoulli(p)
+        if c != 1.0:
+            m.mul_(c)
+        ctx.save_for_backward(weight, p, m)
+        ctx.c = c
+        return weight * m
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, p, m = ctx.saved_tensors
+        grad_w = grad * m if ctx.needs_input_grad[0] else None
+        grad_s = grad * weight * (p * (1.0 - p))
+        if ctx.c != 1.0:
+            grad_s.mul_(ctx.c)
+        return grad_w, grad_s, None
+
+
+def hard_concrete_gate(log_alpha: Tensor) -> Tensor:
+    """A reparameterised sample of the stretched hard-concrete gate."""
+    u = torch.rand_like(log_alpha).clamp_(1e-6, 1.0 - 1e-6)
+    s = torch.sigmoid((u.log() - torch.log1p(-u) + log_alpha) / BETA)
+    return (s * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0)
+
+
+def _stamp(t: Tensor) -> tuple:
+    """Identifies a tensor's current contents: in-place updates (optimiser
+    steps, ``load_state_dict``) bump ``_version``; moves change the pointer."""
+    return (t._version, t.data_ptr(), t.device, t.dtype)
+
+
+class ScoreMask(nn.Module):
+    """The parametrization ``w -> c * w ⊙ m(scores)`` of one tensor.
+
+    Holds the trainable ``scores`` and, in the fixed state (tickets), a
+    non-persistent boolean buffer ``fixed``. The mask itself comes from the
+    shared :class:`MaskGroup` (a plain attribute, not a sub-module).
+    """
+
+    def __init__(self, name: str, scores: Tensor, group: MaskGroup):
+        super().__init__()
+        self.name = name
+        self.scores = nn.Parameter(scores)
+        self.register_buffer("fixed", None, persistent=False)
+        self.group = group
+        self.bypass = False  # set while the owning module writes its state_dict
+
+    def forward(self, weight: Tensor) -> Tensor:
+        g = self.group
+        if self.bypass:
+            return weight
+        if g.fixed:
+            return weight * g.mask(self)
+        if self.training and g.rule == "bernoulli":
+            return _BernoulliWeight.apply(weight, self.scores, g.factor)
+        if self.training and g.rule == "hard-concrete":
+            z = hard_concrete_gate(self.scores)
+            return weight * (z * g.factor if g.factor != 1.0 else z)
+        return _MaskedWeight.apply(weight, self.scores, g.mask(self), g.factor)
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, rule={self.group.rule!r}, shape={tuple(self.scores.shape)}"
+
+
+class MaskGroup:
+    """Everything the masks of one model share: rule, current sparsity, scale,
+    the init recipe, and a cache of the current masks.
+
+    The cache is keyed on the current sparsity, the scale factor and the
+    ``(version, pointer)`` stamps of the score tensors, so a mask (and the
+    ``global`` threshold, pooled over all tensors) is computed once after each
+    score update, however many times the weights are read and whichever
+    sub-module is called. ``recomputations`` counts the computations (a
+    ``global`` threshold counts once for all tensors).
+
+    Scores changed through ``.data`` bypass the version counter: call
+    :meth:`invalidate` after such writes.
+    """
+
+    def __init__(self, rule: str, sparsity: float, scale: str, recipe: dict):
+        self.rule = rule
+        self.scale = scale
+        self.recipe = recipe
+        self.members: dict[str, ScoreMask] = {}
+        self.targets: dict[str, tuple[nn.Module, str]] = {}
+        self.requires_grad: dict[str, bool] = {}
+        self.hook_handles: list = []
+        self.fixed = False
+        self.recomputations = 0
+        self._sparsity = check_sparsity(sparsity)
+        self._cache: dict[str, tuple[tuple, Tensor]] = {}
+        self._global_key: tuple | None = None
+
+    # -- the knob -------------------------------------------------------------
+    @property
+    def sparsity(self) -> float:
+        """The current target sparsity (settable; a schedule sets it each epoch)."""
+        return self._sparsity
+
+    @sparsity.setter
+    def sparsity(self, value) -> None:
+        self._sparsity = check_sparsity(value)
+
+    @property
+    def factor(self) -> float:
+        """The weight scale ``c``: ``1/sqrt(1 - sparsity)`` for ``scale="keep"``, else 1."""
+        return 1.0 / math.sqrt(1.0 - self._sparsity) if self.scale == "keep" else 1.0
+
+    # -- masks ----------------------------------------------------------------
+    def invalidate(self) -> None:
+        """Drop cached masks (needed only after writing scores through ``.data``)."""
+        self._cache.clear()
+        self._global_key = None
+
+    def _float(self, keep: Tensor, dtype) -> Tensor:
+        m = keep.to(dtype)
+        return m.mul_(self.factor) if self.factor != 1.0 else m
+
+    @torch.no_grad()
+    def mask(self, member: ScoreMask) -> Tensor:
+        """The deterministic mask of ``member`` times ``c`` (cached, no grad)."""
+        with torch.inference_mode(False):
+            head = (self._sparsity, self.factor, self.fixed)
+            if self.rule == "global" and not self.fixed:
+                key = head + tuple(_stamp(m.scores) for m in self.members.values())
+                if key != self._global_key:
+                    members = list(self.members.values())
+                    k = round_half_up(self._sparsity * sum(m.scores.numel() for m in members))
+                    keeps = keep_masks([m.scores for m in members], k)
+                    self._cache = {
+                        m.name: (key, self._float(keep, m.scores.dtype))
+                        for m, keep in zip(members, keeps)
+                    }
+                    self._global_key = key
+                    self.recomputations += 1
+                return self._cache[member.name][1]
+            source = member.fixed if self.fixed else member.scores
+            key = head + (_stamp(source),)
+            hit = self._cache.get(member.name)
+            if hit is None or hit[0] != key:
+                hit = (key, self._float(self._keep(member), member.scores.dtype))
+                self._cache[member.name] = hit
+                self._global_key = None
+                self.recomputations += 1
+            return hit[1]
+
+    def _keep(self, member: ScoreMask) -> Tensor:
+        if self.fixed:
+            return member.fixed
+        s = member.scores
+        if self.rule == "topk":
+            n = s.numel()
+            return keep_masks([s.abs()], n - round_half_up((1.0 - self._sparsity) * n))[0]
+        return s > 0  # bernoulli / hard-concrete, deterministic
+
+    def masks(self) -> dict[str, Tensor]:
+        """``{name: bool mask}`` of the current deterministic (eval-mode) masks."""
+        return {name: self.mask(m) != 0 for name, m in self.members.items()}
+
+    def achieved_sparsity(self) -> dict:
+        """``{"overall": float, "per_tensor": {name: float}}`` of the current masks
+        (fraction of entries removed)."""
+        per, removed, total = {}, 0, 0
+        for name, keep in self.masks().items():
+            n, kept = keep.numel(), int(torch.count_nonzero(keep))
+            per[name] = (n - kept) / n if n else 0.0
+            removed, total = removed + n - kept, total + n
+        return {"overall": removed / total if total else 0.0, "per_tensor": per}
+
+    def l0_penalty(self) -> Tensor:
+        """Expected fraction of non-zero hard-concrete gates (Louizos et al. 2018,
+        eq. 12, normalised by the number of gates):
+        ``mean_j sigmoid(s_j - beta * log(-gamma / zeta))``; differentiable in the
+        scores. Defined for every rule (it reads the scores as ``log alpha``)."""
+        shift = BETA * math.log(-GAMMA / ZETA)
+        members = list(self.members.values())
+        total = sum(m.scores.numel() for m in members)
+        return sum(torch.sigmoid(m.scores - shift).sum() for m in members) / total
+
+    # -- fixed state (tickets) ------------------------------------------------
+    def fix(self, masks: dict[str, Tensor] | None = None) -> None:
+        """Freeze the masks: to ``masks`` (``{name: bool tensor}``) or, by
+        default, to the current deterministic masks. A fixed mask no longer
+        depends on the scores (they receive no gradient) nor on the mode."""
+        masks = self.masks() if masks is None else masks
+        missing = sorted(set(self.members) - set(masks))
+        if missing:
+            raise UserError(f"fixed masks missing for {missing}")
+        for name, m in self.members.items():
+            keep = torch.as_tensor(masks[name])
+            if tuple(keep.shape) != tuple(m.scores.shape):
+                raise UserError(
+                    f"mask for {name!r} has shape {tuple(keep.shape)}; "
+                    f"allowed: {tuple(m.scores.shape)}"
+                )
+            m.fixed = keep.to(device=m.scores.device, dtype=torch.bool).clone()
+        self.fixed = True
+        self.invalidate()
+
+    def unfix(self) -> None:
+        """Return to masks computed from the scores."""
+        for m in self.members.values():
+            m.fixed = None
+        self.fixed = False
+        self.invalidate()
+
+    def __repr__(self) -> str:
+        return (
+            f"MaskGroup(rule={self.rule!r}, sparsity={self._sparsity:g}, scale={self.scale!r}, "
+            f"tensors={len(self.members)}, fixed={self.fixed})"
+        )

@@ -1,0 +1,244 @@
+"""Shared plumbing of the metrics: input checks, the undirected graph view,
+unit rows, node sampling and batched breadth-first search.
+
+Conventions used by every metric (stated once here, repeated in docstrings):
+
+* ``edge_index`` is read as an **undirected, unweighted, simple** graph: the
+  direction of each entry is ignored, duplicates collapse and self-loops are
+  dropped. PyG's convention of storing both directions therefore gives the same
+  graph as storing one.
+* Work is done on ``x.device`` in float64 (cheap at ``N x d`` and ``E x d``, and
+  it keeps the closed forms and the ``sqrt(2 - 2 cos)`` distances accurate for
+  nearly identical rows). Hop distances are found on the CPU.
+* ``chunk_size`` bounds the number of entries of any pairwise block (a row
+  block of the distance matrix holds ``chunk_size // N`` rows, an edge block
+  ``chunk_size // d`` edges), so nothing ``N x N`` is formed once
+  ``N * N > chunk_size``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gnnmask.errors import UserError, check_choice
+
+#: Default block budget: entries per pairwise block (32 MiB in float64).
+DEFAULT_CHUNK = 1 << 22
+#: Sampled metrics are exact by default up to this many nodes.
+EXACT_MAX_NODES = 10_000
+#: Default number of sampled source nodes above ``EXACT_MAX_NODES``.
+DEFAULT_SAMPLES = 1024
+_BFS_BATCH = 512  # sources per batched BFS: 8 uint64 words per node
+
+
+# ----------------------------------------------------------------- checks ---
+
+def check_x(x) -> Tensor:
+    """Validate node features; return them as a floating ``[N, d]`` tensor."""
+    if not isinstance(x, Tensor):
+        raise UserError(f"x must be a torch.Tensor of shape [N, d]; got {type(x).__name__}")
+    if x.dim() != 2:
+        raise UserError(f"x must have shape [N, d]; got shape {list(x.shape)}")
+    if not x.is_floating_point():
+        x = x.float()
+    if not bool(torch.isfinite(x).all()):
+        raise UserError("x contains NaN or infinite values; all features must be finite")
+    return x.detach()
+
+
+def check_labels(y, num_nodes: int, device) -> Tensor:
+    """Validate class labels: integers ``>= 0``, shape ``[N]`` (or ``[N, 1]``)."""
+    if not isinstance(y, Tensor):
+        raise UserError(f"y must be a torch.Tensor of N integer labels; got {type(y).__name__}")
+    if y.dim() == 2 and y.shape[1] == 1:
+        y = y.view(-1)
+    if y.dim() != 1 or y.numel() != num_nodes:
+        raise UserError(f"y must have shape [{num_nodes}] (one label per row of x); "
+                        f"got shape {list(y.shape)}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise UserError(f"y must hold integer class labels; got dtype {y.dtype}")
+    if num_nodes and int(y.min()) < 0:
+        raise UserError(f"y must hold class labels >= 0; got {int(y.min())}")
+    return y.to(device=device, dtype=torch.long)
+
+
+def check_positive(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return value
+
+
+def check_target(target: str) -> str:
+    check_choice("MAD target", target, ("all", "neighbors", "remote"))
+    return target
+
+
+# ------------------------------------------------------------------ graph ---
+
+class Graph:
+    """Undirected simple graph on ``num_nodes`` nodes: each edge once as
+    ``row < col`` (sorted), on the device of the features.
+
+    Build with :func:`as_graph`; metric functions accept a ``Graph`` wherever
+    they accept ``edge_index``, so callers evaluating many metrics (e.g.
+    :func:`~gnnmask.metrics.compute_metrics`) coalesce the edges only once.
+    """
+
+    def __init__(self, row: Tensor, col: Tensor, num_nodes: int):
+        self.row, self.col, self.num_nodes = row, col, num_nodes
+
+    @property
+    def num_edges(self) -> int:
+        """Number of undirected edges."""
+        return self.row.numel()
+
+    def to(self, device) -> Graph:
+        if self.row.device == torch.device(device):
+            return self
+        return Graph(self.row.to(device), self.col.to(device), self.num_nodes)
+
+    @cached_property
+    def degree(self) -> Tensor:
+        """Node degrees (neighbours), int64, on the graph's device."""
+        ones = torch.ones_like(self.row)
+        deg = torch.zeros(self.num_nodes, dtype=torch.long, device=self.row.device)
+        return deg.index_add_(0, self.row, ones).index_add_(0, self.col, ones)
+
+    @cached_property
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """Symmetric CSR structure ``(indptr, indices)`` as numpy arrays (CPU)."""
+        r, c = self.row.cpu().numpy(), self.col.cpu().numpy()
+        src, dst = np.concatenate([r, c]), np.concatenate([c, r])
+        order = np.argsort(src, kind="stable")
+        indptr = np.zeros(self.num_nodes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=self.num_nodes), out=indptr[1:])
+        return indptr, dst[order]
+
+
+def as_graph(edge_index, num_nodes: int, device) -> Graph:
+    """Validate ``edge_index`` ``[2, E]`` and return the undirected simple graph."""
+    if isinstance(edge_index, Graph):
+        if edge_index.num_nodes != num_nodes:
+            raise UserError(f"graph has {edge_index.num_nodes} nodes but x has "
+                            f"{num_nodes} rows; they must match")
+        return edge_index.to(device)
+    if edge_index is None:
+        raise UserError("this metric needs edge_index (a [2, E] tensor); got None")
+    if not isinstance(edge_index, Tensor):
+        raise UserError(f"edge_index must be a torch.Tensor of shape [2, E]; "
+                        f"got {type(edge_index).__name__}")
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise UserError(f"edge_index must have shape [2, E]; got shape {list(edge_index.shape)}")
+    if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
+        raise UserError(f"edge_index must hold integer node ids; got dtype {edge_index.dtype}")
+    ei = edge_index.to(device=device, dtype=torch.long)
+    if ei.numel():
+        lo, hi = int(ei.min()), int(ei.max())
+        if lo < 0 or hi >= num_nodes:
+            bad = lo if lo < 0 else hi
+            raise UserError(f"edge_index holds node id {bad}; allowed ids are 0..{num_nodes - 1} "
+                            f"(x has {num_nodes} rows)")
+    a, b = torch.minimum(ei[0], ei[1]), torch.maximum(ei[0], ei[1])
+    keep = a != b
+    key = torch.unique(a[keep] * num_nodes + b[keep])
+    return Graph(key // num_nodes, key % num_nodes, num_nodes)
+
+
+# ------------------------------------------------------------- unit rows ---
+
+def unit_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows scaled to unit norm in float64, and the mask of non-zero rows.
+
+    Zero rows stay zero (they have no direction; every metric documents how it
+    treats them)."""
+    x64 = x.to(torch.float64)
+    norm = torch.linalg.vector_norm(x64, dim=1)
+    nonzero = norm > 0
+    return x64 / torch.where(nonzero, norm, 1.0).unsqueeze(1), nonzero
+
+
+def direction_groups(xh: Tensor) -> tuple[Tensor, Tensor]:
+    """Group id of every row of ``xh`` (rows with bit-identical entries share a
+    group) and the size of each row's group."""
+    _, gid, counts = torch.unique(xh + 0.0, dim=0, return_inverse=True, return_counts=True)
+    return gid, counts[gid]
+
+
+def row_blocks(num_rows: int, row_len: int, chunk_size: int):
+    """Yield ``slice``s of rows so that one block holds ``<= chunk_size`` entries
+    (at least one row)."""
+    step = max(1, chunk_size // max(1, row_len))
+    for start in range(0, num_rows, step):
+        yield slice(start, min(start + step, num_rows))
+
+
+# -------------------------------------------------------------- sampling ---
+
+def pick_sources(n: int, exact: bool | None, num_samples: int, seed: int,
+                 device) -> tuple[Tensor, bool]:
+    """Source rows of a row-sampled metric: all rows when exact, else
+    ``num_samples`` rows drawn uniformly without replacement (fixed ``seed``).
+
+    ``exact=None`` means exact iff ``n <= EXACT_MAX_NODES``; a sample that
+    would cover every row is exact too. Returns ``(sorted indices, is_exact)``.
+    """
+    if exact is None:
+        exact = n <= EXACT_MAX_NODES
+    if exact or num_samples >= n:
+        return torch.arange(n, device=device), True
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(n, generator=gen)[:num_samples].sort().values
+    return idx.to(device), False
+
+
+# ------------------------------------------------------------------- BFS ---
+
+def hop_balls(graph: Graph, sources: np.ndarray, radii: tuple[int, ...],
+              chunk_size: int) -> dict[int, np.ndarray]:
+    """Balls ``{j : hop(source_b, j) <= r}`` for each ``r`` in ``radii``.
+
+    Level-synchronous BFS from up to 512 sources at once, one bit per source
+    (``uint64`` words, so a pull step is one gather and one
+    ``bitwise_or.reduceat`` per node block). Radii must be ``>= 1``; the search
+    stops expanding once no source has a frontier left. Returns, per radius, a packed
+    ``[N, ceil(B / 64)]`` uint64 array: bit ``b`` of row ``j`` is set iff node
+    ``j`` lies within ``r`` hops of ``sources[b]`` (sources are in their own
+    ball). :func:`unpack_ball` turns words into boolean columns.
+    """
+    indptr, indices = graph.csr
+    n, b = graph.num_nodes, len(sources)
+    words = (b + 63) // 64
+    seen = np.zeros((n, words), dtype=np.uint64)
+    cols = np.arange(b)
+    seen[sources, cols >> 6] |= np.left_shift(np.uint64(1), (cols & 63).astype(np.uint64))
+    frontier, balls = seen.copy(), {}
+    # Node blocks for the pull step; each gathers about chunk_size words.
+    deg = np.diff(indptr)
+    per_block = max(1, chunk_size // words)
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], per_block), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    for hop in range(1, max(radii) + 1):
+        if frontier.any():
+            reached = np.zeros_like(seen)
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                rows = lo + np.flatnonzero(deg[lo:hi])
+                if rows.size:
+                    gathered = frontier[indices[indptr[lo]:indptr[hi]]]
+                    reached[rows] = np.bitwise_or.reduceat(
+                        gathered, indptr[rows] - indptr[lo], axis=0)
+            frontier = reached & ~seen
+            seen |= frontier
+        if hop in radii:
+            balls[hop] = seen.copy()
+    return balls
+
+
+def unpack_ball(packed: np.ndarray, word: int, count: int, device) -> Tensor:
+    """Boolean ``[N, count]`` columns of word ``word`` of a packed ball."""
+    bytes_ = np.ascontiguousarray(packed[:, word]).astype("<u8").view(np.uint8)
+    bits = np.unpackbits(bytes_.reshape(-1, 8), axis=1, count=count, bitorder="little")
+    return torch.from_numpy(bits.view(np.bool_)).to(device)

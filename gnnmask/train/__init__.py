@@ -1,0 +1,10 @@
+"""The training engine (one loop for every method), run configs and records."""
+
+from gnnmask.train.config import RunConfig, resolve_config
+from gnnmask.train.engine import build, count_parameters, resolve_device, seed_everything, train
+from gnnmask.train.records import read_json, versions, write_json_atomic
+
+__all__ = [
+    "RunConfig", "build", "count_parameters", "read_json", "resolve_config", "resolve_device",
+    "seed_everything", "train", "versions", "write_json_atomic",
+]

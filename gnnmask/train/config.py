@@ -1,0 +1,126 @@
+"""The run configuration: one flat, JSON-serialisable record of every choice.
+
+Fields left at ``None`` are filled from the chosen method's ``defaults`` and
+then from :data:`FALLBACKS` by :func:`resolve_config`, so the record a run
+writes always holds the concrete values that were used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from gnnmask.errors import UserError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunConfig:
+    # data
+    dataset: str = "csbm"
+    data_root: str | None = None
+    split: int = 0
+    # model
+    model: str = "gcn"
+    layers: int = 2
+    hidden: int = 64
+    dropout: float | None = None
+    activation: str = "relu"
+    norm: str = "none"
+    residual: str = "none"
+    bias: bool | None = None
+    heads: int = 1
+    # method
+    method: str = "dense"
+    sparsity: float | None = None
+    mask_rule: str | None = None
+    weight_init: str | None = None
+    score_init: str | None = None
+    schedule: str | None = None
+    schedule_end: float | None = None
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 0.01
+    weight_decay: float | None = None
+    epochs: int = 200
+    patience: int = 0
+    # run
+    seed: int = 0
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UserError(f"unknown config keys {unknown}; allowed: {sorted(names)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+#: Values for fields still ``None`` after the method's defaults were applied.
+FALLBACKS: dict[str, Any] = {
+    "dropout": 0.5,
+    "bias": True,
+    "weight_decay": 5e-4,
+}
+
+
+def resolve_config(config: RunConfig) -> RunConfig:
+    """Fill ``None`` fields from the method defaults, then validate everything."""
+    from gnnmask.methods import get_method_class
+
+    method_cls = get_method_class(config.method)
+    values = config.to_dict()
+    for key, value in {**FALLBACKS, **method_cls.defaults}.items():
+        if values.get(key) is None:
+            values[key] = value
+    for key, value in FALLBACKS.items():
+        if values.get(key) is None:
+            values[key] = value
+    resolved = RunConfig.from_dict(values)
+    validate_config(resolved)
+    return resolved
+
+
+def validate_config(c: RunConfig) -> None:
+    """Raise :class:`UserError` with one line for the first invalid field."""
+    from gnnmask.models import MODELS
+
+    if c.model not in MODELS:
+        raise UserError(f"unknown model {c.model!r}; allowed: {', '.join(sorted(MODELS))}")
+    if not isinstance(c.layers, int) or not 1 <= c.layers <= 128:
+        raise UserError(f"--layers {c.layers!r} is out of range; allowed: an integer 1..128")
+    if not isinstance(c.hidden, int) or c.hidden < 1:
+        raise UserError(f"--hidden {c.hidden!r} is invalid; allowed: a positive integer")
+    if c.heads < 1:
+        raise UserError(f"--heads {c.heads!r} is invalid; allowed: a positive integer")
+    if c.dropout is not None and not 0.0 <= c.dropout < 1.0:
+        raise UserError(f"--dropout {c.dropout!r} is out of range; allowed: 0 <= dropout < 1")
+    if c.sparsity is not None and not 0.0 <= c.sparsity < 1.0:
+        raise UserError(f"--sparsity {c.sparsity!r} is out of range; allowed: 0 <= sparsity < 1")
+    if c.schedule_end is not None and not 0.0 < c.schedule_end <= 1.0:
+        raise UserError(
+            f"--schedule-end {c.schedule_end!r} is out of range; allowed: 0 < fraction <= 1"
+        )
+    if c.optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {c.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if not c.lr > 0:
+        raise UserError(f"--lr {c.lr!r} is invalid; allowed: a positive number")
+    if c.weight_decay is not None and c.weight_decay < 0:
+        raise UserError(f"--weight-decay {c.weight_decay!r} is invalid; allowed: >= 0")
+    if not isinstance(c.epochs, int) or c.epochs < 1:
+        raise UserError(f"--epochs {c.epochs!r} is invalid; allowed: a positive integer")
+    if c.patience < 0:
+        raise UserError(f"--patience {c.patience!r} is invalid; allowed: 0 (off) or more")
+    if c.device not in DEVICES and not str(c.device).startswith("cuda:"):
+        raise UserError(f"unknown device {c.device!r}; allowed: auto, cpu, cuda, cuda:N")

@@ -1,0 +1,211 @@
+"""The one training engine: full-batch node classification for every method.
+
+:func:`train` resolves a :class:`~gnnmask.train.config.RunConfig`, loads the
+data, builds the model, lets the chosen :class:`~gnnmask.methods.Method` prepare
+it, and runs the loop::
+
+    for epoch in range(epochs):
+        method.on_epoch_start(epoch, model)
+        loss = CE(model(x)[train]) + method.penalty(model)
+        loss.backward(); method.after_backward(...)
+        optimizer.step(); method.after_step(...)
+        evaluate; keep the state with the best validation accuracy
+
+The returned record holds the resolved config, versions, per-epoch values and
+the final metrics of the model selected at the best validation accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from gnnmask.errors import UserError
+from gnnmask.train.config import RunConfig, resolve_config
+from gnnmask.train.records import versions
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available; allowed: auto, cpu")
+    return torch.device(name)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """``(total, nonzero)`` over the network's effective weights and biases.
+
+    Parametrized tensors (e.g. masked weights) count with their effective,
+    masked value; mask scores are not network parameters and are not counted.
+    """
+    total = nonzero = 0
+    with torch.no_grad():
+        for module in model.modules():
+            tensors = [p for n, p in module.named_parameters(recurse=False)]
+            if parametrize.is_parametrized(module):
+                tensors += [getattr(module, n) for n in module.parametrizations]
+            if isinstance(module, parametrize.ParametrizationList):
+                continue
+            for t in tensors:
+                if t is None or isinstance(t, nn.parameter.UninitializedParameter):
+                    continue
+                total += t.numel()
+                nonzero += int(torch.count_nonzero(t))
+    return total, nonzero
+
+
+
+def build(config: RunConfig, data):
+    """Build the model for ``config`` on ``data`` and let the method prepare it."""
+    from gnnmask.methods import get_method_class
+    from gnnmask.models import build_model
+
+    method = get_method_class(config.method)(config)
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.model, data.num_features, config.hidden, data.num_classes, config.layers,
+        dropout=config.dropout, activation=config.activation, bias=config.bias,
+        norm=config.norm, residual=config.residual, heads=config.heads,
+    )
+    model = method.prepare(model, data)
+    return model, method
+
+
+def _evaluate(model, data, evaluate_accuracy) -> tuple[dict[str, float], float]:
+    model.eval()
+    with torch.no_grad():
+        out = model(data.x, data.edge_index)
+        val_loss = float(F.cross_entropy(out[data.val_mask], data.y[data.val_mask]))
+        pred = out.argmax(dim=-1)
+    accs = {
+        f"{split}_acc": evaluate_accuracy(data, pred, getattr(data, f"{split}_mask"))
+        for split in ("train", "val", "test")
+    }
+    return accs, val_loss
+
+
+def train(
+    config: RunConfig,
+    data=None,
+    *,
+    progress: bool = False,
+    return_model: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], nn.Module]:
+    """Train one model for one seed and return its record.
+
+    Args:
+        config: the run configuration (``None`` fields take method defaults).
+        data: a PyG ``Data`` with ``train/val/test_mask`` and ``num_classes``;
+            loaded from ``config.dataset`` when omitted.
+        progress: show a tqdm progress bar.
+        return_model: also return the trained model (best validation state).
+    """
+    from gnnmask.data import evaluate_accuracy, load_dataset
+
+    config = resolve_config(config)
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    if data is None:
+        data = load_dataset(
+            config.dataset, root=config.data_root, split=config.split, seed=config.seed
+        )
+    data = data.to(device)
+    model, method = build(config, data)
+    model = model.to(device)
+    optimizer = OPTIMIZERS[config.optimizer](
+        method.parameters(model), lr=config.lr, weight_decay=config.weight_decay
+    )
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
+    bad_epochs = 0
+    epochs = range(config.epochs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(epochs, desc=f"{config.method} L{config.layers} seed {config.seed}",
+                   leave=False, dynamic_ncols=True)
+        epochs = bar
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    started = time.perf_counter()
+    for epoch in epochs:
+        method.on_epoch_start(epoch, model)
+        sync()
+        t0 = time.perf_counter()
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        out = model(data.x, data.edge_index)
+        loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+        penalty = method.penalty(model)
+        if penalty is not None:
+            loss = loss + penalty
+        loss.backward()
+        method.after_backward(epoch, model)
+        optimizer.step()
+        method.after_step(epoch, model, optimizer)
+        sync()
+        step_s = time.perf_counter() - t0
+        accs, val_loss = _evaluate(model, data, evaluate_accuracy)
+        row = {"epoch": epoch, "loss": loss.item(), "val_loss": val_loss, **accs,
+               "step_s": step_s, **method.epoch_info(model)}
+        history.append(row)
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
+                            test=f"{accs['test_acc']:.3f}")
+        if method.selectable(epoch):
+            if accs["val_acc"] > best["val_acc"]:
+                best = {"val_acc": accs["val_acc"], "epoch": epoch,
+                        "state": copy.deepcopy(model.state_dict())}
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+                if config.patience and bad_epochs >= config.patience:
+                    break
+    if bar is not None:
+        bar.close()
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    final, _ = _evaluate(model, data, evaluate_accuracy)
+    total, nonzero = count_parameters(model)
+    steps = [r["step_s"] for r in history]
+    record = {
+        "config": config.to_dict(),
+        "seed": config.seed,
+        "versions": versions(),
+        "device": str(device),
+        "dataset_stats": {"nodes": int(data.num_nodes), "edges": int(data.edge_index.size(1)),
+                          "features": int(data.num_features), "classes": int(data.num_classes)},
+        "model_repr": repr(model),
+        "method": method.export(model),
+        "best_epoch": best["epoch"],
+        **final,
+        "params": total,
+        "nonzero_params": nonzero,
+        "epoch_time_s": statistics.median(steps),
+        "total_time_s": time.perf_counter() - started,
+        "epochs_run": len(history),
+        "history": history,
+    }
+    method.finalize(model)
+    return (record, model) if return_model else record

@@ -1,0 +1,31 @@
+"""Shared fixtures: the data root of the shared benchmark files, small graphs."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path | None:
+    """``GNNMASK_DATA`` if set, else ``../shared/datasets`` beside the repo."""
+    env = os.environ.get("GNNMASK_DATA")
+    root = Path(env) if env else REPO.parent / "shared" / "datasets"
+    return root if (root / "planetoid" / "Cora" / "raw").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = shared_data_root()
+    if root is None:
+        pytest.skip("shared datasets not found: set GNNMASK_DATA to the shared datasets folder")
+    return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Processed datasets go to a per-session cache, never a user's own."""
+    if "GNNMASK_CACHE" not in os.environ:
+        os.environ["GNNMASK_CACHE"] = str(tmp_path_factory.mktemp("gnnmask-cache"))
+    yield

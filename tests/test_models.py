@@ -1,0 +1,107 @@
+"""Deep GNN models: every architecture at depth 1, 2 and 32, options and errors."""
+
+import pytest
+import torch
+from torch_geometric.nn import GCNConv
+from torch_geometric.utils import to_undirected
+
+from gnnmask.errors import UserError
+from gnnmask.models import MODELS, build_model
+from gnnmask.models.deep import normalized_adjacency
+
+
+@pytest.fixture(scope="module")
+def graph():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 6, generator=g)
+    edge_index = to_undirected(torch.randint(0, 30, (2, 80), generator=g), num_nodes=30)
+    return x, edge_index
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("layers", [1, 2, 32])
+def test_forward_backward_every_model_and_depth(graph, name, layers):
+    x, edge_index = graph
+    torch.manual_seed(0)
+    model = build_model(name, 6, 8, 3, layers, heads=2, dropout=0.1)
+    out, hidden = model(x, edge_index, return_hidden=True)
+    assert out.shape == (30, 3)
+    assert torch.isfinite(out).all()
+    assert hidden[0] is x
+    n_hidden = {"gcnii": layers, "appnp": 0}.get(name, layers - 1)
+    assert len(hidden) == 1 + n_hidden
+    assert len(model.trace_modules()) == n_hidden
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
+
+
+def test_gcn_matches_pyg_gcnconv_on_edge_index(graph):
+    """The CSR propagation equals PyG's own normalising GCNConv on edge_index."""
+    x, edge_index = graph
+    model = build_model("gcn", 6, 8, 3, 1, bias=True, dropout=0.0)
+    ref = GCNConv(6, 3)
+    ref.load_state_dict(model.convs[0].state_dict())
+    assert torch.allclose(model(x, edge_index), ref(x, edge_index), atol=1e-6)
+
+
+def test_normalized_adjacency_is_symmetric_with_self_loops(graph):
+    x, edge_index = graph
+    a = normalized_adjacency(edge_index, 30).to_dense()
+    assert torch.allclose(a, a.T)
+    deg = (a != 0).sum(1)  # neighbours + self loop
+    assert torch.allclose(a.diagonal(), 1.0 / deg.float())
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "pair", "layer"])
+@pytest.mark.parametrize("residual", ["none", "plain", "initial"])
+def test_norm_and_residual_options(graph, norm, residual):
+    x, edge_index = graph
+    model = build_model("gcn", 6, 8, 3, 4, norm=norm, residual=residual)
+    assert model(x, edge_index).shape == (30, 3)
+
+
+def test_residual_changes_output(graph):
+    x, edge_index = graph
+    outs = []
+    for residual in ("none", "plain"):
+        torch.manual_seed(1)
+        outs.append(build_model("gcn", 6, 8, 3, 4, residual=residual, dropout=0.0).eval()(
+            x, edge_index))
+    assert not torch.allclose(*outs)
+
+
+def test_bias_off_removes_biases():
+    model = build_model("gcn", 6, 8, 3, 3, bias=False)
+    assert not [n for n, _ in model.named_parameters() if n.endswith("bias")]
+
+
+def test_reset_parameters_redraws(graph):
+    model = build_model("sage", 6, 8, 3, 2)
+    before = [p.clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_repr_is_informative():
+    text = repr(build_model("gat", 6, 8, 3, 5, heads=2, norm="pair"))
+    assert "gat" in text and "x 5" in text and "norm=pair" in text
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(name="mlp"), "unknown model 'mlp'"),
+        (dict(layers=0), "layers 0"),
+        (dict(layers=129), "layers 129"),
+        (dict(hidden=-4), "hidden -4"),
+        (dict(norm="group"), "unknown norm 'group'"),
+        (dict(residual="dense"), "unknown residual 'dense'"),
+        (dict(activation="swish"), "unknown activation 'swish'"),
+    ],
+)
+def test_bad_options_raise_user_error(kwargs, match):
+    args = dict(name="gcn", in_dim=6, hidden=8, out_dim=3, layers=2)
+    args.update(kwargs)
+    with pytest.raises(UserError, match=match):
+        build_model(**args)
