@@ -245,8 +245,10 @@ def test_evaluate_accuracy_plain():
 
 @pytest.mark.parametrize("call, pattern", [
     (lambda: load_dataset("cora2"), r"unknown dataset 'cora2'; allowed: cora, citeseer, .*csbm"),
-    (lambda: load_dataset("texas", split=10), r"'texas' 10 out of range; allowed: 0\.\.9"),
-    (lambda: load_dataset("cora", split=1), r"split for dataset 'cora' 1 .*allowed: 0\.\.0"),
+    (lambda: load_dataset("texas", split=10),
+     r"split 10 out of range for dataset 'texas'; allowed: 0\.\.9$"),
+    (lambda: load_dataset("cora", split=1),
+     r"split 1 out of range for dataset 'cora'; allowed: 0 \(the dataset has one fixed split\)"),
     (lambda: load_dataset("csbm", seed=-1), r"seed -1 out of range"),
     (lambda: load_dataset("csbm", degree=3), r"unknown csbm parameter 'degree'; allowed: nodes"),
     (lambda: load_dataset("csbm", homophily=1.5), r"homophily=1.5 out of range; allowed: 0\.\.1"),
@@ -292,6 +294,30 @@ def test_resolve_root_precedence(tmp_path, monkeypatch):
     assert cache_root(a) != cache_root(b) and cache_root(a) == cache_root(tmp_path / "a/../a")
     rows = {r["name"]: r["available"] for r in list_datasets(b)}
     assert rows == {n: n == "csbm" for n in DATASETS}
+
+
+@needs_shared
+def test_cache_links_raw_files_and_rebuilds_on_change(tmp_path, cache_env):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(SHARED / "webkb" / "texas", root / "webkb" / "texas")
+    first = load_dataset("texas", root=root)
+    entry = cache_root(root) / "webkb" / "texas"
+    assert entry.is_relative_to(cache_env) and (entry / "raw").is_dir()
+    link = entry / "raw" / "out1_graph_edges.txt"
+    assert link.is_symlink() and link.resolve() == root / "webkb/texas/raw/out1_graph_edges.txt"
+    processed = entry / "processed" / "data.pt"
+    mtime = processed.stat().st_mtime_ns
+    load_dataset("texas", root=root)
+    assert processed.stat().st_mtime_ns == mtime
+    # A changed source file invalidates the entry: the graph is processed again.
+    edges = root / "webkb/texas/raw/out1_graph_edges.txt"
+    lines = edges.read_text().splitlines()
+    edges.write_text("\n".join(lines[:-1]) + "\n")  # drop one edge
+    second = load_dataset("texas", root=root)
+    assert processed.stat().st_mtime_ns != mtime
+    assert second.num_edges < first.num_edges
 
 
 @needs_shared

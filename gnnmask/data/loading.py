@@ -44,10 +44,12 @@ def _index_mask(idx: torch.Tensor, n: int) -> torch.Tensor:
     return mask
 
 
-def _check_int(what: str, value, allowed: str, upper: int | None = None) -> int:
+def _check_int(what: str, value, upper: int | None = None, where: str = "") -> int:
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
     if not ok or (upper is not None and value >= upper):
-        raise UserError(f"{what} {value!r} out of range; allowed: {allowed}")
+        allowed = ("a non-negative integer" if upper is None else
+                   "0 (the dataset has one fixed split)" if upper == 1 else f"0..{upper - 1}")
+        raise UserError(f"{what} {value!r} out of range{where}; allowed: {allowed}")
     return int(value)
 
 
@@ -103,10 +105,8 @@ def load_dataset(name: str, root=None, split: int = 0, seed: int = 0, **params) 
     downloaded.
     """
     info = get_info(name)
-    seed = _check_int("seed", seed, "a non-negative integer")
-    limit = info.splits
-    split = _check_int(f"split for dataset '{info.name}'", split,
-                       f"0..{limit - 1}" if limit else "a non-negative integer", limit)
+    seed = _check_int("seed", seed)
+    split = _check_int("split", split, info.splits, f" for dataset '{info.name}'")
     if info.name == "csbm":
         p = csbm_params(**params)
         x, edge_index, y = generate_csbm(**p, seed=seed)
@@ -116,11 +116,11 @@ def load_dataset(name: str, root=None, split: int = 0, seed: int = 0, **params) 
             raise UserError(f"dataset '{info.name}' takes no parameters; got "
                             f"{', '.join(sorted(params))}")
         data, idx = _load_pyg(info, resolve_root(root))
-        num_classes, n = info.classes, data.num_nodes
+        num_classes = info.classes
         if info.split == "geom-gcn":
             masks = tuple(data[k][:, split] for k in ("train_mask", "val_mask", "test_mask"))
         elif info.split == "ogb-time":
-            masks = tuple(_index_mask(idx[k], n) for k in ("train", "valid", "test"))
+            masks = tuple(_index_mask(idx[k], data.num_nodes) for k in ("train", "valid", "test"))
         elif info.split == "public":
             masks = (data.train_mask, data.val_mask, data.test_mask)
         else:

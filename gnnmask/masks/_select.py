@@ -41,14 +41,15 @@ def kth_smallest(values: Sequence[Tensor], k: int) -> tuple[Tensor, int, int]:
         sample = torch.cat([v[(i * 7919) % stride :: stride] for i, v in enumerate(values)])
         m = sample.numel()
         if m:
-            sample = sample.sort().values
             q = k / n
             delta = 5.0 * math.sqrt(q * (1.0 - q) / m) + 2.0 / m
             lo_i, hi_i = math.floor((q - delta) * m), math.ceil((q + delta) * m)
-            lo = sample[lo_i] if lo_i >= 0 else sample.new_tensor(-math.inf)
-            hi = sample[hi_i] if hi_i < m else sample.new_tensor(math.inf)
+            inf = sample.new_tensor(math.inf)
+            lo = sample.kthvalue(lo_i + 1).values if lo_i >= 0 else -inf
+            hi = sample.kthvalue(hi_i + 1).values if hi_i < m else inf
             below = _count(values, lambda v: v < lo)
-            band = torch.cat([v[(v >= lo) & (v <= hi)] for v in values])
+            # v <= hi and not v < lo, in one boolean op (lo <= hi)
+            band = torch.cat([v[(v <= hi) ^ (v < lo)] for v in values])
             if below < k <= below + band.numel():
                 t = band.kthvalue(k - below).values
                 return t, below + _count([band], lambda v: v < t), below + _count(
@@ -79,7 +80,9 @@ def keep_masks(values: Sequence[Tensor], k: int) -> list[Tensor]:
     if n_le > k:  # ties at t: drop only the first k - n_lt of them, keep the rest
         drop = k - n_lt
         for v, keep in zip(flat, keeps):
-            tied = (v == t).nonzero().view(-1)
-            keep[tied[drop:]] = True
-            drop = max(0, drop - tied.numel())
+            eq = v == t
+            if torch.count_nonzero(eq):  # cheap test; nonzero() only where ties are
+                tied = eq.nonzero().view(-1)
+                keep[tied[drop:]] = True
+                drop = max(0, drop - tied.numel())
     return [keep.view(v.shape) for keep, v in zip(keeps, values)]

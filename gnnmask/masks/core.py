@@ -80,20 +80,26 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def apply_mask(weight: Tensor, keep: Tensor, c: float) -> Tensor:
+    """``c * w ⊙ m`` for a boolean mask ``m`` (one ``where``, no float mask)."""
+    out = torch.where(keep, weight, 0.0)
+    return out.mul_(c) if c != 1.0 else out
+
+
 class _MaskedWeight(torch.autograd.Function):
-    """``W = w ⊙ mask`` where ``mask = c m`` is precomputed, with the
-    straight-through estimator ``dL/ds = dL/dm = c (dL/dW ⊙ w)``."""
+    """``W = c w ⊙ m`` for a fixed boolean ``m`` of this pass, with the
+    straight-through estimator ``dL/ds := dL/dm = c (dL/dW ⊙ w)``."""
 
     @staticmethod
-    def forward(ctx, weight, scores, mask, c):
-        ctx.save_for_backward(weight, mask)
+    def forward(ctx, weight, scores, keep, c):
+        ctx.save_for_backward(weight, keep)
         ctx.c = c
-        return weight * mask
+        return apply_mask(weight, keep, c)
 
     @staticmethod
     def backward(ctx, grad):
-        weight, mask = ctx.saved_tensors
-        grad_w = grad * mask if ctx.needs_input_grad[0] else None
+        weight, keep = ctx.saved_tensors
+        grad_w = apply_mask(grad, keep, ctx.c) if ctx.needs_input_grad[0] else None
         grad_s = grad * weight
         if ctx.c != 1.0:
             grad_s.mul_(ctx.c)
@@ -158,7 +164,7 @@ class ScoreMask(nn.Module):
         if self.bypass:
             return weight
         if g.fixed:
-            return weight * g.mask(self)
+            return apply_mask(weight, g.mask(self), g.factor)
         if self.training and g.rule == "bernoulli":
             return _BernoulliWeight.apply(weight, self.scores, g.factor)
         if self.training and g.rule == "hard-concrete":
@@ -174,8 +180,7 @@ class MaskGroup:
     """Everything the masks of one model share: rule, current sparsity, scale,
     the init recipe, and a cache of the current masks.
 
-    The cache is keyed on the current sparsity, the scale factor and the
-    ``(version, pointer)`` stamps of the score tensors, so a mask (and the
+    The cache is keyed on the current sparsity and the ``(version, pointer)`` stamps of the score tensors, so a mask (and the
     ``global`` threshold, pooled over all tensors) is computed once after each
     score update, however many times the weights are read and whichever
     sub-module is called. ``recomputations`` counts the computations (a
@@ -192,7 +197,6 @@ class MaskGroup:
         self.members: dict[str, ScoreMask] = {}
         self.targets: dict[str, tuple[nn.Module, str]] = {}
         self.requires_grad: dict[str, bool] = {}
-        self.hook_handles: list = []
         self.fixed = False
         self.recomputations = 0
         self._sparsity = check_sparsity(sparsity)
@@ -220,41 +224,33 @@ class MaskGroup:
         self._cache.clear()
         self._global_key = None
 
-    def _float(self, keep: Tensor, dtype) -> Tensor:
-        m = keep.to(dtype)
-        return m.mul_(self.factor) if self.factor != 1.0 else m
-
     @torch.no_grad()
     def mask(self, member: ScoreMask) -> Tensor:
-        """The deterministic mask of ``member`` times ``c`` (cached, no grad)."""
+        """The deterministic boolean mask of ``member`` (cached; do not modify)."""
         with torch.inference_mode(False):
-            head = (self._sparsity, self.factor, self.fixed)
+            head = (self._sparsity,)
             if self.rule == "global" and not self.fixed:
                 key = head + tuple(_stamp(m.scores) for m in self.members.values())
                 if key != self._global_key:
                     members = list(self.members.values())
                     k = round_half_up(self._sparsity * sum(m.scores.numel() for m in members))
                     keeps = keep_masks([m.scores for m in members], k)
-                    self._cache = {
-                        m.name: (key, self._float(keep, m.scores.dtype))
-                        for m, keep in zip(members, keeps)
-                    }
+                    self._cache = {m.name: (key, keep) for m, keep in zip(members, keeps)}
                     self._global_key = key
                     self.recomputations += 1
                 return self._cache[member.name][1]
-            source = member.fixed if self.fixed else member.scores
-            key = head + (_stamp(source),)
+            if self.fixed:
+                return member.fixed
+            key = head + (_stamp(member.scores),)
             hit = self._cache.get(member.name)
             if hit is None or hit[0] != key:
-                hit = (key, self._float(self._keep(member), member.scores.dtype))
+                hit = (key, self._keep(member))
                 self._cache[member.name] = hit
                 self._global_key = None
                 self.recomputations += 1
             return hit[1]
 
     def _keep(self, member: ScoreMask) -> Tensor:
-        if self.fixed:
-            return member.fixed
         s = member.scores
         if self.rule == "topk":
             n = s.numel()
@@ -263,7 +259,7 @@ class MaskGroup:
 
     def masks(self) -> dict[str, Tensor]:
         """``{name: bool mask}`` of the current deterministic (eval-mode) masks."""
-        return {name: self.mask(m) != 0 for name, m in self.members.items()}
+        return {name: self.mask(m) for name, m in self.members.items()}
 
     def achieved_sparsity(self) -> dict:
         """``{"overall": float, "per_tensor": {name: float}}`` of the current masks

@@ -26,13 +26,12 @@ from torch import Tensor
 
 from gnnmask.errors import UserError, check_choice
 
-#: Default block budget: entries per pairwise block (32 MiB in float64).
-DEFAULT_CHUNK = 1 << 22
+#: Default block budget: entries per pairwise block (8 MiB in float64).
+DEFAULT_CHUNK = 1 << 20
 #: Sampled metrics are exact by default up to this many nodes.
 EXACT_MAX_NODES = 10_000
 #: Default number of sampled source nodes above ``EXACT_MAX_NODES``.
 DEFAULT_SAMPLES = 1024
-_BFS_BATCH = 512  # sources per batched BFS: 8 uint64 words per node
 
 
 # ----------------------------------------------------------------- checks ---
@@ -163,17 +162,50 @@ def unit_rows(x: Tensor) -> tuple[Tensor, Tensor]:
 
 def direction_groups(xh: Tensor) -> tuple[Tensor, Tensor]:
     """Group id of every row of ``xh`` (rows with bit-identical entries share a
-    group) and the size of each row's group."""
-    _, gid, counts = torch.unique(xh + 0.0, dim=0, return_inverse=True, return_counts=True)
+    group) and the size of each row's group.
+
+    Exact: rows are bucketed by an integer hash of their float64 bit patterns
+    (order-independent, so identical rows always collide) and only rows in
+    shared buckets are compared entry by entry."""
+    n = xh.shape[0]
+    bits = (xh + 0.0).contiguous().view(torch.int64)  # + 0.0 maps -0.0 to 0.0
+    gen = torch.Generator().manual_seed(0x5EED)
+    mult = torch.randint(1, 1 << 20, (2, xh.shape[1]), generator=gen).to(xh.device)
+    # 32-bit halves times 20-bit multipliers: no int64 overflow for d <= 2**10;
+    # wider rows fall back to the entrywise comparison of every row.
+    if xh.shape[1] <= 1 << 10:
+        key = ((bits & 0xFFFFFFFF) * mult[0]).sum(1) + ((bits >> 32) * mult[1]).sum(1)
+        _, gid, counts = torch.unique(key, return_inverse=True, return_counts=True)
+        shared = (counts[gid] > 1).nonzero().view(-1)
+    else:
+        gid = torch.zeros(n, dtype=torch.long, device=xh.device)
+        shared = torch.arange(n, device=xh.device)
+    if shared.numel():
+        _, sub, _ = torch.unique(bits[shared], dim=0, return_inverse=True, return_counts=True)
+        gid = gid.clone()
+        gid[shared] = n + sub  # ids >= n cannot clash with bucket ids < n
+    _, gid, counts = torch.unique(gid, return_inverse=True, return_counts=True)
     return gid, counts[gid]
 
 
+def spans(total: int, step: int):
+    """``slice(start, stop)`` over ``range(total)`` in steps of ``step``."""
+    for start in range(0, total, step):
+        yield slice(start, min(start + step, total))
+
+
 def row_blocks(num_rows: int, row_len: int, chunk_size: int):
-    """Yield ``slice``s of rows so that one block holds ``<= chunk_size`` entries
-    (at least one row)."""
-    step = max(1, chunk_size // max(1, row_len))
-    for start in range(0, num_rows, step):
-        yield slice(start, min(start + step, num_rows))
+    """Slices of rows so that one block holds ``<= chunk_size`` entries (at
+    least one row)."""
+    return spans(num_rows, max(1, chunk_size // max(1, row_len)))
+
+
+def tile_shape(num_rows: int, num_cols: int, chunk_size: int, max_rows: int = 512):
+    """``(rows, cols)`` of a pairwise tile with ``<= chunk_size`` entries: up to
+    ``max_rows`` rows (so each partner block is reused by many rows) and as
+    many columns as the budget allows."""
+    rows = max(1, min(num_rows, max_rows, chunk_size))
+    return rows, max(1, min(num_cols, chunk_size // rows))
 
 
 # -------------------------------------------------------------- sampling ---
@@ -197,48 +229,70 @@ def pick_sources(n: int, exact: bool | None, num_samples: int, seed: int,
 
 # ------------------------------------------------------------------- BFS ---
 
-def hop_balls(graph: Graph, sources: np.ndarray, radii: tuple[int, ...],
-              chunk_size: int) -> dict[int, np.ndarray]:
-    """Balls ``{j : hop(source_b, j) <= r}`` for each ``r`` in ``radii``.
+def _edge_positions(indptr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR positions of all edges of ``nodes`` (concatenated), and the offset of
+    each node's segment in that list. ``nodes`` must have degree > 0."""
+    starts, lens = indptr[nodes], indptr[nodes + 1] - indptr[nodes]
+    offsets = np.cumsum(lens) - lens
+    return np.repeat(starts - offsets, lens) + np.arange(offsets[-1] + lens[-1]), offsets
 
-    Level-synchronous BFS from up to 512 sources at once, one bit per source
-    (``uint64`` words, so a pull step is one gather and one
-    ``bitwise_or.reduceat`` per node block). Radii must be ``>= 1``; the search
-    stops expanding once no source has a frontier left. Returns, per radius, a packed
-    ``[N, ceil(B / 64)]`` uint64 array: bit ``b`` of row ``j`` is set iff node
-    ``j`` lies within ``r`` hops of ``sources[b]`` (sources are in their own
-    ball). :func:`unpack_ball` turns words into boolean columns.
+
+def hop_balls(graph: Graph, sources: np.ndarray, radii: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """Balls ``{j : hop(source_b, j) <= r}`` of up to 64 sources, for each
+    ``r >= 1`` in ``radii``.
+
+    Level-synchronous BFS of all sources at once, one bit per source in a
+    ``uint64`` word per node (the word table stays in cache). Each level
+    *pushes* from the frontier while it is small and otherwise *pulls* into the
+    nodes not yet reached by every source (a gather plus a
+    ``bitwise_or.reduceat``); the search stops once no frontier is left.
+    Returns, per radius, an ``[N]`` uint64 array whose bit ``b`` is set iff the
+    node lies within ``r`` hops of ``sources[b]`` (a source is in its own ball).
     """
     indptr, indices = graph.csr
-    n, b = graph.num_nodes, len(sources)
-    words = (b + 63) // 64
-    seen = np.zeros((n, words), dtype=np.uint64)
-    cols = np.arange(b)
-    seen[sources, cols >> 6] |= np.left_shift(np.uint64(1), (cols & 63).astype(np.uint64))
+    n, nnz = graph.num_nodes, len(indices)
+    one = np.uint64(1)
+    bits = np.left_shift(one, np.arange(len(sources), dtype=np.uint64))
+    everyone = np.bitwise_or.reduce(bits)
+    seen = np.zeros(n, dtype=np.uint64)
+    seen[sources] = bits
     frontier, balls = seen.copy(), {}
-    # Node blocks for the pull step; each gathers about chunk_size words.
-    deg = np.diff(indptr)
-    per_block = max(1, chunk_size // words)
-    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], per_block), side="right") - 1
-    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    linked = np.flatnonzero(np.diff(indptr))  # nodes with degree > 0
     for hop in range(1, max(radii) + 1):
-        if frontier.any():
-            reached = np.zeros_like(seen)
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                rows = lo + np.flatnonzero(deg[lo:hi])
-                if rows.size:
-                    gathered = frontier[indices[indptr[lo]:indptr[hi]]]
-                    reached[rows] = np.bitwise_or.reduceat(
-                        gathered, indptr[rows] - indptr[lo], axis=0)
-            frontier = reached & ~seen
-            seen |= frontier
+        active = np.flatnonzero(frontier)
+        if active.size:
+            active = active[indptr[active + 1] > indptr[active]]
+        if active.size and (indptr[active + 1] - indptr[active]).sum() * 8 < nnz:  # push
+            pos, _ = _edge_positions(indptr, active)
+            lens = indptr[active + 1] - indptr[active]
+            target, word = indices[pos], np.repeat(frontier[active], lens)
+            order = np.argsort(target, kind="stable")
+            target, word = target[order], word[order]
+            first = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+            frontier = np.zeros_like(seen)
+            frontier[target[first]] = np.bitwise_or.reduceat(word, first)
+        elif active.size:  # pull into the nodes some source has not reached yet
+            todo = linked[seen[linked] != everyone]
+            frontier_now, frontier = frontier, np.zeros_like(seen)
+            if todo.size:
+                if todo.size == linked.size:
+                    pos, offsets = slice(None), indptr[todo] - indptr[todo[0]]
+                else:
+                    pos, offsets = _edge_positions(indptr, todo)
+                frontier[todo] = np.bitwise_or.reduceat(frontier_now[indices[pos]], offsets)
+        else:
+            frontier = np.zeros_like(seen)
+        frontier &= ~seen
+        seen |= frontier
         if hop in radii:
             balls[hop] = seen.copy()
     return balls
 
 
-def unpack_ball(packed: np.ndarray, word: int, count: int, device) -> Tensor:
-    """Boolean ``[N, count]`` columns of word ``word`` of a packed ball."""
-    bytes_ = np.ascontiguousarray(packed[:, word]).astype("<u8").view(np.uint8)
-    bits = np.unpackbits(bytes_.reshape(-1, 8), axis=1, count=count, bitorder="little")
+def unpack_bits(packed: np.ndarray, count: int, device) -> Tensor:
+    """Unpack uint64 words ``[..., m]`` into booleans ``[..., m, count]`` (bit
+    ``b`` of a word becomes column ``b``)."""
+    bytes_ = np.ascontiguousarray(packed).astype("<u8").view(np.uint8)
+    bits = np.unpackbits(bytes_.reshape(*packed.shape, 8), axis=-1, count=count,
+                         bitorder="little")
     return torch.from_numpy(bits.view(np.bool_)).to(device)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,7 +26,6 @@ from gnnmask.errors import UserError
 from ._common import (
     DEFAULT_CHUNK,
     DEFAULT_SAMPLES,
-    _BFS_BATCH,
     as_graph,
     check_labels,
     check_positive,
@@ -35,8 +35,10 @@ from ._common import (
     hop_balls,
     pick_sources,
     row_blocks,
+    spans,
+    tile_shape,
     unit_rows,
-    unpack_ball,
+    unpack_bits,
 )
 
 __all__ = ["mad", "mad_gap", "smv", "group_distance_ratio"]
@@ -114,13 +116,23 @@ def mad(x: Tensor, edge_index=None, target: str = "all", chunk_size: int = DEFAU
             valid = valid.long() * sign
             sums.index_add_(0, r, dist).index_add_(0, c, dist)
             counts.index_add_(0, r, valid).index_add_(0, c, valid)
-        num_pairs = 2 * graph.num_edges if target == "neighbors" else num_pairs - 2 * graph.num_edges
+        num_pairs = (0 if target == "neighbors" else num_pairs) + sign * 2 * graph.num_edges
     return _node_average(sums, counts, num_pairs)
 
 
 def _mad_bands(x: Tensor, edge_index, near_hops: int, far_hops: int, exact: bool | None,
                num_samples: int, seed: int, chunk_size: int) -> tuple[float, float, bool]:
-    """``(MAD_neb, MAD_rmt, is_exact)`` for :func:`mad_gap`."""
+    """``(MAD_neb, MAD_rmt, is_exact)`` for :func:`mad_gap`.
+
+    For a source ``s`` and a band ``B`` (a 0/1 column over all nodes), the
+    non-zero-distance pairs are the band minus zero rows and minus the ``m_s``
+    rows identical to ``s`` (``s`` itself included when in ``B``), so
+
+        count = |B| - |B & zero| - m_s,
+        sum   = count - xh_s . (B^T Xh - m_s xh_s),
+
+    with ``B^T Xh`` accumulated over node blocks, 64 sources (one BFS) at a time.
+    """
     x = check_x(x)
     check_positive("near_hops", near_hops)
     if isinstance(far_hops, bool) or not isinstance(far_hops, int) or far_hops <= near_hops:
@@ -130,31 +142,36 @@ def _mad_bands(x: Tensor, edge_index, near_hops: int, far_hops: int, exact: bool
     n, dev = x.shape[0], x.device
     graph = as_graph(edge_index, n, dev)
     xh, nonzero = unit_rows(x)
-    gid, _ = direction_groups(xh)
+    gid, gsize = direction_groups(xh)
+    any_zero, any_dup = not bool(nonzero.all()), bool((gsize[nonzero] > 1).any())
     src, is_exact = pick_sources(n, exact, num_samples, seed, dev)
     sums = torch.zeros(2, len(src), dtype=torch.float64, device=dev)
     counts = torch.zeros(2, len(src), dtype=torch.long, device=dev)
     num_pairs = [0, 0]
-    sub = max(1, min(64, chunk_size // max(n, 1)))  # source columns per distance block
     src_np = src.cpu().numpy()
-    for start in range(0, len(src), _BFS_BATCH):
-        balls = hop_balls(graph, src_np[start:start + _BFS_BATCH], (near_hops, far_hops - 1),
-                          chunk_size)
-        batch = min(_BFS_BATCH, len(src) - start)
-        for word in range((batch + 63) // 64):
-            width = min(64, batch - 64 * word)
-            near_w = unpack_ball(balls[near_hops], word, width, dev)
-            far_w = ~unpack_ball(balls[far_hops - 1], word, width, dev)
-            for lo in range(0, width, sub):
-                cols = slice(start + 64 * word + lo, start + 64 * word + min(lo + sub, width))
-                s = src[cols]
-                dist = 1.0 - xh @ xh[s].T  # [N, k]
-                valid = nonzero[:, None] & nonzero[s] & (gid[:, None] != gid[s])
-                for band, mask in enumerate((near_w[:, lo:lo + len(s)], far_w[:, lo:lo + len(s)])):
-                    num_pairs[band] += int(mask.sum()) - (len(s) if band == 0 else 0)
-                    mask = mask & valid
-                    sums[band, cols] = torch.where(mask, dist, 0.0).sum(0)
-                    counts[band, cols] = mask.sum(0)
+    for cols in spans(len(src), 64):  # one BFS word of sources at a time
+        s, k = src[cols], cols.stop - cols.start
+        balls = hop_balls(graph, src_np[cols], (near_hops, far_hops - 1))
+        packed = np.stack([balls[near_hops], ~balls[far_hops - 1]])  # neb, rmt bands
+        size, zero_in = (torch.zeros(2, k, dtype=torch.long, device=dev) for _ in range(2))
+        same_in = torch.tensor([[1], [0]], device=dev).expand(2, k)  # s itself, if no dups
+        if any_dup:
+            same_in = torch.zeros(2, k, dtype=torch.long, device=dev)
+        ball_sum = torch.zeros(2, k, x.shape[1], dtype=torch.float64, device=dev)
+        for js in spans(n, max(1, chunk_size // (2 * k))):
+            band = unpack_bits(packed[:, js], k, dev)  # [2, nb, k]
+            size += band.sum(1)
+            if any_zero:
+                zero_in += (band & ~nonzero[js, None]).sum(1)
+            if any_dup:
+                same_in += (band & (nonzero[js, None] & (gid[js, None] == gid[s]))).sum(1)
+            ball_sum += band.transpose(1, 2).to(torch.float64) @ xh[js]
+        num_pairs[0] += int(size[0].sum()) - k  # the source is not its own pair
+        num_pairs[1] += int(size[1].sum())
+        count = size - zero_in - same_in
+        dots = (ball_sum * xh[s]).sum(2) - same_in * (xh[s] * xh[s]).sum(1)
+        counts[:, cols] = torch.where(nonzero[s], count, 0)
+        sums[:, cols] = torch.where(nonzero[s], count - dots, 0.0)
     neb = _node_average(sums[0], counts[0], num_pairs[0])
     rmt = _node_average(sums[1], counts[1], num_pairs[1])
     return neb, rmt, is_exact
@@ -179,11 +196,12 @@ def mad_gap(x: Tensor, edge_index, near_hops: int = 3, far_hops: int = 8, *,
     average). A band without any pair gives ``nan`` (e.g. a graph whose
     diameter is below ``far_hops`` has no remote pairs, so MADGap is ``nan``).
 
-    Hop distances come from a level-synchronous BFS run from 512 sources at a
+    Hop distances come from a level-synchronous BFS run from 64 sources at a
     time with one bit per source (CPU, ``far_hops - 1`` levels at most,
-    stopping early once every source's component is exhausted); the cosine
-    distances of each source to all ``N`` nodes are then summed in blocks of
-    ``chunk_size`` entries.
+    stopping early once every source's component is exhausted). The band sums
+    then use :math:`\sum_{j \in B} D_{sj} = |B| - \hat x_s^\top \sum_{j \in B}
+    \hat x_j` (corrected for zero rows and rows identical to ``s``), one
+    ``[k, N] @ [N, d]`` product per block of ``k = chunk_size // N`` sources.
 
     Exactness: with all ``N`` nodes as sources the value is exact. That costs
     ``O(N (E + N d))``, so by default (``exact=None``) it is used only for
@@ -197,6 +215,13 @@ def mad_gap(x: Tensor, edge_index, near_hops: int = 3, far_hops: int = 8, *,
     neb, rmt, _ = _mad_bands(x, edge_index, near_hops, far_hops, exact, num_samples, seed,
                              chunk_size)
     return rmt - neb
+
+
+def _zero_self(dist: Tensor, index: Tensor, cols: slice) -> None:
+    """Zero ``dist[b, index[b] - cols.start]`` where ``index[b]`` falls in ``cols``
+    (the self pairs of a tile)."""
+    hit = ((index >= cols.start) & (index < cols.stop)).nonzero().view(-1)
+    dist[hit, index[hit] - cols.start] = 0.0
 
 
 def smv(x: Tensor, *, exact: bool | None = None, num_samples: int = DEFAULT_SAMPLES,
@@ -237,11 +262,13 @@ def smv(x: Tensor, *, exact: bool | None = None, num_samples: int = DEFAULT_SAMP
     sources, _ = pick_sources(n, exact, num_samples, seed, x.device)
     src = sources[nonzero[sources]]  # zero-row sources contribute 0 but count
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for sl in row_blocks(len(src), len(partners), chunk_size):
-        s = src[sl]
-        dist = (xh[s] @ partners.T).mul_(-2.0).add_(2.0).clamp_(min=0.0).sqrt_()
-        dist[torch.arange(len(s), device=x.device), position[s]] = 0.0
-        total += dist.sum()
+    rows, cols = tile_shape(len(src), len(partners), chunk_size)
+    for rs in spans(len(src), rows):
+        xs, pos = xh[src[rs]], position[src[rs]]
+        for cs in spans(len(partners), cols):
+            dist = (xs @ partners[cs].T).mul_(-2.0).add_(2.0).clamp_(min=0.0).sqrt_()
+            _zero_self(dist, pos, cs)
+            total += dist.sum()
     return float(total) / (2.0 * (n - 1) * len(sources))
 
 
@@ -309,12 +336,15 @@ def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool
     src, _ = _class_sources(cls, num_classes, exact, num_samples, seed)
     intra = torch.zeros(num_classes, dtype=torch.float64, device=dev)
     inter = torch.zeros_like(intra)
-    for sl in row_blocks(len(src), n, chunk_size):
-        s = src[sl]
-        dist = (x64[s] @ x64.T).mul_(-2.0).add_(sq[s, None]).add_(sq).clamp_(min=0.0).sqrt_()
-        dist[torch.arange(len(s), device=dev), s] = 0.0
+    rows, cols = tile_shape(len(src), n, chunk_size)
+    for rs in spans(len(src), rows):
+        s = src[rs]
         by_class = torch.zeros(len(s), num_classes, dtype=torch.float64, device=dev)
-        by_class.index_add_(1, cls, dist)
+        for cs in spans(n, cols):
+            dist = (x64[s] @ x64[cs].T).mul_(-2.0).add_(sq[s, None]).add_(sq[cs])
+            dist.clamp_(min=0.0).sqrt_()
+            _zero_self(dist, s, cs)
+            by_class.index_add_(1, cls[cs], dist)
         own = by_class.gather(1, cls[s, None]).view(-1)
         intra.index_add_(0, cls[s], own)
         inter.index_add_(0, cls[s], by_class.sum(1) - own)

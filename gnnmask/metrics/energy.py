@@ -36,7 +36,8 @@ def dirichlet_energy(x: Tensor, edge_index, normalized: bool = False,
         \tilde E(X) = \operatorname{tr}(X^\top \tilde L X)
           = \tfrac12 \sum_{i,j} \tilde a_{ij}
             \Big\| \frac{x_i}{\sqrt{1+d_i}} - \frac{x_j}{\sqrt{1+d_j}} \Big\|_2^2
-          = \sum_{\{i,j\} \in E} \Big\| \frac{x_i}{\sqrt{1+d_i}} - \frac{x_j}{\sqrt{1+d_j}} \Big\|_2^2
+          = \sum_{\{i,j\} \in E}
+            \Big\| \frac{x_i}{\sqrt{1+d_i}} - \frac{x_j}{\sqrt{1+d_j}} \Big\|_2^2
 
     (no ``1/N`` factor; the self-loop terms vanish). Isolated nodes add 0 to
     both forms. Summed in float64 over edge blocks of ``chunk_size // d``

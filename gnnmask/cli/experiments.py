@@ -1,0 +1,223 @@
+"""The experiment sub-commands: ``sweep``, ``report``, ``metrics`` and ``demo``.
+
+Each parses its arguments, calls :mod:`gnnmask.experiments` (or
+:mod:`gnnmask.metrics`) and prints a compact summary; bad input is a one-line
+:class:`~gnnmask.errors.UserError` (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+from pathlib import Path
+
+from gnnmask.cli.main import add_run_arguments, config_from_args, parse_seeds, print_json
+from gnnmask.errors import UserError
+
+DEMO = dict(depths=[2, 4, 8, 16], hidden=32, epochs=100, seeds=[0])
+DEMO_QUICK = dict(depths=[2, 4], hidden=8, epochs=5, seeds=[0])
+
+
+def parse_depths(text: str) -> list[int]:
+    """``"2,4,8"`` to ``[2, 4, 8]``; each an integer 1..128, no duplicates."""
+    try:
+        depths = [int(p) for p in text.split(",")]
+    except ValueError:
+        depths = []
+    if not depths or any(not 1 <= d <= 128 for d in depths) or len(set(depths)) != len(depths):
+        raise UserError(f"--depths {text!r} is malformed; allowed: distinct comma-separated "
+                        "integers 1..128, e.g. 2,4,8,16")
+    return depths
+
+
+def parse_methods(text: str) -> list[str]:
+    """``"dense,ugt"`` to a list of registered method names."""
+    from gnnmask.methods import METHODS
+
+    methods = [p.strip() for p in text.split(",")]
+    for m in methods:
+        if m not in METHODS:
+            raise UserError(f"unknown method {m!r} in --methods; allowed: "
+                            f"{', '.join(sorted(METHODS))}")
+    if len(set(methods)) != len(methods):
+        raise UserError(f"--methods {text!r} names a method twice")
+    return methods
+
+
+def _progress(args) -> bool:
+    from gnnmask.cli.commands import _progress as progress
+
+    return progress(args)
+
+
+def _cell_printer(args):
+    """Without a progress bar (not a terminal), print one line per finished cell."""
+    if getattr(args, "quiet", False) or _progress(args):
+        return None
+    return lambda cell, r: print(f"{cell.name:<28} test {r['test_acc']:.4f}  "
+                                 f"val {r['val_acc']:.4f}", flush=True)
+
+
+def _print_paths(paths: dict[str, Path]) -> None:
+    print("report:")
+    for path in paths.values():
+        print(f"  {path}")
+
+
+def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int) -> list[dict]:
+    from gnnmask.experiments import sweep
+
+    cells = len(depths) * len(methods) * len(seeds)
+    print(f"sweep: {base.dataset} / {base.model} (hidden {base.hidden}), depths "
+          f"{','.join(map(str, depths))} x methods {','.join(methods)} x seeds "
+          f"{','.join(map(str, seeds))} = {cells} cells -> {out}/", flush=True)
+    return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=_progress(args),
+                 on_cell=_cell_printer(args))
+
+
+# -- sweep -------------------------------------------------------------------
+def cmd_sweep(args) -> int:
+    from gnnmask.experiments import accuracy_table, report, summarize_groups
+
+    depths, methods = parse_depths(args.depths), parse_methods(args.methods)
+    seeds = parse_seeds(args.seeds)
+    base = config_from_args(args)
+    if args.data_root is not None:
+        from gnnmask.data import resolve_root
+
+        resolve_root(args.data_root)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or f"runs/{base.dataset}-{base.model}-sweep-{stamp}")
+    records = _run_sweep(base, depths, methods, seeds, out, args, args.jobs)
+    print("\ntest accuracy (mean ± std over seeds)")
+    print(accuracy_table(summarize_groups(records)))
+    if args.report:
+        _print_paths(report(out))
+    else:
+        print(f"records: {out}/cells/")
+    return 0
+
+
+# -- report ------------------------------------------------------------------
+def cmd_report(args) -> int:
+    from gnnmask.experiments import report
+
+    for path in report(args.run_dir).values():
+        print(path)
+    return 0
+
+
+# -- metrics -----------------------------------------------------------------
+def _table(rows: list[dict]) -> str:
+    try:
+        from gnnmask.metrics import format_table
+    except ImportError:  # pragma: no cover - before gnnmask.metrics exists
+        from gnnmask.experiments.report import _num, render_table
+
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        return render_table(cols, [[_num(r.get(c)) for c in cols] for r in rows])
+    return format_table(rows)
+
+
+def _record_rows(path: Path) -> list[dict]:
+    if path.is_dir():
+        raise UserError(f"--run {str(path)!r} is a folder; allowed: a record file such as "
+                        f"{path / 'seed_0.json'}")
+    try:
+        record = json.loads(path.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read --run {str(path)!r}: {e.strerror}") from None
+    except ValueError:
+        raise UserError(f"--run {str(path)!r} is not a JSON run record") from None
+    rows = record.get("layers") if isinstance(record, dict) else None
+    if not rows:
+        raise UserError(f"record {str(path)!r} holds no per-layer metrics ('layers'); "
+                        "re-run it with this gnnmask version")
+    return rows
+
+
+def _ticket_rows(args) -> list[dict]:
+    from gnnmask.data import load_dataset
+    from gnnmask.masks import load_ticket, read_ticket
+    from gnnmask.metrics import trace
+
+    if not args.dataset:
+        raise UserError("--ticket needs --dataset NAME (the dataset the ticket was trained on)")
+    seed = args.seed if args.seed is not None else int(read_ticket(args.ticket)[0]["build_seed"])
+    model = load_ticket(args.ticket)
+    data = load_dataset(args.dataset, root=args.data_root, split=args.split, seed=seed)
+    try:
+        return trace(model, data)
+    except RuntimeError as e:
+        raise UserError(f"ticket {args.ticket!r} does not fit dataset {args.dataset!r}: "
+                        f"{' '.join(str(e).split())[:200]}") from None
+
+
+def cmd_metrics(args) -> int:
+    rows = _record_rows(Path(args.run)) if args.run else _ticket_rows(args)
+    if args.json:
+        print_json(rows)
+    else:
+        print(_table(rows))
+    return 0
+
+
+# -- demo --------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from gnnmask.experiments import accuracy_table, metrics_table, report, summarize_groups
+    from gnnmask.methods import METHODS
+    from gnnmask.train import RunConfig
+
+    spec = DEMO_QUICK if args.quick else DEMO
+    methods = ["dense", "ugt"] if "ugt" in METHODS else ["dense"]
+    out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
+    base = RunConfig(dataset="csbm", model="gcn", hidden=spec["hidden"], epochs=spec["epochs"])
+    records = _run_sweep(base, spec["depths"], methods, spec["seeds"], out, args, args.jobs)
+    groups = summarize_groups(records)
+    print("\ntest accuracy on csbm (deeper plain GCNs over-smooth)")
+    print(accuracy_table(groups))
+    shown = [m for m in ("mad", "dirichlet") if any(m in g["last"] for g in groups)]
+    if shown:
+        print("\nlast-layer over-smoothing: MAD and Dirichlet energy")
+        print(metrics_table(groups, shown))
+    paths = report(out)
+    print(f"\nreport: {paths['report.md']}")
+    return 0
+
+
+# -- parsers -----------------------------------------------------------------
+def add_parsers(sub) -> None:
+    """Add ``sweep``, ``report``, ``metrics`` and ``demo`` to the ``gnnmask`` parser."""
+    p = sub.add_parser("sweep", help="resumable depth x method x seed sweep")
+    add_run_arguments(p, sweep=True)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--depths", default="2,4,8,16", help="comma-separated depths, 1..128")
+    g.add_argument("--methods", default="dense", help="comma-separated methods, e.g. dense,ugt")
+    g.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    g.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the report when the sweep finishes (default: yes)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="report.md, results.csv and plots of a run or sweep folder")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a sweep or train output folder")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("metrics", help="per-layer over-smoothing metrics of a record or ticket")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="RECORD.json", help="a run record (e.g. runs/X/seed_0.json)")
+    src.add_argument("--ticket", metavar="PATH", help="a saved ticket (needs --dataset)")
+    p.add_argument("--dataset", default=None, help="dataset of the ticket")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--split", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="data seed (csbm graph, random splits; default: the ticket's seed)")
+    p.add_argument("--json", action="store_true", help="print the rows as one JSON line")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("demo", help="depth sweep on the embedded csbm graph, with its report")
+    p.add_argument("--out", default=None, help="output folder (default: runs/demo)")
+    p.add_argument("--quick", action="store_true", help="a tiny version that runs in seconds")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,338 @@
+"""Resumable sweeps over depth x method x seed, optionally in parallel processes.
+
+A sweep folder ``OUT/`` holds::
+
+    sweep.json                               the spec: base config (without
+                                             layers, method and seed) and the
+                                             depths, methods and seeds run so far
+    cells/<method>/L<depth>/seed_<s>.json    one engine record per cell
+                                             (see :func:`gnnmask.train.train`)
+    .lock                                    held while a sweep writes to OUT
+
+Every cell is ``base.replace(layers=depth, method=method, seed=seed)`` resolved
+with :func:`~gnnmask.train.resolve_config`, so each method's defaults apply.
+A record is written atomically (temporary file, fsync, rename) the moment its
+cell finishes, so an interrupted sweep (Ctrl-C, SIGKILL, power loss) leaves
+only complete records, plus at worst a stale ``.seed_<s>.json.*.tmp`` that the
+next run deletes. Re-running skips every cell whose record exists and parses;
+extending the lists adds cells; a cell whose stored config differs from the
+requested one, or a different base config, is refused with a
+:class:`~gnnmask.errors.UserError` instead of being mixed in.
+
+Cells run seed by seed, deepest first within a seed, so the first complete
+depth curve comes early and long cells start first when ``jobs > 1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gnnmask.errors import UserError
+from gnnmask.experiments.runs import _comparable
+from gnnmask.train import RunConfig, read_json, resolve_config, write_json_atomic
+
+SPEC_FORMAT = 1
+CELL_KEYS = ("layers", "method", "seed")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, depth, seed) point of a sweep."""
+
+    method: str
+    depth: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}/L{self.depth}/seed_{self.seed}"
+
+    def path(self, out: Path) -> Path:
+        return out / "cells" / self.method / f"L{self.depth}" / f"seed_{self.seed}.json"
+
+
+class SweepError(UserError):
+    """One or more cells failed; the finished records are kept."""
+
+
+def cell_order(depths: list[int], methods: list[str], seeds: list[int]) -> list[Cell]:
+    """Seed by seed, deepest first, methods interleaved."""
+    return [Cell(m, d, s) for s in seeds for d in sorted(depths, reverse=True) for m in methods]
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _check_lists(depths, methods, seeds) -> tuple[list[int], list[str], list[int]]:
+    from gnnmask.methods import get_method_class
+
+    depths, methods, seeds = _unique(depths), _unique(methods), _unique(seeds)
+    if not depths or not methods or not seeds:
+        raise UserError("a sweep needs at least one depth, one method and one seed")
+    for d in depths:
+        if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 128:
+            raise UserError(f"depth {d!r} is out of range; allowed: integers 1..128")
+    for m in methods:
+        get_method_class(m)
+        if not m or "/" in m or m.startswith("."):
+            raise UserError(f"method name {m!r} cannot name a folder")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise UserError(f"seed {s!r} is invalid; allowed: non-negative integers")
+    return depths, methods, seeds
+
+
+def _base_dict(base: RunConfig) -> dict[str, Any]:
+    return {k: v for k, v in base.to_dict().items() if k not in CELL_KEYS}
+
+
+def _diff(a: dict, b: dict) -> list[str]:
+    a, b = _comparable(a), _comparable(b)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def read_record(path: Path) -> dict | None:
+    """The record at ``path`` if it exists and parses as one, else ``None``."""
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(record, dict) and isinstance(record.get("config"), dict) \
+        and "test_acc" in record
+    return record if ok else None
+
+
+def _check_spec(out: Path, base: RunConfig, methods: list[str]) -> dict | None:
+    """The stored spec, after checking its base config matches ``base``.
+
+    Bases are compared as resolved per method, so an explicit value equal to
+    a method default is not a difference.
+    """
+    path = out / "sweep.json"
+    if not path.exists():
+        return None
+    try:
+        spec = read_json(path)
+        old = RunConfig.from_dict({**spec["base"], "layers": 2, "seed": 0})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is unreadable ({e}); choose another --out") from None
+    for method in _unique([*methods, *spec.get("methods", [])]):
+        try:
+            a = resolve_config(old.replace(method=method)).to_dict()
+            b = resolve_config(base.replace(layers=2, seed=0, method=method)).to_dict()
+        except UserError:  # e.g. a method no longer registered: compare the raw values
+            a, b = spec["base"], _base_dict(base)
+        diff = _diff(a, b)
+        if diff:
+            raise UserError(f"{out} holds a sweep with a different base config (differs in "
+                            f"{', '.join(diff)}); choose another --out")
+    return spec
+
+
+@contextlib.contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` so that two sweeps never write the same folder."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UserError(f"another sweep is writing to {out}; wait for it or choose "
+                            "another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _clean_stale(out: Path) -> None:
+    """Delete temporary files left by a killed process (we hold the lock)."""
+    for tmp in (out / "cells").glob("*/L*/.*.tmp"):
+        tmp.unlink(missing_ok=True)
+    for tmp in out.glob(".sweep.json.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+# -- running one cell (in this process or a worker) -----------------------------
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, root, split: int, seed: int):
+    from gnnmask.data import load_dataset
+
+    return load_dataset(name, root=root, split=split, seed=seed)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_cell(config: dict[str, Any], path: str) -> dict[str, Any]:
+    """Train one resolved config and write its record atomically to ``path``."""
+    from gnnmask.train import train
+
+    cfg = RunConfig.from_dict(config)
+    data = _dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.seed)
+    record = train(cfg, data=data)
+    write_json_atomic(path, record)
+    return record
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])  # import torch once, not once per worker
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads,))
+
+
+def _describe(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, UserError) else f"{type(err).__name__}: {text}"
+
+
+# -- the sweep ---------------------------------------------------------------
+def sweep(
+    base: RunConfig,
+    depths: list[int],
+    methods: list[str],
+    seeds: list[int],
+    out: str | os.PathLike,
+    jobs: int = 1,
+    progress: bool = False,
+    *,
+    on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train every (depth, method, seed) cell not yet finished under ``out``.
+
+    Args:
+        base: shared settings; its ``layers``, ``method`` and ``seed`` are ignored.
+        depths, methods, seeds: the grid (duplicates dropped).
+        out: the sweep folder (see the module docstring).
+        jobs: parallel worker processes (``1``: train in this process).
+        progress: a tqdm bar over cells, with one line per finished cell.
+        on_cell: called as ``on_cell(cell, record)`` after each cell trained here.
+
+    Returns the records of all requested cells (methods, then depths, then
+    seeds, in the given order), finished earlier or now. Raises
+    :class:`SweepError` naming the failed cells after the others finished.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"--jobs {jobs!r} is invalid; allowed: a positive integer")
+    depths, methods, seeds = _check_lists(depths, methods, seeds)
+    out = Path(out)
+    cells = cell_order(depths, methods, seeds)
+    configs = {c: resolve_config(base.replace(layers=c.depth, method=c.method, seed=c.seed))
+               for c in cells}
+
+    with _lock(out):
+        _clean_stale(out)
+        records: dict[Cell, dict] = {}
+        for cell in cells:
+            record = read_record(cell.path(out))
+            if record is None:
+                continue
+            diff = _diff(record["config"], configs[cell].to_dict())
+            if diff or record["config"].get("seed") != cell.seed:
+                raise UserError(
+                    f"cell {cell.name} in {out} was trained with a different config (differs "
+                    f"in {', '.join(diff or ['seed'])}); choose another --out")
+            records[cell] = record
+        spec = _check_spec(out, base, methods) or {}
+        write_json_atomic(out / "sweep.json", {
+            "format": SPEC_FORMAT,
+            "base": _base_dict(base),
+            "depths": sorted(_unique([*spec.get("depths", []), *depths])),
+            "methods": _unique([*spec.get("methods", []), *methods]),
+            "seeds": _unique([*spec.get("seeds", []), *seeds]),
+        })
+
+        todo = [c for c in cells if c not in records]
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="sweep",
+                       unit="cell", dynamic_ncols=True)
+        failures: list[tuple[Cell, BaseException]] = []
+
+        def done(cell: Cell, record: dict) -> None:
+            records[cell] = record
+            if bar is not None:
+                bar.update()
+                bar.write(f"{cell.name:<28} test {record['test_acc']:.4f}  "
+                          f"val {record['val_acc']:.4f}")
+            if on_cell is not None:
+                on_cell(cell, record)
+
+        try:
+            if jobs == 1:
+                for cell in todo:
+                    try:
+                        done(cell, run_cell(configs[cell].to_dict(), str(cell.path(out))))
+                    except Exception as e:  # noqa: BLE001 - reported below; others go on
+                        failures.append((cell, e))
+                        if isinstance(e, UserError):  # e.g. a missing dataset: stop early
+                            break
+            elif todo:
+                pool = _pool(min(jobs, len(todo)))
+                try:
+                    futures = {pool.submit(run_cell, configs[c].to_dict(), str(c.path(out))): c
+                               for c in todo}
+                    for future in as_completed(futures):
+                        if future.cancelled():
+                            continue
+                        try:
+                            done(futures[future], future.result())
+                        except Exception as e:  # noqa: BLE001
+                            failures.append((futures[future], e))
+                            if isinstance(e, UserError):
+                                for f in futures:
+                                    f.cancel()
+                finally:
+                    pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if bar is not None:
+                bar.close()
+            _dataset.cache_clear()
+
+    if failures:
+        (cell, err), others = failures[0], [c.name for c, _ in failures[1:]]
+        also = f" (also failed: {', '.join(others[:5])}{', ...' if len(others) > 5 else ''})" \
+            if others else ""
+        raise SweepError(f"cell {cell.name} failed: {_describe(err)}{also}; finished records "
+                         f"are kept in {out}, re-run to retry")
+    return [records[Cell(m, d, s)] for m in methods for d in depths for s in seeds]
+
+
+def load_cells(out: str | os.PathLike) -> list[tuple[Cell, dict[str, Any]]]:
+    """Every finished cell record under ``out/cells`` (unparsable ones skipped)."""
+    found = []
+    for path in sorted(Path(out).glob("cells/*/L*/seed_*.json")):
+        record = read_record(path)
+        if record is None:
+            continue
+        try:
+            cell = Cell(path.parent.parent.name, int(path.parent.name[1:]),
+                        int(path.stem.removeprefix("seed_")))
+        except ValueError:
+            continue
+        found.append((cell, record))
+    return found

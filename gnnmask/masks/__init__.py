@@ -1,0 +1,33 @@
+"""Score masks over frozen random weights, for any ``torch.nn.Module``.
+
+>>> model = mask_model(model, sparsity=0.9, rule="global", seed=0)
+>>> optimizer = torch.optim.Adam(score_parameters(model), lr=0.01)
+>>> get_mask_group(model).sparsity = 0.5     # e.g. from make_schedule(...)
+>>> save_ticket("net.ticket", model); same = load_ticket("net.ticket")
+
+Modules: :mod:`~gnnmask.masks.core` (parametrization, rules, gradients),
+:mod:`~gnnmask.masks.init` (weight/score inits), :mod:`~gnnmask.masks.schedules`
+and :mod:`~gnnmask.masks.tickets`. Nothing here knows about training loops.
+"""
+
+from gnnmask.masks.api import (
+    get_mask_group,
+    is_masked,
+    mask_model,
+    resolve_scale,
+    score_parameters,
+    select_targets,
+    unmask_model,
+)
+from gnnmask.masks.core import RULES, SCALES, MaskGroup, ScoreMask
+from gnnmask.masks.init import SCORE_INITS, WEIGHT_INITS
+from gnnmask.masks.schedules import SCHEDULES, Schedule, make_schedule
+from gnnmask.masks.tickets import load_ticket, read_ticket, save_ticket
+
+__all__ = [
+    "RULES", "SCALES", "SCHEDULES", "SCORE_INITS", "WEIGHT_INITS",
+    "MaskGroup", "Schedule", "ScoreMask",
+    "get_mask_group", "is_masked", "load_ticket", "make_schedule", "mask_model",
+    "read_ticket", "resolve_scale", "save_ticket", "score_parameters", "select_targets",
+    "unmask_model",
+]

@@ -1,0 +1,52 @@
+"""Over-smoothing metrics as pure functions, plus per-layer tracing.
+
+Every metric is a pure function of node features ``x`` ``[N, d]`` (any
+device; computed on ``x``'s device), and where needed ``edge_index``
+``[2, E]`` or class labels ``y`` ``[N]``, returning a python ``float``:
+
+==========================  ==================================================
+:func:`mad`                 Mean Average Distance (Chen et al., AAAI 2020)
+:func:`mad_gap`             MAD over remote minus neighbouring pairs (same)
+:func:`dirichlet_energy`    plain (Rusch et al. 2023) / normalised (Cai & Wang 2020)
+:func:`smv`                 DAGNN's smoothness metric value (Liu et al., KDD 2020)
+:func:`group_distance_ratio` DGN's inter/intra-class distance ratio (Zhou et al. 2020)
+:func:`effective_rank`      Roy & Vetterli 2007
+:func:`numerical_rank`      singular values above a tolerance
+==========================  ==================================================
+
+Shared conventions: the graph is read as undirected, unweighted and simple
+(direction ignored, duplicates merged, self-loops dropped); no ``N x N``
+matrix is formed beyond ``chunk_size`` entries; MAD is exact in
+``O(N d + E d)``; SMV, the group distance ratio and MADGap are exact up to
+10,000 nodes and, by default above that, unbiased estimates from a seeded
+sample of source nodes (``exact=True`` forces the exact value).
+
+:data:`METRICS` maps names to functions, :func:`compute_metrics` evaluates
+several at once, :func:`trace` records them layer by layer during a forward
+pass and :func:`format_table` prints the result. This package imports no part
+of gnnmask's training engine, methods or CLI.
+"""
+
+from ._common import EXACT_MAX_NODES, Graph, as_graph
+from .distance import group_distance_ratio, mad, mad_gap, smv
+from .energy import dirichlet_energy
+from .rank import effective_rank, numerical_rank
+from .registry import METRICS, compute_metrics
+from .trace import format_table, trace
+
+__all__ = [
+    "EXACT_MAX_NODES",
+    "METRICS",
+    "Graph",
+    "as_graph",
+    "compute_metrics",
+    "dirichlet_energy",
+    "effective_rank",
+    "format_table",
+    "group_distance_ratio",
+    "mad",
+    "mad_gap",
+    "numerical_rank",
+    "smv",
+    "trace",
+]

@@ -1,0 +1,103 @@
+"""The command line end to end: train on Cora, datasets listing, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gnnmask.cli import main
+from gnnmask.cli.main import parse_seeds
+from gnnmask.errors import UserError
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_cora_end_to_end_json(capsys, data_root, tmp_path):
+    code, out, err = run_cli(
+        capsys, "train", "--dataset", "cora", "--data-root", str(data_root), "--model", "gcn",
+        "--layers", "2", "--hidden", "16", "--epochs", "30", "--seeds", "0,1", "--json",
+        "--out", str(tmp_path / "run"),
+    )
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    s = json.loads(lines[0])
+    for key in ("dataset", "model", "layers", "hidden", "method", "seeds", "test_acc",
+                "test_acc_std", "val_acc", "epoch_time_s", "params", "nonzero_params"):
+        assert key in s
+    assert s["dataset"] == "cora" and s["seeds"] == [0, 1]
+    assert 0.6 < s["test_acc"] <= 1.0  # 30 epochs of a 2-layer GCN on Cora
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["config.json", "seed_0.json", "seed_1.json", "summary.json"]
+    rec = json.loads((tmp_path / "run" / "seed_1.json").read_text())
+    assert rec["seed"] == 1 and len(rec["history"]) == 30
+    assert rec["config"]["dataset"] == "cora" and "torch" in rec["versions"]
+
+
+def test_train_table_output_and_resume(capsys, tmp_path):
+    args = ["train", "--epochs", "5", "--hidden", "8", "--out", str(tmp_path / "r"), "--quiet"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "test acc" in out and "seed" in out
+    first = (tmp_path / "r" / "seed_0.json").read_text()
+    code, _, _ = run_cli(capsys, *args)  # finished seeds are reused, not re-run
+    assert code == 0 and (tmp_path / "r" / "seed_0.json").read_text() == first
+    code, _, err = run_cli(capsys, *args[:-3], "--hidden", "9", "--out", str(tmp_path / "r"))
+    assert code == 2 and "different config" in err and "hidden" in err
+
+
+def test_datasets_lists_all_shared(capsys, data_root):
+    code, out, _ = run_cli(capsys, "datasets", "--data-root", str(data_root), "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    shared = ["cora", "citeseer", "pubmed", "texas", "wisconsin", "cornell", "actor",
+              "amazon-computers", "amazon-photo", "coauthor-cs", "coauthor-physics"]
+    assert all(rows[n]["available"] for n in shared)
+    assert rows["csbm"]["available"] and not rows["ogbn-arxiv"]["available"]
+    code, out, _ = run_cli(capsys, "datasets", "--data-root", str(data_root))
+    assert code == 0 and "cora" in out and "2,708" in out
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--layers", "0"], "--layers 0"),
+        (["train", "--hidden", "-5"], "--hidden -5"),
+        (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["train", "--model", "mlp"], "unknown model 'mlp'"),
+        (["train", "--method", "magic"], "unknown method 'magic'"),
+        (["train", "--dataset", "texas", "--split", "10"], "10"),
+        (["train", "--data-root", "/no/such/dir"], "/no/such/dir"),
+        (["train", "--seeds", "0,x"], "--seeds '0,x'"),
+        (["train", "--seeds", "3-1"], "--seeds '3-1'"),
+        (["train", "--sparsity", "1.5"], "--sparsity 1.5"),
+        (["train", "--epochs", "ten"], "ten"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, fragment):
+    code, out, err = run_cli(capsys, *argv, *(["--out", str(tmp_path / "x")]
+                                              if argv[0] == "train" else []))
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("gnnmask: error:")
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_parse_seeds():
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    for bad in ("", "a", "1,1", "-1", "2-"):
+        with pytest.raises(UserError):
+            parse_seeds(bad)
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "gnnmask", "train", "--layers", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "gnnmask: error: --layers 0 is out of range; allowed: an integer 1..128"]

@@ -1,0 +1,161 @@
+"""Reports from records alone: Markdown, CSV numbers, valid PNGs; the metrics and demo CLI."""
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+from gnnmask.cli import main
+from gnnmask.experiments import report, sweep
+from gnnmask.methods import METHODS
+from gnnmask.train import RunConfig, write_json_atomic
+
+TWO = ["dense", "ugt"] if "ugt" in METHODS else ["dense"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def ensure_layers(folder: Path) -> None:
+    """Give records written before the engine traced layers synthetic per-layer rows."""
+    for path in folder.rglob("seed_*.json"):
+        rec = json.loads(path.read_text())
+        if rec.get("layers"):
+            continue
+        depth, seed = rec["config"]["layers"], rec["seed"]
+        rec["layers"] = [{"layer": i, "name": "input" if i == 0 else f"convs.{i - 1}", "dim": 8,
+                          "mad": 0.8 / (i + 1) + 0.01 * seed,
+                          "dirichlet": 5.0 * math.exp(-i) + 0.1 * seed,
+                          "effective_rank": 8.0 - i / (seed + 1)} for i in range(depth + 1)]
+        write_json_atomic(path, rec)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "sw"
+    sweep(RunConfig(hidden=8, epochs=3, device="cpu"), [1, 2], TWO, [0, 1], out)
+    ensure_layers(out)
+    return out, report(out)
+
+
+def records_of(out: Path, method: str, depth: int) -> list[dict]:
+    return [json.loads(p.read_text())
+            for p in sorted((out / "cells" / method / f"L{depth}").glob("seed_*.json"))]
+
+
+def assert_png(path: Path) -> None:
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG
+    img = matplotlib.image.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 0 and img.shape[1] > 0
+
+
+def test_sweep_report_files_and_plots(swept):
+    out, paths = swept
+    metrics = [k for k in json.loads(next(out.rglob("seed_*.json")).read_text())["layers"][0]
+               if k not in ("layer", "name", "dim")]
+    expected = {"report.md", "results.csv", "accuracy_vs_depth.png",
+                *(f"layers_{m}.png" for m in metrics)}
+    assert set(paths) == expected
+    for name, path in paths.items():
+        assert path == out / name and path.is_file()
+        if name.endswith(".png"):
+            assert_png(path)
+    md = (out / "report.md").read_text()
+    assert md.startswith("# gnnmask report: csbm / gcn")
+    for text in ("width 8", "3 epochs", "seeds: 0, 1", "torch ", "| depth | " + " | ".join(TWO),
+                 "| 1 | ", "| 2 | ", "](accuracy_vs_depth.png)", "](layers_mad.png)",
+                 "Last-layer over-smoothing metrics", "](results.csv)"):
+        assert text in md, text
+
+
+def test_results_csv_holds_the_means_of_the_records(swept):
+    out, paths = swept
+    with open(paths["results.csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], int(r["depth"])) for r in rows] == [(m, d) for m in TWO for d in (1, 2)]
+    for row in rows:
+        recs = records_of(out, row["method"], int(row["depth"]))
+        assert int(row["n_seeds"]) == len(recs) == 2
+        test = [r["test_acc"] for r in recs]
+        assert float(row["test_acc_mean"]) == pytest.approx(statistics.fmean(test), abs=1e-12)
+        assert float(row["test_acc_std"]) == pytest.approx(statistics.stdev(test), abs=1e-12)
+        assert float(row["val_acc_mean"]) == pytest.approx(
+            statistics.fmean(r["val_acc"] for r in recs), abs=1e-12)
+        for metric in ("mad", "dirichlet"):
+            assert float(row[f"last_{metric}"]) == pytest.approx(
+                statistics.fmean(r["layers"][-1][metric] for r in recs), rel=1e-9)
+        if "achieved_sparsity" in recs[0]["method"]:
+            assert float(row["achieved_sparsity"]) == pytest.approx(
+                statistics.fmean(r["method"]["achieved_sparsity"] for r in recs))
+
+
+def test_report_of_a_train_run_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "3", "--hidden", "8", "--layers", "3", "--seeds", "0,1",
+                 "--device", "cpu", "--out", str(run), "--quiet"]) == 0
+    ensure_layers(run)
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[:2] == [str(run / "report.md"), str(run / "results.csv")]
+    assert str(run / "layers_mad.png") in printed and "accuracy_vs_depth.png" not in str(printed)
+    md = (run / "report.md").read_text()
+    assert "x3 / dense" in md and "| mean ± std |" in md
+    assert "Per-layer over-smoothing metrics" in md and "| 3 | convs.2 | 8 |" in md
+    rows = list(csv.DictReader(open(run / "results.csv")))
+    assert len(rows) == 1 and rows[0]["depth"] == "3" and rows[0]["n_seeds"] == "2"
+    assert_png(run / "layers_dirichlet.png")
+
+    # the per-layer table of one record
+    assert main(["metrics", "--run", str(run / "seed_0.json")]) == 0
+    table = capsys.readouterr().out
+    assert "mad" in table and "convs.2" in table
+    assert main(["metrics", "--run", str(run / "seed_1.json"), "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and len(json.loads(lines[0])) == 4
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_report_on_missing_or_empty_folder_exits_2(tmp_path, capsys, make):
+    folder = tmp_path / "nothing"
+    if make == "empty":
+        folder.mkdir()
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "nothing" in err
+
+
+def test_metrics_bad_input_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for argv in (["metrics", "--run", str(bad)], ["metrics", "--run", str(tmp_path)],
+                 ["metrics", "--run", str(tmp_path / "none.json")]):
+        assert main(argv) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_metrics_of_a_ticket(tmp_path, capsys):
+    if "ugt" not in METHODS:
+        pytest.skip("mask-only method 'ugt' is not registered yet")
+    ticket = tmp_path / "t.ticket"
+    assert main(["train", "--method", "ugt", "--epochs", "3", "--hidden", "8", "--layers", "2",
+                 "--device", "cpu", "--out", str(tmp_path / "r"), "--quiet",
+                 "--save-ticket", str(ticket)]) == 0
+    capsys.readouterr()
+    assert main(["metrics", "--ticket", str(ticket), "--dataset", "csbm", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["layer"] == 0 and len(rows) >= 3 and "mad" in rows[-1]
+
+
+def test_demo_quick(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and f"report: {out / 'report.md'}" in text
+    assert (out / "report.md").is_file() and (out / "results.csv").is_file()
+    assert_png(out / "accuracy_vs_depth.png")
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {r["method"] for r in rows} == set(TWO) and {r["depth"] for r in rows} == {"2", "4"}
