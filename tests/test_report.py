@@ -138,16 +138,24 @@ def test_metrics_bad_input_exits_2(tmp_path, capsys):
 
 
 def test_metrics_of_a_ticket(tmp_path, capsys):
-    if "ugt" not in METHODS:
-        pytest.skip("mask-only method 'ugt' is not registered yet")
-    ticket = tmp_path / "t.ticket"
-    assert main(["train", "--method", "ugt", "--epochs", "3", "--hidden", "8", "--layers", "2",
-                 "--device", "cpu", "--out", str(tmp_path / "r"), "--quiet",
-                 "--save-ticket", str(ticket)]) == 0
-    capsys.readouterr()
+    import torch
+
+    from gnnmask.masks import mask_model, save_ticket
+    from gnnmask.models import build_model
+
+    torch.manual_seed(3)
+    model = mask_model(build_model("gcn", 64, 8, 4, 3), sparsity=0.5, rule="global", seed=3)
+    ticket = save_ticket(tmp_path / "t.ticket", model)
     assert main(["metrics", "--ticket", str(ticket), "--dataset", "csbm", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["layer"] == 0 and len(rows) >= 3 and "mad" in rows[-1]
+    out = capsys.readouterr().out
+    rows = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert len(out.strip().splitlines()) == 1
+    assert [r["layer"] for r in rows] == list(range(len(rows))) and len(rows) >= 3
+    assert rows[0]["name"] == "input" and rows[0]["dim"] == 64 and "mad" in rows[-1]
+    assert main(["metrics", "--ticket", str(ticket), "--dataset", "csbm"]) == 0
+    assert "dirichlet" in capsys.readouterr().out
+    assert main(["metrics", "--ticket", str(ticket)]) == 2
+    assert "--dataset" in capsys.readouterr().err
 
 
 def test_demo_quick(tmp_path, capsys):

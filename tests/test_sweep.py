@@ -160,3 +160,12 @@ def test_bad_sweep_arguments_exit_2_with_one_line(tmp_path, capsys, flags, match
     out, err = capsys.readouterr()
     assert code == 2 and match in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_two_sweeps_never_share_a_folder(tmp_path):
+    from gnnmask.experiments.sweep import _lock
+
+    with _lock(tmp_path / "sw"):
+        with pytest.raises(UserError, match="another sweep is writing to"):
+            sweep(base(), [1], ["dense"], [0], tmp_path / "sw")
+    assert not cell_files(tmp_path / "sw")

@@ -92,6 +92,11 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
     o.add_argument("--weight-decay", type=float, default=None, help="(method default)")
     o.add_argument("--epochs", type=int, default=200)
     o.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
+    o.add_argument("--layer-metrics", default="default",
+                   help="per-layer metrics of the final model: default (all but mad_gap), "
+                        "all, none or a comma-separated list")
+    o.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="method option, e.g. mask_scale=none (repeatable)")
     r = p.add_argument_group("run")
     r.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-4")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -103,13 +108,30 @@ RUN_FIELDS = (
     "dataset", "data_root", "split", "model", "layers", "hidden", "dropout", "activation", "norm",
     "residual", "bias", "heads", "method", "sparsity", "mask_rule", "weight_init", "score_init",
     "schedule", "schedule_end", "optimizer", "lr", "weight_decay", "epochs", "patience", "device",
+    "layer_metrics",
 )
+
+
+def parse_extra(items: list[str]) -> dict:
+    """``["k=v", ...]`` to a dict; values parse as JSON when they can."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--extra {item!r} is malformed; allowed: KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def config_from_args(args: argparse.Namespace, **overrides):
     from gnnmask.train import RunConfig
 
     values = {f: getattr(args, f) for f in RUN_FIELDS if hasattr(args, f)}
+    if getattr(args, "extra", None):
+        values["extra"] = parse_extra(args.extra)
     values.update(overrides)
     return RunConfig(**values)
 

@@ -37,6 +37,7 @@ from typing import Any
 from gnnmask.errors import UserError
 from gnnmask.experiments.runs import _mean_std, summarize
 from gnnmask.experiments.sweep import load_cells, read_record
+from gnnmask.train import read_json
 
 #: Display names of the known metrics (others are shown by their key).
 METRIC_LABELS = {
@@ -59,9 +60,16 @@ def load_records(run_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]]]
     if not run_dir.is_dir():
         raise UserError(f"run folder {str(run_dir)!r} does not exist; allowed: a sweep or "
                         "train output folder")
-    cells = [record for _, record in load_cells(run_dir)]
+    cells = load_cells(run_dir)
     if cells:
-        return "sweep", cells
+        try:  # methods in the order the sweep named them
+            order = read_json(run_dir / "sweep.json")["methods"]
+        except (OSError, ValueError, KeyError, TypeError):
+            order = []
+        rank = {m: i for i, m in enumerate(order)}
+        cells.sort(key=lambda cr: (rank.get(cr[0].method, len(rank)), cr[0].method,
+                                   cr[0].depth, cr[0].seed))
+        return "sweep", [record for _, record in cells]
     runs = [read_record(p) for p in sorted(run_dir.glob("seed_*.json"))]
     runs = sorted((r for r in runs if r is not None), key=lambda r: r["seed"])
     if runs:
@@ -130,8 +138,10 @@ def _num(v, digits: int = 4) -> str:
     return str(v)
 
 
-def _acc(mean: float, std: float) -> str:
-    return "-" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}"
+def _acc(mean: float, std: float, n: int = 2) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {std:.4f}"
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]],
@@ -163,7 +173,8 @@ def accuracy_table(groups: Sequence[dict], markdown: bool = False) -> str:
         row = [str(depth)]
         for m in methods:
             g = cell.get((m, depth))
-            row.append("-" if g is None else _acc(g["test_acc"], g["test_acc_std"]))
+            row.append("-" if g is None else
+                       _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"])))
         rows.append(row)
     return render_table(["depth", *methods], rows, markdown)
 
@@ -292,7 +303,10 @@ def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[
         g = next(g for g in groups if g["method"] == m)
         extra = f" (sparsity {g['sparsity']})" if g.get("sparsity") is not None else ""
         methods.append(m + extra)
-    v = r0.get("versions", {})
+    versions = {}
+    for r in records:
+        for k, v in (r.get("versions") or {}).items():
+            versions.setdefault(k, {}).setdefault(v)
     title = (f"{c['dataset']} / {c['model']} depth sweep" if kind == "sweep" else
              f"{c['dataset']} / {c['model']} x{c['layers']} / {c['method']}")
     return [
@@ -300,15 +314,16 @@ def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[
         "",
         f"- dataset: {ds}",
         f"- model: {c['model']}, width {c['hidden']}, depth{'s' if len(depths) > 1 else ''} "
-        f"{', '.join(map(str, depths))}, norm {c['norm']}, residual {c['residual']}",
+        f"{', '.join(map(str, depths))}, norm {c.get('norm')}, residual {c.get('residual')}",
         f"- methods: {', '.join(methods)}",
-        f"- training: {_values(records, 'epochs')} epochs, {c['optimizer']}, lr "
+        f"- training: {_values(records, 'epochs')} epochs, {c.get('optimizer')}, lr "
         f"{_values(records, 'lr')}, weight decay {_values(records, 'weight_decay')}, dropout "
-        f"{_values(records, 'dropout')}, patience {c['patience']}",
+        f"{_values(records, 'dropout')}, patience {c.get('patience')}",
         f"- seeds: {', '.join(map(str, seeds))} ({len(records)} records, device "
         f"{r0.get('device', c.get('device'))})",
-        "- versions: " + ", ".join(f"{k} {v[k]}" for k in
-                                   ("gnnmask", "torch", "torch_geometric", "python") if k in v),
+        "- versions: " + ", ".join(f"{k} {' / '.join(versions[k])}" for k in
+                                   ("gnnmask", "torch", "torch_geometric", "python")
+                                   if k in versions),
         "",
     ]
 
@@ -320,6 +335,10 @@ def report(run_dir: str | os.PathLike) -> dict[str, Path]:
     """
     run_dir = Path(run_dir)
     kind, records = load_records(run_dir)
+    for tmp in run_dir.glob(".*.tmp"):  # left by a killed report
+        if tmp.name.split(".")[1] in ("report", "results", "accuracy_vs_depth") or \
+                tmp.name.startswith(".layers_"):
+            tmp.unlink(missing_ok=True)
     groups = summarize_groups(records)
     metrics = metric_names(records)
     written: dict[str, Path] = {}

@@ -286,11 +286,13 @@ def sweep(
             if jobs == 1:
                 for cell in todo:
                     try:
-                        done(cell, run_cell(configs[cell].to_dict(), str(cell.path(out))))
+                        record = run_cell(configs[cell].to_dict(), str(cell.path(out)))
                     except Exception as e:  # noqa: BLE001 - reported below; others go on
                         failures.append((cell, e))
                         if isinstance(e, UserError):  # e.g. a missing dataset: stop early
                             break
+                        continue
+                    done(cell, record)
             elif todo:
                 pool = _pool(min(jobs, len(todo)))
                 try:

@@ -8,6 +8,16 @@
 Modules: :mod:`~gnnmask.masks.core` (parametrization, rules, gradients),
 :mod:`~gnnmask.masks.init` (weight/score inits), :mod:`~gnnmask.masks.schedules`
 and :mod:`~gnnmask.masks.tickets`. Nothing here knows about training loops.
+
+Saving. A masked model's ``state_dict`` holds, per masked tensor,
+``<module>.parametrizations.<name>.original`` (the frozen weight) and
+``<module>.parametrizations.<name>.0.scores``; it loads into a model masked
+with the same targets. ``torch.save(model)`` (pickling the module) is not
+supported by torch's parametrizations: save the ``state_dict`` or a ticket.
+The current sparsity is not part of the ``state_dict``: set it on the group.
+
+Devices. Nothing is created on a fixed device: scores and masks live where
+the weights live, and the mask cache follows ``model.to(...)``.
 """
 
 from gnnmask.masks.api import (

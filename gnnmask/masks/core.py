@@ -40,7 +40,11 @@ of weights removed, ``0 <= sparsity < 1``:
 
 Gradients. ``global``/``topk`` (and every rule in eval mode) use the
 straight-through estimator: the gradient w.r.t. the scores is the gradient
-w.r.t. the mask, ``dL/ds = dL/dm = c * (dL/dW ⊙ w)``. ``bernoulli`` passes it
+w.r.t. the mask, ``dL/ds = dL/dm = c * (dL/dW ⊙ w)``; ``topk``, which ranks
+``|s|``, passes it to ``|s|`` and on through the absolute value,
+``dL/ds = sign(s) * dL/dm`` (as edge-popup's reference code does; without
+the sign, negative scores move the wrong way and training stalls: 0.39 vs
+0.97 test accuracy on the default CSBM graph, 4 layers, 100 epochs). ``bernoulli`` passes it
 straight through the sample to ``p = sigmoid(s)``, then through the sigmoid:
 ``dL/ds = c * (dL/dW ⊙ w) * p(1 - p)``. ``hard-concrete`` uses the exact
 reparameterisation gradient of the gate (Louizos et al.).
@@ -54,7 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from gnnmask.errors import UserError
-from gnnmask.masks._select import keep_masks
+from gnnmask.masks._select import keep_mask
 
 RULES = ("global", "topk", "bernoulli", "hard-concrete")
 STOCHASTIC = ("bernoulli", "hard-concrete")
@@ -80,26 +84,20 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def apply_mask(weight: Tensor, keep: Tensor, c: float) -> Tensor:
-    """``c * w ⊙ m`` for a boolean mask ``m`` (one ``where``, no float mask)."""
-    out = torch.where(keep, weight, 0.0)
-    return out.mul_(c) if c != 1.0 else out
-
-
 class _MaskedWeight(torch.autograd.Function):
-    """``W = c w ⊙ m`` for a fixed boolean ``m`` of this pass, with the
-    straight-through estimator ``dL/ds := dL/dm = c (dL/dW ⊙ w)``."""
+    """``W = w ⊙ m~`` with the precomputed ``m~ = c m`` (``m`` binary, fixed for
+    this pass) and the straight-through estimator ``dL/ds := dL/dm = c (dL/dW ⊙ w)``."""
 
     @staticmethod
-    def forward(ctx, weight, scores, keep, c):
-        ctx.save_for_backward(weight, keep)
+    def forward(ctx, weight, scores, scaled_mask, c):
+        ctx.save_for_backward(weight, scaled_mask)
         ctx.c = c
-        return apply_mask(weight, keep, c)
+        return weight * scaled_mask
 
     @staticmethod
     def backward(ctx, grad):
-        weight, keep = ctx.saved_tensors
-        grad_w = apply_mask(grad, keep, ctx.c) if ctx.needs_input_grad[0] else None
+        weight, scaled_mask = ctx.saved_tensors
+        grad_w = grad * scaled_mask if ctx.needs_input_grad[0] else None
         grad_s = grad * weight
         if ctx.c != 1.0:
             grad_s.mul_(ctx.c)
@@ -164,13 +162,16 @@ class ScoreMask(nn.Module):
         if self.bypass:
             return weight
         if g.fixed:
-            return apply_mask(weight, g.mask(self), g.factor)
+            return weight * g.mask(self)
         if self.training and g.rule == "bernoulli":
             return _BernoulliWeight.apply(weight, self.scores, g.factor)
         if self.training and g.rule == "hard-concrete":
             z = hard_concrete_gate(self.scores)
             return weight * (z * g.factor if g.factor != 1.0 else z)
-        return _MaskedWeight.apply(weight, self.scores, g.mask(self), g.factor)
+        # topk ranks |s|: the straight-through gradient reaches |s|, then s
+        # through abs (edge-popup's reference implementation does the same).
+        ranked = self.scores.abs() if g.rule == "topk" else self.scores
+        return _MaskedWeight.apply(weight, ranked, g.mask(self), g.factor)
 
     def extra_repr(self) -> str:
         return f"{self.name!r}, rule={self.group.rule!r}, shape={tuple(self.scores.shape)}"
@@ -180,11 +181,12 @@ class MaskGroup:
     """Everything the masks of one model share: rule, current sparsity, scale,
     the init recipe, and a cache of the current masks.
 
-    The cache is keyed on the current sparsity and the ``(version, pointer)`` stamps of the score tensors, so a mask (and the
-    ``global`` threshold, pooled over all tensors) is computed once after each
-    score update, however many times the weights are read and whichever
-    sub-module is called. ``recomputations`` counts the computations (a
-    ``global`` threshold counts once for all tensors).
+    The cache is keyed on the current sparsity, the scale and the ``(version,
+    pointer)`` stamps of the score tensors, so a mask (and the ``global``
+    threshold, pooled over all tensors) is computed once after each score
+    update, however many times the weights are read and whichever sub-module
+    is called. ``recomputations`` counts the computations (a ``global``
+    threshold counts once for all tensors).
 
     Scores changed through ``.data`` bypass the version counter: call
     :meth:`invalidate` after such writes.
@@ -200,7 +202,7 @@ class MaskGroup:
         self.fixed = False
         self.recomputations = 0
         self._sparsity = check_sparsity(sparsity)
-        self._cache: dict[str, tuple[tuple, Tensor]] = {}
+        self._cache: dict[str, tuple[tuple, Tensor, Tensor]] = {}
         self._global_key: tuple | None = None
 
     # -- the knob -------------------------------------------------------------
@@ -224,42 +226,61 @@ class MaskGroup:
         self._cache.clear()
         self._global_key = None
 
+    def _entry(self, keep: Tensor, dtype) -> tuple[Tensor, Tensor]:
+        scaled = keep.to(dtype)
+        return keep, scaled.mul_(self.factor) if self.factor != 1.0 else scaled
+
     @torch.no_grad()
-    def mask(self, member: ScoreMask) -> Tensor:
-        """The deterministic boolean mask of ``member`` (cached; do not modify)."""
+    def _lookup(self, member: ScoreMask) -> tuple[Tensor, Tensor]:
+        """``(bool mask, c * mask)`` of ``member``, from the cache when current."""
         with torch.inference_mode(False):
-            head = (self._sparsity,)
             if self.rule == "global" and not self.fixed:
-                key = head + tuple(_stamp(m.scores) for m in self.members.values())
+                members = list(self.members.values())
+                key = (self._sparsity, self.scale) + tuple(_stamp(m.scores) for m in members)
                 if key != self._global_key:
-                    members = list(self.members.values())
-                    k = round_half_up(self._sparsity * sum(m.scores.numel() for m in members))
-                    keeps = keep_masks([m.scores for m in members], k)
-                    self._cache = {m.name: (key, keep) for m, keep in zip(members, keeps)}
+                    flat = torch.cat([m.scores.detach().reshape(-1) for m in members])
+                    keep, scaled = self._entry(
+                        keep_mask(flat, round_half_up(self._sparsity * flat.numel())),
+                        flat.dtype,
+                    )
+                    self._cache, start = {}, 0
+                    for m in members:
+                        n, shape = m.scores.numel(), m.scores.shape
+                        part = (keep[start : start + n].view(shape),
+                                scaled[start : start + n].view(shape))
+                        self._cache[m.name] = (key, *part)
+                        start += n
                     self._global_key = key
                     self.recomputations += 1
-                return self._cache[member.name][1]
-            if self.fixed:
-                return member.fixed
-            key = head + (_stamp(member.scores),)
+                return self._cache[member.name][1:]
+            source = member.fixed if self.fixed else member.scores
+            key = (self._sparsity, self.scale, self.fixed, _stamp(source))
             hit = self._cache.get(member.name)
             if hit is None or hit[0] != key:
-                hit = (key, self._keep(member))
+                hit = (key, *self._entry(self._keep(member), member.scores.dtype))
                 self._cache[member.name] = hit
                 self._global_key = None
                 self.recomputations += 1
-            return hit[1]
+            return hit[1:]
+
+    def mask(self, member: ScoreMask) -> Tensor:
+        """The deterministic mask of ``member`` times ``c`` (cached; do not modify)."""
+        return self._lookup(member)[1]
 
     def _keep(self, member: ScoreMask) -> Tensor:
-        s = member.scores
+        if self.fixed:
+            return member.fixed
+        s = member.scores.detach()
         if self.rule == "topk":
             n = s.numel()
-            return keep_masks([s.abs()], n - round_half_up((1.0 - self._sparsity) * n))[0]
+            k = n - round_half_up((1.0 - self._sparsity) * n)
+            return keep_mask(s.abs().view(-1), k).view(s.shape)
         return s > 0  # bernoulli / hard-concrete, deterministic
 
     def masks(self) -> dict[str, Tensor]:
-        """``{name: bool mask}`` of the current deterministic (eval-mode) masks."""
-        return {name: self.mask(m) for name, m in self.members.items()}
+        """``{name: bool mask}`` of the current deterministic (eval-mode) masks
+        (cached tensors; do not modify)."""
+        return {name: self._lookup(m)[0] for name, m in self.members.items()}
 
     def achieved_sparsity(self) -> dict:
         """``{"overall": float, "per_tensor": {name: float}}`` of the current masks

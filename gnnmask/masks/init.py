@@ -66,24 +66,32 @@ def generator(seed: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((int(seed) + stream * _SCORE_STREAM) % 2**64)
 
 
-def draw(init: str, shape: Sequence[int], gen: torch.Generator, sparsity: float = 0.0) -> Tensor:
-    """One float32 CPU tensor of ``shape`` drawn by ``init`` from ``gen``."""
+def draw(
+    init: str, shape: Sequence[int], gen: torch.Generator, sparsity: float = 0.0,
+    out: Tensor | None = None,
+) -> Tensor:
+    """A float32 CPU tensor of ``shape`` drawn by ``init`` from ``gen`` (into
+    ``out`` when given: a contiguous float32 CPU tensor, same values)."""
     shape = tuple(shape)
+    t = torch.empty(shape) if out is None else out
     std = kaiming_std(shape)
     if init == "kaiming-uniform":
-        bound = math.sqrt(3.0) * std
-        return torch.rand(shape, generator=gen).mul_(2 * bound).sub_(bound)
+        return t.uniform_(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator=gen)
     if init == "kaiming-normal":
-        return torch.randn(shape, generator=gen).mul_(std)
+        return t.normal_(0.0, std, generator=gen)
     if init in ("signed-constant", "scaled-signed-constant"):
         if init == "scaled-signed-constant":
             std = RELU_GAIN / math.sqrt(fan_in(shape) * (1.0 - sparsity))
-        return torch.randint(0, 2, shape, generator=gen).float().mul_(2 * std).sub_(std)
+        return t.bernoulli_(0.5, generator=gen).mul_(2 * std).sub_(std)
     if init == "uniform":
-        return torch.rand(shape, generator=gen)
+        return t.uniform_(0.0, 1.0, generator=gen)
     if init == "constant":
-        return torch.ones(shape)
+        return t.fill_(1.0)
     raise AssertionError(init)  # names are checked by the callers
+
+
+def _direct(t: Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
 
 
 @torch.no_grad()
@@ -92,7 +100,10 @@ def init_weights_(tensors: Sequence[Tensor], init: str, seed: int, sparsity: flo
     check_choice("weight init", init, WEIGHT_INITS)
     gen = generator(seed)
     for t in tensors:
-        t.copy_(draw(init, t.shape, gen, sparsity))
+        if _direct(t):
+            draw(init, t.shape, gen, sparsity, out=t)
+        else:
+            t.copy_(draw(init, t.shape, gen, sparsity))
 
 
 @torch.no_grad()
@@ -100,4 +111,8 @@ def init_scores(tensors: Sequence[Tensor], init: str, seed: int) -> list[Tensor]
     """New score tensors shaped, typed and placed like ``tensors``."""
     check_choice("score init", init, SCORE_INITS)
     gen = generator(seed, stream=1)
-    return [draw(init, t.shape, gen).to(device=t.device, dtype=t.dtype) for t in tensors]
+    return [
+        draw(init, t.shape, gen) if _direct(t) else
+        draw(init, t.shape, gen).to(device=t.device, dtype=t.dtype)
+        for t in tensors
+    ]

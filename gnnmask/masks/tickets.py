@@ -114,7 +114,9 @@ def save_ticket(
     try:
         head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     except TypeError as e:
-        raise UserError(f"builder kwargs are not JSON-serialisable ({e}); allowed: JSON values")
+        raise UserError(
+            f"builder kwargs are not JSON-serialisable ({e}); allowed: JSON values"
+        ) from None
     body = _HEAD.pack(MAGIC, FORMAT_VERSION, len(head)) + head + b"".join(parts)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -128,7 +130,7 @@ def read_ticket(path) -> tuple[dict, memoryview]:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise UserError(f"cannot read ticket {str(path)!r}: {e.strerror}")
+        raise UserError(f"cannot read ticket {str(path)!r}: {e.strerror}") from None
     if len(data) < _HEAD.size + _DIGEST or data[:8] != MAGIC:
         raise UserError(f"{str(path)!r} is not a gnnmask ticket (bad magic or truncated)")
     _, version, n_head = _HEAD.unpack_from(data)
@@ -142,7 +144,7 @@ def read_ticket(path) -> tuple[dict, memoryview]:
         header = json.loads(data[_HEAD.size : _HEAD.size + n_head])
         sizes = [t[2] for t in header["tensors"]] + [b[3] for b in header["buffers"]]
     except (ValueError, KeyError, IndexError, TypeError):
-        raise UserError(f"ticket {str(path)!r} has an unreadable header")
+        raise UserError(f"ticket {str(path)!r} has an unreadable header") from None
     payload = memoryview(data)[_HEAD.size + n_head : -_DIGEST]
     if sum(sizes) != len(payload):
         raise UserError(f"ticket {str(path)!r} is corrupt (payload size mismatch)")
@@ -161,7 +163,7 @@ def _build(header: dict, path) -> nn.Module:
         for part in fn.split("."):
             func = getattr(func, part)
     except (ImportError, AttributeError):
-        raise UserError(f"ticket builder {header['builder']!r} cannot be imported")
+        raise UserError(f"ticket builder {header['builder']!r} cannot be imported") from None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(header["build_seed"])
         return func(**header["kwargs"])

@@ -18,7 +18,7 @@ Shared conventions: the graph is read as undirected, unweighted and simple
 (direction ignored, duplicates merged, self-loops dropped); no ``N x N``
 matrix is formed beyond ``chunk_size`` entries; MAD is exact in
 ``O(N d + E d)``; SMV, the group distance ratio and MADGap are exact up to
-10,000 nodes and, by default above that, unbiased estimates from a seeded
+5,000 nodes and, by default above that, unbiased estimates from a seeded
 sample of source nodes (``exact=True`` forces the exact value).
 
 :data:`METRICS` maps names to functions, :func:`compute_metrics` evaluates

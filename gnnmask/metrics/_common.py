@@ -10,14 +10,16 @@ Conventions used by every metric (stated once here, repeated in docstrings):
 * Work is done on ``x.device`` in float64 (cheap at ``N x d`` and ``E x d``, and
   it keeps the closed forms and the ``sqrt(2 - 2 cos)`` distances accurate for
   nearly identical rows). Hop distances are found on the CPU.
-* ``chunk_size`` bounds the number of entries of any pairwise block (a row
-  block of the distance matrix holds ``chunk_size // N`` rows, an edge block
-  ``chunk_size // d`` edges), so nothing ``N x N`` is formed once
-  ``N * N > chunk_size``.
+* ``chunk_size`` bounds the number of entries of any pairwise block: a tile
+  of the distance matrix (up to 512 rows by ``chunk_size // rows`` columns),
+  an edge block (``chunk_size // d`` edges) or a block of BFS membership bits;
+  so nothing ``N x N`` is formed once ``N * N > chunk_size`` (default
+  ``2**21``, 16 MiB of float64).
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 
 import numpy as np
@@ -26,12 +28,12 @@ from torch import Tensor
 
 from gnnmask.errors import UserError, check_choice
 
-#: Default block budget: entries per pairwise block (8 MiB in float64).
-DEFAULT_CHUNK = 1 << 20
+#: Default block budget: entries per pairwise block (16 MiB in float64).
+DEFAULT_CHUNK = 1 << 21
 #: Sampled metrics are exact by default up to this many nodes.
-EXACT_MAX_NODES = 10_000
+EXACT_MAX_NODES = 5_000
 #: Default number of sampled source nodes above ``EXACT_MAX_NODES``.
-DEFAULT_SAMPLES = 1024
+DEFAULT_SAMPLES = 512
 
 
 # ----------------------------------------------------------------- checks ---
@@ -76,6 +78,16 @@ def check_target(target: str) -> str:
     return target
 
 
+def unique(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``torch.unique(t, return_inverse=True, return_counts=True)`` for a 1-D
+    tensor; on the CPU through numpy, whose sort is much faster than torch's
+    multi-threaded one on a busy machine."""
+    if t.device.type != "cpu":
+        return torch.unique(t, return_inverse=True, return_counts=True)
+    values, inverse, counts = np.unique(t.numpy(), return_inverse=True, return_counts=True)
+    return tuple(torch.from_numpy(a.reshape(-1)) for a in (values, inverse, counts))
+
+
 # ------------------------------------------------------------------ graph ---
 
 class Graph:
@@ -117,6 +129,18 @@ class Graph:
         np.cumsum(np.bincount(src, minlength=self.num_nodes), out=indptr[1:])
         return indptr, dst[order]
 
+    @cached_property
+    def adjacency(self) -> Tensor:
+        """Symmetric 0/1 adjacency as a float64 sparse CSR tensor (graph device)."""
+        indptr, indices = self.csr
+        dev = self.row.device
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(indptr).to(dev), torch.from_numpy(indices).to(dev),
+                torch.ones(len(indices), dtype=torch.float64, device=dev),
+                (self.num_nodes, self.num_nodes))
+
 
 def as_graph(edge_index, num_nodes: int, device) -> Graph:
     """Validate ``edge_index`` ``[2, E]`` and return the undirected simple graph."""
@@ -143,7 +167,7 @@ def as_graph(edge_index, num_nodes: int, device) -> Graph:
                             f"(x has {num_nodes} rows)")
     a, b = torch.minimum(ei[0], ei[1]), torch.maximum(ei[0], ei[1])
     keep = a != b
-    key = torch.unique(a[keep] * num_nodes + b[keep])
+    key = unique(a[keep] * num_nodes + b[keep])[0]
     return Graph(key // num_nodes, key % num_nodes, num_nodes)
 
 
@@ -169,22 +193,25 @@ def direction_groups(xh: Tensor) -> tuple[Tensor, Tensor]:
     shared buckets are compared entry by entry."""
     n = xh.shape[0]
     bits = (xh + 0.0).contiguous().view(torch.int64)  # + 0.0 maps -0.0 to 0.0
-    gen = torch.Generator().manual_seed(0x5EED)
-    mult = torch.randint(1, 1 << 20, (2, xh.shape[1]), generator=gen).to(xh.device)
-    # 32-bit halves times 20-bit multipliers: no int64 overflow for d <= 2**10;
-    # wider rows fall back to the entrywise comparison of every row.
     if xh.shape[1] <= 1 << 10:
-        key = ((bits & 0xFFFFFFFF) * mult[0]).sum(1) + ((bits >> 32) * mult[1]).sum(1)
-        _, gid, counts = torch.unique(key, return_inverse=True, return_counts=True)
+        # signed 32-bit halves times 20-bit multipliers: |key| < 2**62, no overflow
+        gen = torch.Generator().manual_seed(0x5EED)
+        mult = torch.randint(1, 1 << 20, (2 * xh.shape[1],), generator=gen).to(xh.device)
+        halves = bits.view(torch.int32)
+        if xh.device.type == "cpu":  # numpy's exact integer product is fast
+            key = torch.from_numpy(halves.numpy() @ mult.numpy())
+        else:
+            key = (halves * mult).sum(1)
+        _, gid, counts = unique(key)
         shared = (counts[gid] > 1).nonzero().view(-1)
-    else:
+    else:  # wide rows: compare every row entry by entry
         gid = torch.zeros(n, dtype=torch.long, device=xh.device)
         shared = torch.arange(n, device=xh.device)
     if shared.numel():
         _, sub, _ = torch.unique(bits[shared], dim=0, return_inverse=True, return_counts=True)
         gid = gid.clone()
         gid[shared] = n + sub  # ids >= n cannot clash with bucket ids < n
-    _, gid, counts = torch.unique(gid, return_inverse=True, return_counts=True)
+    _, gid, counts = unique(gid)
     return gid, counts[gid]
 
 
@@ -218,6 +245,9 @@ def pick_sources(n: int, exact: bool | None, num_samples: int, seed: int,
     ``exact=None`` means exact iff ``n <= EXACT_MAX_NODES``; a sample that
     would cover every row is exact too. Returns ``(sorted indices, is_exact)``.
     """
+    if exact is not None and not isinstance(exact, bool):
+        raise UserError(f"exact must be True, False or None; got {exact!r}")
+    check_positive("seed", seed, minimum=0)
     if exact is None:
         exact = n <= EXACT_MAX_NODES
     if exact or num_samples >= n:

@@ -7,7 +7,7 @@ forms an ``N x N`` matrix beyond ``chunk_size`` entries:
 * MAD (any target) is exact in ``O(N d + E d)`` through closed forms.
 * SMV, the group distance ratio and MADGap have no linear shortcut (a square
   root, a Euclidean norm, hop distances). They are exact over row blocks up to
-  ``EXACT_MAX_NODES`` (10,000) nodes and, above it, by default *estimated* from
+  ``EXACT_MAX_NODES`` (5,000) nodes and, above it, by default *estimated* from
   ``num_samples`` source rows drawn uniformly without replacement with a fixed
   ``seed``; every sampled row's average is still exact over all ``N`` partners.
   ``exact=True`` forces the exact ``O(N^2 d)`` computation at any size.
@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.functional import one_hot
 
 from gnnmask.errors import UserError
 
@@ -34,9 +35,9 @@ from ._common import (
     direction_groups,
     hop_balls,
     pick_sources,
-    row_blocks,
     spans,
     tile_shape,
+    unique,
     unit_rows,
     unpack_bits,
 )
@@ -56,7 +57,7 @@ def _node_average(sums: Tensor, counts: Tensor, num_pairs: int) -> float:
     return float((sums[has] / counts[has]).clamp(0.0, 2.0).mean())
 
 
-def mad(x: Tensor, edge_index=None, target: str = "all", chunk_size: int = DEFAULT_CHUNK) -> float:
+def mad(x: Tensor, edge_index=None, target: str = "all") -> float:
     r"""Mean Average Distance (MAD) of node representations.
 
     Chen et al., "Measuring and Relieving the Over-smoothing Problem for Graph
@@ -85,39 +86,46 @@ def mad(x: Tensor, edge_index=None, target: str = "all", chunk_size: int = DEFAU
       identical rows) and ``nan`` when there is no target pair (``N < 2``, or
       no edge for ``neighbors``).
 
-    Exact in ``O(N d + E d)``: for ``all``,
-    :math:`\sum_{j \notin g(i)} D_{ij} = c_i - \hat x_i^\top (S - |g(i)|\,\hat x_i)`
-    with :math:`S = \sum_j \hat x_j`, ``g(i)`` the rows identical to ``i``
-    after normalisation and ``c_i`` the number of non-zero rows outside
-    ``g(i)``; ``neighbors`` sums over edge blocks of ``chunk_size // d`` edges;
-    ``remote`` is ``all`` minus ``neighbors`` per node (sums and counts).
+    Exact, in ``O(N d + E d)`` time and memory (no pairwise block at all),
+    with :math:`\hat x_i = x_i / \|x_i\|` in float64 (resolution of a
+    distance about ``1e-15``). For ``all``,
+
+    .. math::
+        \sum_{j \notin g(i)} D_{ij} = c_i - \hat x_i^\top \Big(\sum_j \hat x_j\Big)
+            + |g(i)|\,\|\hat x_i\|^2
+
+    where ``g(i)`` are the rows identical to row ``i`` after normalisation and
+    ``c_i`` counts the non-zero rows outside ``g(i)``; ``neighbors`` is the
+    same with :math:`\sum_j \hat x_j` replaced by the sparse product
+    :math:`(A \hat X)_i` and the counts by degrees (minus zero and identical
+    neighbours); ``remote`` is ``all`` minus ``neighbors`` per node.
     """
     x = check_x(x)
     check_target(target)
-    check_positive("chunk_size", chunk_size)
     n = x.shape[0]
     xh, nonzero = unit_rows(x)
     gid, gsize = direction_groups(xh)
-    sums = torch.zeros(n, dtype=torch.float64, device=x.device)
-    counts = torch.zeros(n, dtype=torch.long, device=x.device)
-
+    sq = (xh * xh).sum(1)
     if target in ("all", "remote"):
-        counts = torch.where(nonzero, nonzero.sum() - gsize, 0)
-        dots = xh @ xh.sum(0) - gsize * (xh * xh).sum(1)
-        sums = torch.where(nonzero, counts - dots, 0.0)
+        counts = nonzero.sum() - gsize
+        sums = counts - (xh @ xh.sum(0) - gsize * sq)
         num_pairs = n * (n - 1)
     if target in ("neighbors", "remote"):
         graph = as_graph(edge_index, n, x.device)
-        sign = 1 if target == "neighbors" else -1
-        for sl in row_blocks(graph.num_edges, x.shape[1], chunk_size):
-            r, c = graph.row[sl], graph.col[sl]
-            valid = nonzero[r] & nonzero[c] & (gid[r] != gid[c])
-            dist = torch.where(valid, 1.0 - (xh[r] * xh[c]).sum(1), 0.0) * sign
-            valid = valid.long() * sign
-            sums.index_add_(0, r, dist).index_add_(0, c, dist)
-            counts.index_add_(0, r, valid).index_add_(0, c, valid)
-        num_pairs = (0 if target == "neighbors" else num_pairs) + sign * 2 * graph.num_edges
-    return _node_average(sums, counts, num_pairs)
+        r, c = graph.row, graph.col
+        zero_nb = torch.zeros(n, dtype=torch.long, device=x.device)
+        zero_nb.index_add_(0, r, (~nonzero[c]).long()).index_add_(0, c, (~nonzero[r]).long())
+        same = (nonzero[r] & nonzero[c] & (gid[r] == gid[c])).long()
+        same_nb = torch.zeros_like(zero_nb).index_add_(0, r, same).index_add_(0, c, same)
+        nb_counts = graph.degree - zero_nb - same_nb
+        nb_sums = nb_counts - ((graph.adjacency @ xh) * xh).sum(1) + same_nb * sq
+        if target == "neighbors":
+            counts, sums, num_pairs = nb_counts, nb_sums, 0
+        else:
+            counts, sums = counts - nb_counts, sums - nb_sums
+        num_pairs += (1 if target == "neighbors" else -1) * 2 * graph.num_edges
+    counts = torch.where(nonzero, counts, 0)
+    return _node_average(torch.where(nonzero, sums, 0.0), counts, num_pairs)
 
 
 def _mad_bands(x: Tensor, edge_index, near_hops: int, far_hops: int, exact: bool | None,
@@ -131,7 +139,8 @@ def _mad_bands(x: Tensor, edge_index, near_hops: int, far_hops: int, exact: bool
         count = |B| - |B & zero| - m_s,
         sum   = count - xh_s . (B^T Xh - m_s xh_s),
 
-    with ``B^T Xh`` accumulated over node blocks, 64 sources (one BFS) at a time.
+    with ``B^T [Xh, 1, is_zero]`` accumulated over node blocks for 512
+    sources (8 BFS runs of 64) at a time.
     """
     x = check_x(x)
     check_positive("near_hops", near_hops)
@@ -143,33 +152,39 @@ def _mad_bands(x: Tensor, edge_index, near_hops: int, far_hops: int, exact: bool
     graph = as_graph(edge_index, n, dev)
     xh, nonzero = unit_rows(x)
     gid, gsize = direction_groups(xh)
-    any_zero, any_dup = not bool(nonzero.all()), bool((gsize[nonzero] > 1).any())
+    any_dup = bool((gsize[nonzero] > 1).any())
+    d = x.shape[1]
+    # [xh, 1, is_zero]: one product gives each band's sum of xh, size and zero rows
+    aug = torch.cat([xh, torch.ones_like(xh[:, :1]), (~nonzero)[:, None].double()], 1)
     src, is_exact = pick_sources(n, exact, num_samples, seed, dev)
     sums = torch.zeros(2, len(src), dtype=torch.float64, device=dev)
     counts = torch.zeros(2, len(src), dtype=torch.long, device=dev)
     num_pairs = [0, 0]
     src_np = src.cpu().numpy()
-    for cols in spans(len(src), 64):  # one BFS word of sources at a time
+    for cols in spans(len(src), 512):  # 8 BFS words per product (wider is faster)
         s, k = src[cols], cols.stop - cols.start
-        balls = hop_balls(graph, src_np[cols], (near_hops, far_hops - 1))
-        packed = np.stack([balls[near_hops], ~balls[far_hops - 1]])  # neb, rmt bands
-        size, zero_in = (torch.zeros(2, k, dtype=torch.long, device=dev) for _ in range(2))
-        same_in = torch.tensor([[1], [0]], device=dev).expand(2, k)  # s itself, if no dups
+        packed = []  # [N, 2, words]: neighbour band, remote band
+        for w in spans(k, 64):
+            balls = hop_balls(graph, src_np[cols][w], (near_hops, far_hops - 1))
+            packed.append(np.stack([balls[near_hops], ~balls[far_hops - 1]], 1))
+        packed = np.stack(packed, 2)
+        width = 64 * packed.shape[2]  # k plus padding bits of the last word
+        acc = torch.zeros(d + 2, 2 * width, dtype=torch.float64, device=dev)
+        same_in = torch.tensor([[1], [0]], device=dev)  # s itself, when s has no twin
         if any_dup:
             same_in = torch.zeros(2, k, dtype=torch.long, device=dev)
-        ball_sum = torch.zeros(2, k, x.shape[1], dtype=torch.float64, device=dev)
-        for js in spans(n, max(1, chunk_size // (2 * k))):
-            band = unpack_bits(packed[:, js], k, dev)  # [2, nb, k]
-            size += band.sum(1)
-            if any_zero:
-                zero_in += (band & ~nonzero[js, None]).sum(1)
+        for js in spans(n, max(1, chunk_size // (2 * width))):
+            band = unpack_bits(packed[js], 64, dev).view(-1, 2, width)  # [n_b, 2, width]
+            acc += aug[js].T @ band.view(-1, 2 * width).to(torch.float64)
             if any_dup:
-                same_in += (band & (nonzero[js, None] & (gid[js, None] == gid[s]))).sum(1)
-            ball_sum += band.transpose(1, 2).to(torch.float64) @ xh[js]
+                twin = nonzero[js, None] & (gid[js, None] == gid[s])
+                same_in += (band[:, :, :k] & twin[:, None]).sum(0)
+        acc = acc.view(d + 2, 2, width)[:, :, :k]
+        size, zero_in = acc[d].round().long(), acc[d + 1].round().long()
         num_pairs[0] += int(size[0].sum()) - k  # the source is not its own pair
         num_pairs[1] += int(size[1].sum())
         count = size - zero_in - same_in
-        dots = (ball_sum * xh[s]).sum(2) - same_in * (xh[s] * xh[s]).sum(1)
+        dots = (acc[:d] * xh[s].T[:, None]).sum(0) - same_in * (xh[s] * xh[s]).sum(1)
         counts[:, cols] = torch.where(nonzero[s], count, 0)
         sums[:, cols] = torch.where(nonzero[s], count - dots, 0.0)
     neb = _node_average(sums[0], counts[0], num_pairs[0])
@@ -200,16 +215,19 @@ def mad_gap(x: Tensor, edge_index, near_hops: int = 3, far_hops: int = 8, *,
     time with one bit per source (CPU, ``far_hops - 1`` levels at most,
     stopping early once every source's component is exhausted). The band sums
     then use :math:`\sum_{j \in B} D_{sj} = |B| - \hat x_s^\top \sum_{j \in B}
-    \hat x_j` (corrected for zero rows and rows identical to ``s``), one
-    ``[k, N] @ [N, d]`` product per block of ``k = chunk_size // N`` sources.
+    \hat x_j` (corrected for zero rows and rows identical to ``s``): one
+    float64 product ``[d + 2, n_b] @ [n_b, 2 * 512]`` per block of
+    ``n_b = chunk_size // 1024`` nodes and 512 sources, never an ``N x N`` block.
 
     Exactness: with all ``N`` nodes as sources the value is exact. That costs
     ``O(N (E + N d))``, so by default (``exact=None``) it is used only for
-    ``N <= 10,000``; above, ``num_samples`` source nodes are drawn uniformly
+    ``N <= 5,000``; above, ``num_samples`` source nodes are drawn uniformly
     without replacement (``seed``), their per-node averages
     :math:`\bar D_i` are computed exactly, and each MAD is the mean over the
-    sampled nodes that have a non-zero pair in the band. Each MAD estimate is
-    unbiased for the corresponding node average; the standard error is about
+    sampled nodes that have a non-zero pair in the band: a simple random
+    sample of the nodes the exact MAD averages over, so each band's MAD, and
+    their difference, is estimated without bias (given at least one sampled
+    node in each band), with a standard error of about
     ``std(D_i) / sqrt(num_samples)``. ``exact=True`` forces the exact value.
     """
     neb, rmt, _ = _mad_bands(x, edge_index, near_hops, far_hops, exact, num_samples, seed,
@@ -237,15 +255,16 @@ def smv(x: Tensor, *, exact: bool | None = None, num_samples: int = DEFAULT_SAMP
 
     i.e. the mean over ordered pairs ``i != j`` of half the Euclidean distance
     between normalised rows, in ``[0, 1]`` (0: all rows point the same way).
-    Computed as ``sqrt(2 - 2 cos) / 2`` over float64 row blocks of
-    ``chunk_size`` entries.
+    Computed as ``sqrt(2 - 2 cos) / 2`` in float64 over tiles of
+    ``chunk_size`` pairs (a pair's distance is resolved to about ``1e-8``: the
+    square root amplifies the rounding of ``cos``).
 
     Conventions: a pair involving a **zero row** has distance 0 (no
     direction), but still counts in the ``N(N-1)`` normalisation; ``N < 2``
     gives ``nan``.
 
     Exactness: exact (``O(N^2 d)``) when ``exact=True`` or, by default, when
-    ``N <= 10,000``. Above that the default is an **unbiased estimate**: the
+    ``N <= 5,000``. Above that the default is an **unbiased estimate**: the
     mean of the exact :math:`\mathrm{SMV}_i` over ``num_samples`` nodes drawn
     uniformly without replacement with ``seed``; standard error about
     ``std(SMV_i) / sqrt(num_samples)``.
@@ -257,16 +276,18 @@ def smv(x: Tensor, *, exact: bool | None = None, num_samples: int = DEFAULT_SAMP
     if n < 2:
         return math.nan
     xh, nonzero = unit_rows(x)
-    partners = xh[nonzero]
-    position = torch.cumsum(nonzero.long(), 0) - 1  # row index within `partners`
+    ones = torch.ones(n, 1, dtype=torch.float64, device=x.device)
+    left = torch.cat([xh, ones], 1)  # left_i . right_j = 2 - 2 cos(x_i, x_j)
+    right = torch.cat([-2.0 * xh, 2.0 * ones], 1)[nonzero]
+    position = torch.cumsum(nonzero.long(), 0) - 1  # row index within `right`
     sources, _ = pick_sources(n, exact, num_samples, seed, x.device)
     src = sources[nonzero[sources]]  # zero-row sources contribute 0 but count
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    rows, cols = tile_shape(len(src), len(partners), chunk_size)
+    rows, cols = tile_shape(len(src), len(right), chunk_size)
     for rs in spans(len(src), rows):
-        xs, pos = xh[src[rs]], position[src[rs]]
-        for cs in spans(len(partners), cols):
-            dist = (xs @ partners[cs].T).mul_(-2.0).add_(2.0).clamp_(min=0.0).sqrt_()
+        ls, pos = left[src[rs]], position[src[rs]]
+        for cs in spans(len(right), cols):
+            dist = (ls @ right[cs].T).clamp_(min=0.0).sqrt_()
             _zero_self(dist, pos, cs)
             total += dist.sum()
     return float(total) / (2.0 * (n - 1) * len(sources))
@@ -312,8 +333,12 @@ def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool
     ``y.max() + 1`` and fails on empty classes; the values agree whenever PyG's
     is defined). Fewer than 2 classes raise :class:`UserError`.
 
-    Exactness: exact (``O(N^2 d)``, float64 row blocks of ``chunk_size``
-    entries) when ``exact=True`` or, by default, ``N <= 10,000``. Above that
+    Distances come from ``||x_u||^2 + ||x_v||^2 - 2 x_u . x_v`` in float64
+    over tiles of ``chunk_size`` pairs (resolved to about ``1e-8`` times the
+    row norms; PyG's ``torch.cdist`` in float32 resolves about ``3e-4``).
+
+    Exactness: exact (``O(N^2 d)``) when ``exact=True`` or, by default, when
+    ``N <= 5,000``. Above that
     the default draws up to ``ceil(num_samples / C)`` nodes per class
     (uniformly without replacement, ``seed``); each sampled node's distance
     sums to all ``N`` nodes are exact, so every per-class mean in the numerator
@@ -325,26 +350,32 @@ def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool
     check_positive("chunk_size", chunk_size)
     n, dev = x.shape[0], x.device
     y = check_labels(y, n, dev)
-    _, cls = torch.unique(y, return_inverse=True)
+    cls = unique(y)[1]
     num_classes = int(cls.max()) + 1 if n else 0
     if num_classes < 2:
         raise UserError(f"group_distance_ratio needs labels of at least 2 classes; "
                         f"y has {num_classes}")
     size = torch.bincount(cls, minlength=num_classes).double()
     x64 = x.double()
-    sq = (x64 * x64).sum(1)
+    sq = (x64 * x64).sum(1, keepdim=True)
+    ones = torch.ones_like(sq)
+    left = torch.cat([x64, sq, ones], 1)  # left_u . right_v = ||x_u - x_v||^2
+    right = torch.cat([-2.0 * x64, ones, sq], 1)
     src, _ = _class_sources(cls, num_classes, exact, num_samples, seed)
     intra = torch.zeros(num_classes, dtype=torch.float64, device=dev)
     inter = torch.zeros_like(intra)
+    member = one_hot(cls, num_classes).double() if num_classes <= 64 else None
     rows, cols = tile_shape(len(src), n, chunk_size)
     for rs in spans(len(src), rows):
         s = src[rs]
         by_class = torch.zeros(len(s), num_classes, dtype=torch.float64, device=dev)
         for cs in spans(n, cols):
-            dist = (x64[s] @ x64[cs].T).mul_(-2.0).add_(sq[s, None]).add_(sq[cs])
-            dist.clamp_(min=0.0).sqrt_()
+            dist = (left[s] @ right[cs].T).clamp_(min=0.0).sqrt_()
             _zero_self(dist, s, cs)
-            by_class.index_add_(1, cls[cs], dist)
+            if member is not None:  # class sums as a small product
+                by_class += dist @ member[cs]
+            else:
+                by_class.index_add_(1, cls[cs], dist)
         own = by_class.gather(1, cls[s, None]).view(-1)
         intra.index_add_(0, cls[s], own)
         inter.index_add_(0, cls[s], by_class.sum(1) - own)

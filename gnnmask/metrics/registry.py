@@ -44,34 +44,38 @@ def compute_metrics(x: Tensor, edge_index=None, y: Tensor | None = None,
         edge_index: ``[2, E]`` edges (or a prepared :class:`Graph`); needed by
             ``mad_gap`` and both ``dirichlet`` forms (and ``mad`` with a
             ``neighbors``/``remote`` target). It is coalesced once for all.
+            When ``None``, the default metric set leaves the graph metrics
+            out; naming one of them is an error.
         y: class labels ``[N]``; label metrics (``group_distance_ratio``) are
             skipped when ``None``.
-        names: metric names (default: all of :data:`METRICS`, in its order).
+        names: metric names (default: all of :data:`METRICS`, in its order,
+            less those whose inputs are missing).
         options: per-metric keyword arguments, e.g.
             ``{"mad": {"target": "remote"}, "smv": {"exact": True}}``.
     """
     x = check_x(x)
+    explicit = names is not None
     names = list(METRICS) if names is None else [names] if isinstance(names, str) else list(names)
     options = dict(options or {})
     for name in [*names, *options]:
         check_choice("metric", name, METRICS)
-    graph = None
-    if edge_index is not None:
-        graph = as_graph(edge_index, x.shape[0], x.device)
-    out = {}
-    for name in names:
-        fn, kwargs = METRICS[name], dict(options.get(name, {}))
-        allowed = [p for p in list(inspect.signature(fn).parameters)[1:]
+    for name, kwargs in options.items():
+        allowed = [p for p in list(inspect.signature(METRICS[name]).parameters)[1:]
                    if p not in ("edge_index", "y")]
         for key in kwargs:
             check_choice(f"option of metric {name!r}", key, allowed)
+    graph = None if edge_index is None else as_graph(edge_index, x.shape[0], x.device)
+    out = {}
+    for name in names:
+        fn, kwargs = METRICS[name], options.get(name, {})
         if name in _LABELS:
-            if y is None:
-                continue
-            out[name] = fn(x, y, **kwargs)
+            if y is not None:
+                out[name] = fn(x, y, **kwargs)
         elif name in _GRAPH:
             if graph is None and name in _NEEDS_GRAPH:
-                raise UserError(f"metric {name!r} needs edge_index; got None")
+                if explicit:
+                    raise UserError(f"metric {name!r} needs edge_index; got None")
+                continue
             out[name] = fn(x, graph, **kwargs)
         else:
             out[name] = fn(x, **kwargs)

@@ -34,9 +34,11 @@ def _layer_modules(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
         if callable(own):
             return [named(m) for m in own()]
         found: list[tuple[str, nn.Module]] = []
-        for name, m in model.named_modules():
-            inside = any(name.startswith(f"{outer}.") or outer == "" for outer, _ in found)
+        outer: list[str] = []  # paths of the modules found so far
+        for name, m in model.named_modules():  # parents come before children
+            inside = any(p == "" or name.startswith(f"{p}.") for p in outer)
             if isinstance(m, MessagePassing) and not inside:
+                outer.append(name)
                 found.append((name or type(m).__name__, m))
         if not found:
             raise UserError(f"model {type(model).__name__} has no MessagePassing submodule; "
@@ -92,12 +94,19 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
 
     Returns one row per layer in execution order, starting with layer 0 = the
     input: ``{"layer": i, "name": path, "dim": d, <metric>: value, ...}``.
+
+    Cost: one :func:`compute_metrics` call per row; ``mad_gap`` (a BFS per
+    source) is the most expensive. On large graphs pick ``metrics`` or pass
+    ``options``, e.g. ``{"mad_gap": {"num_samples": 128}}``.
     """
+    if not all(hasattr(data, key) for key in ("x", "edge_index")):
+        raise UserError(f"trace needs data with .x and .edge_index; got {type(data).__name__}")
     x = check_x(data.x)
     n = x.shape[0]
     graph = as_graph(data.edge_index, n, x.device)
     y = _labels(data, n)
     names = None if metrics is None else list(metrics)
+    targets = _layer_modules(model, layers)
 
     def row(name: str, h: Tensor) -> dict:
         values = compute_metrics(h, graph, y, names, options)
@@ -119,7 +128,6 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
             rows.append(row(label, out.detach().reshape(n, -1)))
         return hook
 
-    targets = _layer_modules(model, layers)
     flags = [(m, m.training) for m in model.modules()]
     handles = []
     try:

@@ -47,6 +47,10 @@ class RunConfig:
     weight_decay: float | None = None
     epochs: int = 200
     patience: int = 0
+    # per-layer over-smoothing metrics of the final model: "default" (every
+    # metric but the costly mad_gap), "all", "none" or a comma-separated list
+    # of gnnmask.metrics.METRICS names
+    layer_metrics: str = "default"
     # run
     seed: int = 0
     device: str = "auto"
@@ -122,5 +126,14 @@ def validate_config(c: RunConfig) -> None:
         raise UserError(f"--epochs {c.epochs!r} is invalid; allowed: a positive integer")
     if c.patience < 0:
         raise UserError(f"--patience {c.patience!r} is invalid; allowed: 0 (off) or more")
+    if c.layer_metrics not in ("default", "all", "none"):
+        from gnnmask.metrics import METRICS
+
+        bad = [m for m in c.layer_metrics.split(",") if m not in METRICS]
+        if bad:
+            raise UserError(
+                f"--layer-metrics {bad[0]!r} is unknown; allowed: default, all, none or a comma-separated "
+                f"list of {', '.join(METRICS)}"
+            )
     if c.device not in DEVICES and not str(c.device).startswith("cuda:"):
         raise UserError(f"unknown device {c.device!r}; allowed: auto, cpu, cuda, cuda:N")

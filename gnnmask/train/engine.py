@@ -59,15 +59,18 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     masked value; mask scores are not network parameters and are not counted.
     """
     total = nonzero = 0
+    # Parametrization internals (originals, mask scores) are not network tensors.
+    internal = {id(m) for module in model.modules()
+                if isinstance(module, parametrize.ParametrizationList) for m in module.modules()}
     with torch.no_grad():
         for module in model.modules():
-            tensors = [p for n, p in module.named_parameters(recurse=False)]
+            if id(module) in internal:
+                continue
+            tensors = [p for _, p in module.named_parameters(recurse=False)]
             if parametrize.is_parametrized(module):
                 tensors += [getattr(module, n) for n in module.parametrizations]
-            if isinstance(module, parametrize.ParametrizationList):
-                continue
             for t in tensors:
-                if t is None or isinstance(t, nn.parameter.UninitializedParameter):
+                if isinstance(t, nn.parameter.UninitializedParameter):
                     continue
                 total += t.numel()
                 nonzero += int(torch.count_nonzero(t))
@@ -102,6 +105,22 @@ def _evaluate(model, data, evaluate_accuracy) -> tuple[dict[str, float], float]:
         for split in ("train", "val", "test")
     }
     return accs, val_loss
+
+
+#: Per-layer metrics recorded by default: all but ``mad_gap``, whose hop
+#: distances cost seconds per layer even on Cora (ask for it by name or "all").
+DEFAULT_LAYER_METRICS = ("mad", "dirichlet", "dirichlet_normalized", "smv",
+                         "group_distance_ratio", "effective_rank", "numerical_rank")
+
+
+def _layer_metrics(model, data, which: str) -> list[dict[str, Any]]:
+    """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``)."""
+    if which == "none":
+        return []
+    from gnnmask.metrics import trace
+
+    names = {"all": None, "default": DEFAULT_LAYER_METRICS}.get(which)
+    return trace(model, data, metrics=names if names or which == "all" else which.split(","))
 
 
 def train(
@@ -187,6 +206,7 @@ def train(
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     final, _ = _evaluate(model, data, evaluate_accuracy)
+    layers = _layer_metrics(model, data, config.layer_metrics)
     total, nonzero = count_parameters(model)
     steps = [r["step_s"] for r in history]
     record = {
@@ -205,6 +225,7 @@ def train(
         "epoch_time_s": statistics.median(steps),
         "total_time_s": time.perf_counter() - started,
         "epochs_run": len(history),
+        "layers": layers,
         "history": history,
     }
     method.finalize(model)
