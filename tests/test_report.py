@@ -104,7 +104,7 @@ def test_report_of_a_train_run_folder(tmp_path, capsys):
     assert str(run / "layers_mad.png") in printed and "accuracy_vs_depth.png" not in str(printed)
     md = (run / "report.md").read_text()
     assert "x3 / dense" in md and "| mean ± std |" in md
-    assert "Per-layer over-smoothing metrics" in md and "| 3 | convs.2 | 8 |" in md
+    assert "Per-layer over-smoothing metrics" in md and "| 3 | logits | 4 |" in md
     rows = list(csv.DictReader(open(run / "results.csv")))
     assert len(rows) == 1 and rows[0]["depth"] == "3" and rows[0]["n_seeds"] == "2"
     assert_png(run / "layers_dirichlet.png")
@@ -112,7 +112,7 @@ def test_report_of_a_train_run_folder(tmp_path, capsys):
     # the per-layer table of one record
     assert main(["metrics", "--run", str(run / "seed_0.json")]) == 0
     table = capsys.readouterr().out
-    assert "mad" in table and "convs.2" in table
+    assert "mad" in table and "hidden.1" in table
     assert main(["metrics", "--run", str(run / "seed_1.json"), "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and len(json.loads(lines[0])) == 4

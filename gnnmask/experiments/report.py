@@ -17,8 +17,9 @@ anything, and writes into that folder::
                               for the deepest model of each method
 
 Per-layer metrics are the rows of ``record["layers"]`` (layer 0 = the input
-features, the last row = the final hidden layer); every numeric column other
-than ``layer`` and ``dim`` counts as a metric. Records without them give
+features; for gnnmask models the last row is the output layer, i.e. the
+logits); every numeric column other than ``layer`` and ``dim`` counts as a
+metric. Records without them give
 reports without metric tables and plots. Means are over seeds. Every file is
 written atomically.
 """
@@ -349,7 +350,7 @@ def report(run_dir: str | os.PathLike) -> dict[str, Path]:
                "", accuracy_table(groups, markdown=True), ""]
         if metrics:
             md += ["## Last-layer over-smoothing metrics", "",
-                   "Metrics of the final hidden layer, mean over seeds.", "",
+                   "Metrics of the last layer's output (the logits), mean over seeds.", "",
                    metrics_table(groups, metrics, markdown=True), ""]
     else:
         rows = [[str(r["seed"]), str(r["best_epoch"]), f"{r['train_acc']:.4f}",

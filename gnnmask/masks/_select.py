@@ -10,10 +10,10 @@ Cost. A full ``kthvalue`` over millions of entries is slow on CPU (~0.2 s for
 6.4M floats on two cores), so large inputs use a sample-then-band selection:
 the threshold's position is estimated from a strided sample of ~64K entries,
 one pass counts the entries below a narrow band around the estimate and
-gathers the few (~1%) inside it, and ``kthvalue`` runs on the band only. That
-is a handful of elementwise passes. The result is exact by construction; if
-the band misses the threshold (adversarial value layouts) it falls back to
-the full ``kthvalue``.
+gathers the few (~1%) inside it, and ``kthvalue`` runs on the band only: a
+handful of elementwise passes (~25 ms for 6.6M floats on two cores). The
+result is exact by construction; if the band misses the threshold
+(adversarial value layouts) it falls back to the full ``kthvalue``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ SMALL = 1 << 17
 SAMPLE = 1 << 16
 
 
-def kth_smallest(flat: Tensor, k: int) -> Tensor:
-    """The ``k``-th smallest (1-based) entry of the 1-D tensor ``flat``."""
+def kth_smallest(flat: Tensor, k: int, scratch: Tensor | None = None) -> tuple[Tensor, int]:
+    """The ``k``-th smallest (1-based) entry ``t`` of the 1-D tensor ``flat``
+    and ``#{v <= t}``. ``scratch``: an optional reusable boolean work buffer
+    of shape ``[2, numel]`` (saves allocating, and on CPU page-faulting, two
+    boolean masks per call)."""
     n = flat.numel()
     if n > SMALL:
         stride = max(1, n // SAMPLE)
@@ -41,15 +44,19 @@ def kth_smallest(flat: Tensor, k: int) -> Tensor:
         inf = sample.new_tensor(math.inf)
         lo = sample.kthvalue(lo_i + 1).values if lo_i >= 0 else -inf
         hi = sample.kthvalue(hi_i + 1).values if hi_i < m else inf
-        lt = flat < lo
+        if scratch is None:
+            scratch = torch.empty((2, n), dtype=torch.bool, device=flat.device)
+        lt, inside = torch.lt(flat, lo, out=scratch[0]), torch.le(flat, hi, out=scratch[1])
         below = int(torch.count_nonzero(lt))
-        band = flat[(flat <= hi) ^ lt]  # lo <= v <= hi, as lo <= hi
+        band = flat[inside.bitwise_xor_(lt)]  # lo <= v <= hi, as lo <= hi
         if below < k <= below + band.numel():
-            return band.kthvalue(k - below).values
-    return flat.kthvalue(k).values
+            t = band.kthvalue(k - below).values
+            return t, below + int(torch.count_nonzero(band <= t))
+    t = flat.kthvalue(k).values
+    return t, int(torch.count_nonzero(flat <= t))
 
 
-def keep_mask(flat: Tensor, k: int) -> Tensor:
+def keep_mask(flat: Tensor, k: int, scratch: Tensor | None = None) -> Tensor:
     """Boolean keep-mask of the 1-D tensor ``flat`` that drops exactly its ``k``
     smallest entries (``0 <= k <= numel``); ties at the threshold are dropped
     from the lowest position up."""
@@ -59,10 +66,9 @@ def keep_mask(flat: Tensor, k: int) -> Tensor:
         return torch.ones_like(flat, dtype=torch.bool)
     if k >= n:
         return torch.zeros_like(flat, dtype=torch.bool)
-    t = kth_smallest(flat, k)
+    t, n_le = kth_smallest(flat, k, scratch)
     keep = flat > t
-    kept = int(torch.count_nonzero(keep))
-    if kept < n - k:  # ties at t: keep the last n - k - kept of them
+    if n_le > k:  # ties at t: keep the last n_le - k of them
         tied = (flat == t).nonzero().view(-1)
-        keep[tied[tied.numel() - (n - k - kept) :]] = True
+        keep[tied[tied.numel() - (n_le - k) :]] = True
     return keep

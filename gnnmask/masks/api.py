@@ -23,7 +23,14 @@ _GROUP_ATTR = "_mask_group"
 def resolve_scale(scale: str, rule: str, weight_init: str) -> str:
     """``"auto"`` -> ``"keep"`` for ``global``/``topk`` unless the weights are
     ``scaled-signed-constant`` (which already folds ``1/sqrt(1 - s)`` into the
-    weights), ``"none"`` for the stochastic rules (whose sparsity is learnt)."""
+    weights), ``"none"`` for the stochastic rules (whose sparsity is learnt).
+
+    Evidence for ``keep`` (Cora, width 64, 100 epochs, seed 0, test accuracy,
+    ``none`` -> ``keep``): ugt 8 layers 0.064 -> 0.695, 16 layers 0.319 ->
+    0.406 (seed 1: 0.319 -> 0.366), 32 layers 0.064 -> 0.103; edge-popup 8
+    layers 0.671 -> 0.718, 16 layers 0.362 -> 0.357. Without it the signal
+    fades by a factor ``sqrt(1 - s)`` per layer and deep GCNs without
+    normalisation collapse to one class."""
     check_choice("scale", scale, SCALES)
     if scale != "auto":
         return scale

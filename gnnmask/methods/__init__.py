@@ -1,13 +1,8 @@
 """Training methods as small strategy objects behind one interface (:class:`Method`)."""
 
 from gnnmask.errors import UserError
+from gnnmask.methods import dense, masked  # noqa: F401,I001  (register the built-in methods)
 from gnnmask.methods.base import METHODS, Method, register_method
-from gnnmask.methods import dense  # noqa: F401  (registers "dense")
-
-try:  # mask-only methods (ugt, edge-popup)
-    from gnnmask.methods import masked  # noqa: F401
-except ImportError:  # pragma: no cover - during development only
-    pass
 
 
 def get_method_class(name: str) -> type[Method]:

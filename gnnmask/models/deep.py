@@ -161,9 +161,11 @@ class DeepGNN(nn.Module):
             )
             n_hidden = layers - 1
         self.norms = nn.ModuleList(_norm_layer(norm, hidden) for _ in range(n_hidden))
-        # Identity "taps" mark each layer's final hidden state, so forward hooks
-        # (gnnmask.metrics.trace) capture post-activation, post-residual states.
-        self.taps = nn.ModuleList(nn.Identity() for _ in range(n_hidden))
+        # Identity "taps" mark each layer's final hidden state and the logits, so
+        # forward hooks (gnnmask.metrics.trace) capture post-activation,
+        # post-residual states. They hold no parameters.
+        self.hidden = nn.ModuleList(nn.Identity() for _ in range(n_hidden))
+        self.logits = nn.Identity()
 
     @staticmethod
     def _conv(name, i, o, bias, heads, last):
@@ -185,8 +187,10 @@ class DeepGNN(nn.Module):
                 m.reset_parameters()
 
     def trace_modules(self) -> list[nn.Module]:
-        """Modules whose outputs are the successive hidden states (for tracing)."""
-        return list(self.taps)
+        """Modules whose outputs are the successive layer outputs (for tracing):
+        every hidden state ``h^(1) .. h^(L-1)`` (``gcnii``: one per ``GCN2Conv``),
+        then the logits."""
+        return [*self.hidden, self.logits]
 
     def _graph(self, x: Tensor, edge_index):
         if self.name in GCN_FAMILY:
@@ -211,20 +215,21 @@ class DeepGNN(nn.Module):
             x0 = h
             for i, conv in enumerate(self.convs):
                 z = conv(F.dropout(h, self.dropout, self.training), x0, graph)
-                h = self.taps[i](self._mix(self.act(self.norms[i](z)), h, None))
+                h = self.hidden[i](self._mix(self.act(self.norms[i](z)), h, None))
                 hidden.append(h)
             out = self.lin_out(F.dropout(h, self.dropout, self.training))
             if self.prop is not None:
                 out = self.prop(out, graph)
+            out = self.logits(out)
         else:
             h, first = x, None
             for i, conv in enumerate(self.convs):
                 z = conv(F.dropout(h, self.dropout, self.training), graph)
                 if i == len(self.convs) - 1:
-                    out = z
+                    out = self.logits(z)
                     break
                 new = self.act(self.norms[i](z))
-                h = self.taps[i](self._mix(new, h, first))
+                h = self.hidden[i](self._mix(new, h, first))
                 first = h if first is None else first
                 hidden.append(h)
         return (out, hidden) if return_hidden else out

@@ -132,7 +132,8 @@ def validate_config(c: RunConfig) -> None:
         bad = [m for m in c.layer_metrics.split(",") if m not in METRICS]
         if bad:
             raise UserError(
-                f"--layer-metrics {bad[0]!r} is unknown; allowed: default, all, none or a comma-separated "
+                f"--layer-metrics {bad[0]!r} is unknown; allowed: default, all, none or a "
+                f"comma-separated "
                 f"list of {', '.join(METRICS)}"
             )
     if c.device not in DEVICES and not str(c.device).startswith("cuda:"):
