@@ -105,3 +105,22 @@ def test_bad_options_raise_user_error(kwargs, match):
     args.update(kwargs)
     with pytest.raises(UserError, match=match):
         build_model(**args)
+
+
+def test_cpu_dropout_is_inverted_bernoulli_with_matching_gradient():
+    from gnnmask.models.deep import dropout
+
+    torch.manual_seed(0)
+    x = torch.rand(400, 500) + 0.5  # no zeros, so dropped entries are exactly the zeros
+    x.requires_grad_(True)
+    y = dropout(x, 0.3, True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01  # 200k draws: sd ~0.001
+    assert torch.allclose(y[kept], x.detach()[kept] / 0.7)
+    y.sum().backward()
+    assert torch.allclose(x.grad, kept.float() / 0.7)
+    assert dropout(x, 0.3, False) is x and dropout(x, 0.0, True) is x
+    torch.manual_seed(1)
+    a = dropout(x, 0.5, True)
+    torch.manual_seed(1)
+    assert torch.equal(a, dropout(x, 0.5, True))  # seeded: reproducible
