@@ -99,6 +99,9 @@ COMMANDS = {"train": cmd_train, "datasets": cmd_datasets}
 
 
 def run(args) -> int:
+    from gnnmask.train.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)
     return args.func(args)

@@ -178,7 +178,10 @@ def _dataset(name: str, root, split: int, seed: int):
 def _init_worker(threads: int) -> None:
     import torch
 
+    from gnnmask.train.runtime import tune_cpu_allocator
+
     torch.set_num_threads(threads)
+    tune_cpu_allocator()
 
 
 def run_cell(config: dict[str, Any], path: str) -> dict[str, Any]:

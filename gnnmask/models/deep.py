@@ -17,7 +17,10 @@ APPNP/GCNII, Chen et al. 2020).
 GCN-family models (``gcn``, ``gcnii``, ``appnp``) normalise the adjacency once
 per forward pass, :math:`\\hat A = \\tilde D^{-1/2}(A+I)\\tilde D^{-1/2}`
 (Kipf & Welling 2017), and propagate through a CSR sparse matrix: on CPU this is
-several times faster than scattering over ``edge_index`` in every layer.
+several times faster than scattering over ``edge_index`` in every layer. ``gcn``
+also builds the transpose once per pass (:class:`Adjacency`), so the backward
+pass of each layer does not re-transpose (sort) the matrix: on a 32-layer GCN
+on Cora that saves ~60 ms of a ~0.85 s training step on two CPU cores.
 
 Masks are never baked in: attach them from outside with
 :func:`gnnmask.masks.mask_model`.
@@ -26,6 +29,7 @@ Masks are never baked in: attach them from outside with
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +69,52 @@ def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32) -> Ten
     ei, w = gcn_norm(edge_index, None, num_nodes=num_nodes, dtype=dtype)
     # adj_t[i, j] carries the message j -> i.
     return to_torch_csr_tensor(ei.flip(0), w, size=(num_nodes, num_nodes))
+
+
+class Adjacency(NamedTuple):
+    """A normalised adjacency in PyG's transposed convention (``adj_t[i, j]``
+    carries the message ``j -> i``) together with its transpose ``adj``."""
+
+    adj_t: Tensor
+    adj: Tensor
+
+
+def gcn_adjacency(edge_index, num_nodes: int, dtype=torch.float32) -> Adjacency:
+    """:func:`normalized_adjacency` and its transpose, both as CSR matrices."""
+    if is_sparse(edge_index):
+        adj_t = normalized_adjacency(edge_index, num_nodes, dtype)
+        return Adjacency(adj_t, adj_t.t().to_sparse_csr())
+    ei, w = gcn_norm(edge_index, None, num_nodes=num_nodes, dtype=dtype)
+    size = (num_nodes, num_nodes)
+    return Adjacency(to_torch_csr_tensor(ei.flip(0), w, size=size),
+                     to_torch_csr_tensor(ei, w, size=size))
+
+
+class _Propagate(torch.autograd.Function):
+    """``adj_t @ x`` with the backward ``adj @ grad`` through the given transpose."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, adj_t: Tensor, adj: Tensor) -> Tensor:
+        ctx.adj = adj
+        return adj_t @ x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return ctx.adj @ grad, None, None
+
+
+class GCNLayer(GCNConv):
+    """PyG's :class:`~torch_geometric.nn.conv.GCNConv` (``normalize=False``)
+    that also accepts an :class:`Adjacency`:
+    :math:`h' = \hat A\,(h W^\top) + b` with a backward pass through the
+    precomputed transpose. Any other graph input takes ``GCNConv``'s own path;
+    parameters and ``state_dict`` keys are ``GCNConv``'s."""
+
+    def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
+        if not isinstance(edge_index, Adjacency):
+            return super().forward(x, edge_index, edge_weight)
+        out = _Propagate.apply(self.lin(x), edge_index.adj_t, edge_index.adj)
+        return out + self.bias if self.bias is not None else out
 
 
 class _BoolMaskDropout(torch.autograd.Function):
@@ -201,7 +251,7 @@ class DeepGNN(nn.Module):
     @staticmethod
     def _conv(name, i, o, bias, heads, last):
         if name == "gcn":
-            return GCNConv(i, o, bias=bias, normalize=False)
+            return GCNLayer(i, o, bias=bias, normalize=False)
         if name == "sage":
             return SAGEConv(i, o, bias=bias)
         if name == "gin":
@@ -224,6 +274,8 @@ class DeepGNN(nn.Module):
         return [*self.hidden, self.logits]
 
     def _graph(self, x: Tensor, edge_index):
+        if self.name == "gcn":
+            return gcn_adjacency(edge_index, x.size(0), dtype=x.dtype)
         if self.name in GCN_FAMILY:
             return normalized_adjacency(edge_index, x.size(0), dtype=x.dtype)
         return edge_index
