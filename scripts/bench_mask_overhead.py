@@ -7,7 +7,8 @@ would give: the step's GEMM FLOPs divided by the ``torch.matmul`` throughput
 measured here on a 2708x448 by 448x448 product. Prints one JSON object.
 
 The process tunes glibc's allocator as the ``gnnmask`` command does
-(:mod:`gnnmask.train.runtime`; ``GNNMASK_MALLOC_TUNING=0`` to compare). Runs alternate (dense, ugt, dense, ugt, ...) for ``--rounds`` rounds so that
+(:mod:`gnnmask.train.runtime`; ``GNNMASK_MALLOC_TUNING=0`` to compare). Runs
+alternate (dense, ugt, dense, ugt, ...) for ``--rounds`` rounds so that
 drift in the machine's speed hits both methods alike; the first two steps of
 each run are dropped as warm-up.
 

@@ -106,7 +106,7 @@ class _Propagate(torch.autograd.Function):
 class GCNLayer(GCNConv):
     """PyG's :class:`~torch_geometric.nn.conv.GCNConv` (``normalize=False``)
     that also accepts an :class:`Adjacency`:
-    :math:`h' = \hat A\,(h W^\top) + b` with a backward pass through the
+    :math:`h' = \\hat A\\,(h W^\\top) + b` with a backward pass through the
     precomputed transpose. Any other graph input takes ``GCNConv``'s own path;
     parameters and ``state_dict`` keys are ``GCNConv``'s."""
 
