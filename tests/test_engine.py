@@ -1,6 +1,10 @@
 """The training engine: determinism, model selection, early stopping, records."""
 
 import math
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -106,3 +110,15 @@ def test_invalid_configs_raise_one_line_user_errors(kw, match):
 
 def test_method_registry_lists_dense():
     assert get_method_class("dense").name == "dense"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
+@pytest.mark.parametrize(("env", "expected"), [("1", "True True"), ("0", "False False")])
+def test_allocator_tuning_is_idempotent_and_can_be_turned_off(env, expected):
+    if env == "1" and platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt needs glibc")
+    code = ("from gnnmask.train.runtime import tune_cpu_allocator as t; "
+            "print(t(), t())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "GNNMASK_MALLOC_TUNING": env}, check=True)
+    assert out.stdout.split() == expected.split()
