@@ -53,6 +53,17 @@ def test_record_holds_config_versions_and_counts(csbm):
     assert all(0 <= r["test_acc"] <= 1 and math.isfinite(r["loss"]) for r in rec["history"])
 
 
+def test_lr_schedules(csbm):
+    const = train(small(epochs=10, lr=0.02), data=csbm)
+    assert [r["lr"] for r in const["history"]] == [0.02] * 10
+    cos = train(small(epochs=10, lr=0.02, lr_schedule="cosine"), data=csbm)
+    lrs = [r["lr"] for r in cos["history"]]
+    expected = [0.01 * (1 + math.cos(math.pi * e / 10)) for e in range(10)]
+    assert lrs == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(UserError, match="lr schedule 'step'.*constant, cosine"):
+        train(small(lr_schedule="step"), data=csbm)
+
+
 def test_patience_stops_early(csbm):
     rec = train(small(epochs=200, patience=3, lr=0.05), data=csbm)
     assert rec["epochs_run"] < 200

@@ -89,6 +89,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", default="adam", help="adam, adamw or sgd")
     o.add_argument("--lr", type=float, default=0.01)
+    o.add_argument("--lr-schedule", default="constant",
+                   help="constant, or cosine (anneal lr to 0 over the epochs)")
     o.add_argument("--weight-decay", type=float, default=None, help="(method default)")
     o.add_argument("--epochs", type=int, default=200)
     o.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
@@ -107,7 +109,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
 RUN_FIELDS = (
     "dataset", "data_root", "split", "model", "layers", "hidden", "dropout", "activation", "norm",
     "residual", "bias", "heads", "method", "sparsity", "mask_rule", "weight_init", "score_init",
-    "schedule", "schedule_end", "optimizer", "lr", "weight_decay", "epochs", "patience", "device",
+    "schedule", "schedule_end", "optimizer", "lr", "lr_schedule", "weight_decay", "epochs", "patience", "device",
     "layer_metrics",
 )
 

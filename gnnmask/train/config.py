@@ -14,6 +14,9 @@ from typing import Any
 from gnnmask.errors import UserError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+#: Learning-rate schedules: ``constant``, or ``cosine`` annealing from ``lr``
+#: to 0 over ``epochs`` (Loshchilov & Hutter 2017, without restarts).
+LR_SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -44,6 +47,7 @@ class RunConfig:
     # optimisation
     optimizer: str = "adam"
     lr: float = 0.01
+    lr_schedule: str = "constant"
     weight_decay: float | None = None
     epochs: int = 200
     patience: int = 0
@@ -118,6 +122,10 @@ def validate_config(c: RunConfig) -> None:
         )
     if c.optimizer not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {c.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if c.lr_schedule not in LR_SCHEDULES:
+        raise UserError(
+            f"unknown lr schedule {c.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}"
+        )
     if not c.lr > 0:
         raise UserError(f"--lr {c.lr!r} is invalid; allowed: a positive number")
     if c.weight_decay is not None and c.weight_decay < 0:

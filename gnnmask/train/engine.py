@@ -155,6 +155,10 @@ def train(
         method.parameters(model), lr=config.lr, weight_decay=config.weight_decay
     )
 
+    scheduler = None
+    if config.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
     bad_epochs = 0
@@ -181,13 +185,17 @@ def train(
             loss = loss + penalty
         loss.backward()
         method.after_backward(epoch, model)
+        lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
         method.after_step(epoch, model, optimizer)
         sync()
         step_s = time.perf_counter() - t0
+        if scheduler is not None:
+            scheduler.step()
         accs, val_loss = _evaluate(model, data, evaluate_accuracy)
         row = {"epoch": epoch, "loss": loss.item(), "val_loss": val_loss, **accs,
-               "step_s": step_s, **method.epoch_info(model)}
+               "step_s": step_s, "lr": lr,
+               **method.epoch_info(model)}
         history.append(row)
         if bar is not None:
             bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
