@@ -69,6 +69,8 @@ def test_sweep_report_files_and_plots(swept):
                  "| 1 | ", "| 2 | ", "](accuracy_vs_depth.png)", "](layers_mad.png)",
                  "Last-layer over-smoothing metrics", "](results.csv)"):
         assert text in md, text
+    # the sweep-wide sparsity is named for the mask method only
+    assert "- methods: dense, ugt (sparsity 0.9)" in md
 
 
 def test_results_csv_holds_the_means_of_the_records(swept):

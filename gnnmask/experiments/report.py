@@ -302,7 +302,10 @@ def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[
     methods = []
     for m in _methods(groups):
         g = next(g for g in groups if g["method"] == m)
-        extra = f" (sparsity {g['sparsity']})" if g.get("sparsity") is not None else ""
+        # Only mask methods use the sparsity knob (their records carry the
+        # achieved sparsity); dense runs ignore a sweep-wide --sparsity.
+        masked = g.get("sparsity") is not None and "achieved_sparsity" in g
+        extra = f" (sparsity {g['sparsity']})" if masked else ""
         methods.append(m + extra)
     versions = {}
     for r in records:
