@@ -133,3 +133,14 @@ def test_allocator_tuning_is_idempotent_and_can_be_turned_off(env, expected):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "GNNMASK_MALLOC_TUNING": env}, check=True)
     assert out.stdout.split() == expected.split()
+
+
+def test_cpu_training_flushes_denormals(csbm):
+    """The engine turns on flush-to-zero for CPU runs (see gnnmask.train.runtime)."""
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    torch.set_flush_denormal(False)
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    assert tiny.mul(1.0).item() != 0.0  # a denormal survives arithmetic
+    train(small(epochs=1), data=csbm)
+    assert tiny.mul(1.0).item() == 0.0

@@ -109,8 +109,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
 RUN_FIELDS = (
     "dataset", "data_root", "split", "model", "layers", "hidden", "dropout", "activation", "norm",
     "residual", "bias", "heads", "method", "sparsity", "mask_rule", "weight_init", "score_init",
-    "schedule", "schedule_end", "optimizer", "lr", "lr_schedule", "weight_decay", "epochs", "patience", "device",
-    "layer_metrics",
+    "schedule", "schedule_end", "optimizer", "lr", "lr_schedule", "weight_decay", "epochs",
+    "patience", "device", "layer_metrics",
 )
 
 

@@ -32,6 +32,7 @@ from torch.nn.utils import parametrize
 from gnnmask.errors import UserError
 from gnnmask.train.config import RunConfig, resolve_config
 from gnnmask.train.records import versions
+from gnnmask.train.runtime import flush_denormals
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -143,6 +144,8 @@ def train(
 
     config = resolve_config(config)
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        flush_denormals()  # see gnnmask.train.runtime
     seed_everything(config.seed)
     if data is None:
         data = load_dataset(
