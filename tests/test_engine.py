@@ -144,3 +144,19 @@ def test_cpu_training_flushes_denormals(csbm):
     assert tiny.mul(1.0).item() != 0.0  # a denormal survives arithmetic
     train(small(epochs=1), data=csbm)
     assert tiny.mul(1.0).item() == 0.0
+
+
+def test_grad_clip_bounds_the_gradient_norm_and_is_recorded(csbm):
+    # SGD: the step is proportional to the (clipped) gradient
+    rec = train(small(epochs=3, optimizer="sgd", lr=0.5, dropout=0.0, weight_decay=0.0,
+                      grad_clip=1e-3), data=csbm)
+    norms = [row["grad_norm"] for row in rec["history"]]
+    assert all(n > 1e-3 for n in norms)  # the norm before clipping is recorded
+    assert rec["config"]["grad_clip"] == 1e-3
+    free = train(small(epochs=3, optimizer="sgd", lr=0.5, dropout=0.0, weight_decay=0.0),
+                 data=csbm)
+    assert "grad_norm" not in free["history"][0]
+    change = lambda r: abs(r["history"][1]["loss"] - r["history"][0]["loss"])  # noqa: E731
+    assert change(rec) < 0.01 * change(free)
+    with pytest.raises(UserError, match="--grad-clip 0"):
+        train(small(grad_clip=0), data=csbm)

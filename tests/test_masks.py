@@ -169,6 +169,17 @@ def test_keep_mask_random_against_stable_sort(monkeypatch, small):
         expected = torch.ones(n, dtype=torch.bool)
         expected[torch.sort(flat, stable=True).indices[:k]] = False
         assert torch.equal(_select.keep_mask(flat, k), expected)
+        # the same selection over the tensor cut into parts, without the concatenation
+        cuts = sorted(torch.randint(0, n + 1, (3,), generator=gen).tolist())
+        parts = [p for p in torch.tensor_split(flat, cuts) if p.numel()]
+        assert torch.equal(_select.pooled_keep_masks(parts, k), expected)
+
+
+def test_sparse_nonzero_matches_nonzero():
+    gen = torch.Generator().manual_seed(1)
+    for n, p in [(8, 0.5), (4096, 0.01), (4096, 0.0), (4096, 1.0), (800, 0.3)]:
+        mask = torch.rand(n, generator=gen) < p
+        assert torch.equal(_select.sparse_nonzero(mask), mask.nonzero().view(-1))
 
 
 # -- gradients -------------------------------------------------------------------

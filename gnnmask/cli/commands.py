@@ -99,8 +99,10 @@ COMMANDS = {"train": cmd_train, "datasets": cmd_datasets}
 
 
 def run(args) -> int:
-    from gnnmask.train.runtime import tune_cpu_allocator
+    from gnnmask.train.runtime import flush_denormals, tune_cpu_allocator
 
+    # before the first parallel tensor operation: see gnnmask.train.runtime
+    flush_denormals()
     tune_cpu_allocator()
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)

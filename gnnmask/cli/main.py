@@ -92,6 +92,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
     o.add_argument("--lr-schedule", default="constant",
                    help="constant, or cosine (anneal lr to 0 over the epochs)")
     o.add_argument("--weight-decay", type=float, default=None, help="(method default)")
+    o.add_argument("--grad-clip", type=float, default=None, metavar="NORM",
+                   help="clip the gradient's global L2 norm to NORM (default: off)")
     o.add_argument("--epochs", type=int, default=200)
     o.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
     o.add_argument("--layer-metrics", default="default",
@@ -109,8 +111,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
 RUN_FIELDS = (
     "dataset", "data_root", "split", "model", "layers", "hidden", "dropout", "activation", "norm",
     "residual", "bias", "heads", "method", "sparsity", "mask_rule", "weight_init", "score_init",
-    "schedule", "schedule_end", "optimizer", "lr", "lr_schedule", "weight_decay", "epochs",
-    "patience", "device", "layer_metrics",
+    "schedule", "schedule_end", "optimizer", "lr", "lr_schedule", "weight_decay", "grad_clip",
+    "epochs", "patience", "device", "layer_metrics",
 )
 
 

@@ -178,10 +178,11 @@ def _dataset(name: str, root, split: int, seed: int):
 def _init_worker(threads: int) -> None:
     import torch
 
-    from gnnmask.train.runtime import tune_cpu_allocator
+    from gnnmask.train.runtime import flush_denormals, tune_cpu_allocator
 
-    torch.set_num_threads(threads)
+    flush_denormals()  # before the thread pool starts: see gnnmask.train.runtime
     tune_cpu_allocator()
+    torch.set_num_threads(threads)
 
 
 def run_cell(config: dict[str, Any], path: str) -> dict[str, Any]:

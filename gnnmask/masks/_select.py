@@ -72,3 +72,80 @@ def keep_mask(flat: Tensor, k: int, scratch: Tensor | None = None) -> Tensor:
         tied = (flat == t).nonzero().view(-1)
         keep[tied[tied.numel() - (n_le - k) :]] = True
     return keep
+
+
+def sparse_nonzero(mask: Tensor) -> Tensor:
+    """``mask.nonzero().view(-1)`` for a 1-D boolean ``mask`` of length a
+    multiple of 8 with few ``True`` entries: scans it as 64-bit words and
+    expands only the non-zero words (~2x faster than ``nonzero`` on millions
+    of entries on CPU)."""
+    words = mask.view(torch.int64)
+    hit = words.nonzero().view(-1)
+    j = mask.view(-1, 8).index_select(0, hit).view(-1).nonzero().view(-1)
+    return (hit[j >> 3] << 3) | (j & 7)
+
+
+def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None) -> Tensor:
+    """:func:`keep_mask` of the concatenation of the 1-D tensors ``parts``,
+    without materialising that concatenation.
+
+    Returns one fresh boolean tensor of the pooled length (slice it per part).
+    ``work``: an optional reusable boolean buffer of at least the pooled
+    length rounded up to a multiple of 8. Large
+    inputs take two comparison passes over the parts (``< lo`` and ``<= hi``
+    around the sampled estimate); the kept set is then ``not (< lo)`` with the
+    band entries at or below the threshold switched off: no concatenated copy
+    and no final ``> t`` pass over millions of scores.
+    """
+    sizes = [p.numel() for p in parts]
+    n = sum(sizes)
+    first = parts[0]
+    if n <= SMALL or k <= 0 or k >= n:
+        return keep_mask(torch.cat([p.detach().reshape(-1) for p in parts]), k)
+    # a strided sample over the pooled positions (never across a part boundary)
+    stride = max(1, n // SAMPLE)
+    offsets, start = [], 0
+    for size in sizes:
+        offsets.append(start)
+        start += size
+    sample = torch.cat([
+        p.detach().reshape(-1)[(-off + stride // 2) % stride :: stride]
+        for p, off in zip(parts, offsets)
+    ])
+    m, q = sample.numel(), k / n
+    delta = 5.0 * math.sqrt(q * (1.0 - q) / m) + 2.0 / m
+    lo_i, hi_i = math.floor((q - delta) * m), math.ceil((q + delta) * m)
+    lo = float(sample.kthvalue(lo_i + 1).values) if lo_i >= 0 else -math.inf
+    hi = float(sample.kthvalue(hi_i + 1).values) if hi_i < m else math.inf
+    padded = -(-n // 8) * 8  # whole 64-bit words, for sparse_nonzero
+    if work is None or work.numel() < padded:
+        work = torch.empty(padded, dtype=torch.bool, device=first.device)
+    work = work[:padded]
+    work[n:] = False
+    out = torch.empty(padded, dtype=torch.bool, device=first.device)
+    out[n:] = False
+    for p, off, size in zip(parts, offsets, sizes):
+        p = p.detach().reshape(-1)
+        torch.lt(p, lo, out=work[off : off + size])
+        torch.le(p, hi, out=out[off : off + size])
+    below = int(torch.count_nonzero(work))
+    band_idx = sparse_nonzero(out.bitwise_xor_(work))  # lo <= v <= hi, pooled order
+    if not below < k <= below + band_idx.numel():  # the sample missed: exact fallback
+        return keep_mask(torch.cat([p.detach().reshape(-1) for p in parts]), k)
+    # values of the band, part by part (band_idx is sorted)
+    bounds = torch.tensor(offsets[1:], device=band_idx.device)
+    cuts = torch.searchsorted(band_idx, bounds).tolist()
+    vals, lo_c = [], 0
+    for p, off, hi_c in zip(parts, offsets, cuts + [band_idx.numel()]):
+        vals.append(p.detach().reshape(-1)[band_idx[lo_c:hi_c] - off])
+        lo_c = hi_c
+    vals = torch.cat(vals)
+    t = vals.kthvalue(k - below).values
+    drop = vals <= t
+    surplus = below + int(torch.count_nonzero(drop)) - k
+    if surplus > 0:  # ties at t: keep the last `surplus` of them
+        tied = (vals == t).nonzero().view(-1)
+        drop[tied[tied.numel() - surplus :]] = False
+    torch.logical_not(work, out=out)
+    out[band_idx[drop]] = False
+    return out[:n]

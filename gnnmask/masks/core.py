@@ -66,7 +66,7 @@ import torch
 from torch import Tensor, nn
 
 from gnnmask.errors import UserError
-from gnnmask.masks._select import keep_mask
+from gnnmask.masks._select import keep_mask, pooled_keep_masks
 
 RULES = ("global", "topk", "bernoulli", "hard-concrete")
 STOCHASTIC = ("bernoulli", "hard-concrete")
@@ -102,22 +102,23 @@ def apply_mask(weight: Tensor, keep: Tensor, c: float) -> Tensor:
 
 class _MaskedWeight(torch.autograd.Function):
     """``W = c w ⊙ m`` for a boolean ``m`` fixed during this pass, with the
-    straight-through estimator ``dL/ds := dL/dm = c (dL/dW ⊙ w)``."""
+    straight-through estimator ``dL/ds := dL/dm = c (dL/dW ⊙ w)``.
+
+    Takes the pre-scaled weight ``c w`` (see :meth:`ScoreMask.scaled_weight`),
+    so the forward pass is one ``where`` and the backward pass one product;
+    ``where(m, c w, 0)`` is bit-identical to :func:`apply_mask`'s
+    ``where(m, w, 0) * c``."""
 
     @staticmethod
-    def forward(ctx, weight, scores, keep, c):
-        ctx.save_for_backward(weight, keep)
-        ctx.c = c
-        return apply_mask(weight, keep, c)
+    def forward(ctx, scaled, scores, keep):
+        ctx.save_for_backward(scaled, keep)
+        return torch.where(keep, scaled, 0.0)
 
     @staticmethod
     def backward(ctx, grad):
-        weight, keep = ctx.saved_tensors
-        grad_w = apply_mask(grad, keep, ctx.c) if ctx.needs_input_grad[0] else None
-        grad_s = grad * weight
-        if ctx.c != 1.0:
-            grad_s.mul_(ctx.c)
-        return grad_w, grad_s, None, None
+        scaled, keep = ctx.saved_tensors
+        grad_w = torch.where(keep, grad, 0.0) if ctx.needs_input_grad[0] else None
+        return grad_w, grad * scaled, None
 
 
 class _BernoulliWeight(torch.autograd.Function):
@@ -172,6 +173,7 @@ class ScoreMask(nn.Module):
         self.register_buffer("fixed", None, persistent=False)
         self.group = group
         self.bypass = False  # set while the owning module writes its state_dict
+        self._scaled: tuple[tuple, Tensor] | None = None  # see scaled_weight
 
     def forward(self, weight: Tensor) -> Tensor:
         g = self.group
@@ -187,7 +189,24 @@ class ScoreMask(nn.Module):
         # topk ranks |s|: the straight-through gradient reaches |s|, then s
         # through abs (edge-popup's reference implementation does the same).
         ranked = self.scores.abs() if g.rule == "topk" else self.scores
-        return _MaskedWeight.apply(weight, ranked, g.mask(self), g.factor)
+        return _MaskedWeight.apply(self.scaled_weight(weight), ranked, g.mask(self))
+
+    def scaled_weight(self, weight: Tensor) -> Tensor:
+        """``c * weight``, cached while the weight and ``c`` are unchanged
+        (``weight`` itself when ``c = 1``). Costs one weight-sized buffer per
+        masked tensor when ``c != 1``; saves a pass over the weight in every
+        forward and backward pass. A weight that requires grad is scaled in
+        the graph instead (its gradient then flows through the product)."""
+        c = self.group.factor
+        if c == 1.0:
+            return weight
+        if weight.requires_grad:
+            return weight * c
+        key = (c,) + _stamp(weight)
+        if self._scaled is None or self._scaled[0] != key:
+            with torch.no_grad(), torch.inference_mode(False):  # usable in later graphs
+                self._scaled = (key, weight.detach() * c)
+        return self._scaled[1]
 
     def extra_repr(self) -> str:
         return f"{self.name!r}, rule={self.group.rule!r}, shape={tuple(self.scores.shape)}"
@@ -220,7 +239,6 @@ class MaskGroup:
         self._sparsity = check_sparsity(sparsity)
         self._cache: dict[str, tuple[tuple, Tensor]] = {}
         self._global_key: tuple | None = None
-        self._flat: Tensor | None = None
         self._scratch: Tensor | None = None
 
     # -- the knob -------------------------------------------------------------
@@ -243,37 +261,42 @@ class MaskGroup:
         """Drop cached masks (needed only after writing scores through ``.data``)."""
         self._cache.clear()
         self._global_key = None
-        self._flat = self._scratch = None
+        self._scratch = None
 
-    @torch.no_grad()
     def mask(self, member: ScoreMask) -> Tensor:
-        """The deterministic boolean mask of ``member`` (cached; do not modify)."""
-        with torch.inference_mode(False):
-            if self.rule == "global" and not self.fixed:
-                members = list(self.members.values())
-                key = (self._sparsity,) + tuple(_stamp(m.scores) for m in members)
-                if key != self._global_key:
+        """The deterministic boolean mask of ``member`` (cached; do not modify).
+
+        A cache hit costs a few microseconds (the model reads every masked
+        weight in each forward pass); only a miss enters ``no_grad``."""
+        if self.rule == "global" and not self.fixed:
+            members = list(self.members.values())
+            # versions and pointers only (a move or cast reallocates);
+            # ``_parameters`` skips nn.Module.__getattr__ on this hot path
+            scores = [m._parameters["scores"] for m in members]
+            key = (self._sparsity, *[t._version for t in scores], *[t.data_ptr() for t in scores])
+            if key != self._global_key:
+                with torch.no_grad(), torch.inference_mode(False):
                     self._recompute_global(members, key)
-                return self._cache[member.name][1]
-            source = member.fixed if self.fixed else member.scores
-            key = (self._sparsity, self.fixed, _stamp(source))
-            hit = self._cache.get(member.name)
-            if hit is None or hit[0] != key:
+            return self._cache[member.name][1]
+        source = member.fixed if self.fixed else member.scores
+        key = (self._sparsity, self.fixed, _stamp(source))
+        hit = self._cache.get(member.name)
+        if hit is None or hit[0] != key:
+            with torch.no_grad(), torch.inference_mode(False):
                 hit = self._cache[member.name] = (key, self._keep(member))
-                self._global_key = None
-                self.recomputations += 1
-            return hit[1]
+            self._global_key = None
+            self.recomputations += 1
+        return hit[1]
 
     def _recompute_global(self, members: list[ScoreMask], key: tuple) -> None:
-        n = sum(m.scores.numel() for m in members)
-        first = members[0].scores
-        # Work buffers are reused: fresh ones each step cost page faults on CPU.
-        buf = self._flat
-        if buf is None or (buf.numel(), buf.dtype, buf.device) != (n, first.dtype, first.device):
-            buf = self._flat = torch.empty(n, dtype=first.dtype, device=first.device)
-            self._scratch = torch.empty((2, n), dtype=torch.bool, device=first.device)
-        torch.cat([m.scores.detach().reshape(-1) for m in members], out=buf)
-        keep = keep_mask(buf, round_half_up(self._sparsity * n), self._scratch)
+        parts = [m.scores.detach().reshape(-1) for m in members]
+        n = sum(p.numel() for p in parts)
+        first = parts[0]
+        # The work buffer is reused: a fresh one each step costs page faults on CPU.
+        work, padded = self._scratch, -(-n // 8) * 8
+        if work is None or (work.numel(), work.device) != (padded, first.device):
+            work = self._scratch = torch.empty(padded, dtype=torch.bool, device=first.device)
+        keep = pooled_keep_masks(parts, round_half_up(self._sparsity * n), work)
         self._cache, start = {}, 0
         for m in members:
             size = m.scores.numel()

@@ -49,6 +49,9 @@ class RunConfig:
     lr: float = 0.01
     lr_schedule: str = "constant"
     weight_decay: float | None = None
+    # clip the global L2 norm of the trained parameters' gradient to this
+    # value before each step (None: no clipping)
+    grad_clip: float | None = None
     epochs: int = 200
     patience: int = 0
     # per-layer over-smoothing metrics of the final model: "default" (every
@@ -130,6 +133,8 @@ def validate_config(c: RunConfig) -> None:
         raise UserError(f"--lr {c.lr!r} is invalid; allowed: a positive number")
     if c.weight_decay is not None and c.weight_decay < 0:
         raise UserError(f"--weight-decay {c.weight_decay!r} is invalid; allowed: >= 0")
+    if c.grad_clip is not None and not c.grad_clip > 0:
+        raise UserError(f"--grad-clip {c.grad_clip!r} is invalid; allowed: a positive number")
     if not isinstance(c.epochs, int) or c.epochs < 1:
         raise UserError(f"--epochs {c.epochs!r} is invalid; allowed: a positive integer")
     if c.patience < 0:

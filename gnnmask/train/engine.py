@@ -7,7 +7,7 @@ it, and runs the loop::
     for epoch in range(epochs):
         method.on_epoch_start(epoch, model)
         loss = CE(model(x)[train]) + method.penalty(model)
-        loss.backward(); method.after_backward(...)
+        loss.backward(); method.after_backward(...); clip gradients (optional)
         optimizer.step(); method.after_step(...)
         evaluate; keep the state with the best validation accuracy
 
@@ -95,6 +95,51 @@ def build(config: RunConfig, data):
     return model, method
 
 
+def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.Optimizer:
+    """The configured optimiser over the tensors the method trains.
+
+    Uses PyTorch's fused implementation (one pass per tensor) where it exists
+    for these tensors, else the default one. On two CPU cores an Adam step
+    over the 6.6M scores of a 32-layer, 448-wide ticket takes ~6 ms fused
+    against 15-25 ms for the default multi-pass one, which is slowest where
+    gradients are exactly zero (dead ReLU units leave ~25% of a deep ticket's
+    scores without gradient, and ``sqrt(0)`` is slow on x86 CPUs). The two
+    agree up to float rounding; the record names the one used
+    (``optimizer_impl``)."""
+    params = list(method.parameters(model))
+    cls = OPTIMIZERS[config.optimizer]
+    kwargs = dict(lr=config.lr, weight_decay=config.weight_decay)
+    try:
+        optimizer = cls(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for these tensors
+        return cls(params, **kwargs)
+    return optimizer
+
+
+def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
+                  epoch: int) -> dict[str, float]:
+    """One full-batch training step: forward, loss (+ the method's penalty),
+    backward, optional gradient clipping, optimiser step, with the method's
+    hooks around them. Returns ``{"loss", "lr"[, "grad_norm"]}`` (the learning
+    rate used; the gradient norm before clipping when ``config.grad_clip``)."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    out = model(data.x, data.edge_index)
+    loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+    penalty = method.penalty(model)
+    if penalty is not None:
+        loss = loss + penalty
+    loss.backward()
+    method.after_backward(epoch, model)
+    row = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
+    if config.grad_clip is not None:
+        trained = [p for g in optimizer.param_groups for p in g["params"]]
+        row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trained, config.grad_clip))
+    optimizer.step()
+    method.after_step(epoch, model, optimizer)
+    return row
+
+
 def _evaluate(model, data, evaluate_accuracy) -> tuple[dict[str, float], float]:
     model.eval()
     with torch.no_grad():
@@ -154,9 +199,7 @@ def train(
     data = data.to(device)
     model, method = build(config, data)
     model = model.to(device)
-    optimizer = OPTIMIZERS[config.optimizer](
-        method.parameters(model), lr=config.lr, weight_decay=config.weight_decay
-    )
+    optimizer = make_optimizer(config, method, model)
 
     scheduler = None
     if config.lr_schedule == "cosine":
@@ -179,25 +222,15 @@ def train(
         method.on_epoch_start(epoch, model)
         sync()
         t0 = time.perf_counter()
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        out = model(data.x, data.edge_index)
-        loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
-        penalty = method.penalty(model)
-        if penalty is not None:
-            loss = loss + penalty
-        loss.backward()
-        method.after_backward(epoch, model)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        method.after_step(epoch, model, optimizer)
+        step = training_step(config, model, method, optimizer, data, epoch)
         sync()
         step_s = time.perf_counter() - t0
         if scheduler is not None:
             scheduler.step()
         accs, val_loss = _evaluate(model, data, evaluate_accuracy)
-        row = {"epoch": epoch, "loss": loss.item(), "val_loss": val_loss, **accs,
-               "step_s": step_s, "lr": lr,
+        row = {"epoch": epoch, "loss": step["loss"], "val_loss": val_loss, **accs,
+               "step_s": step_s, "lr": step["lr"],
+               **({"grad_norm": step["grad_norm"]} if "grad_norm" in step else {}),
                **method.epoch_info(model)}
         history.append(row)
         if bar is not None:
@@ -229,6 +262,7 @@ def train(
                           "features": int(data.num_features), "classes": int(data.num_classes)},
         "model_repr": repr(model),
         "method": method.export(model),
+        "optimizer_impl": "fused" if optimizer.defaults.get("fused") else "default",
         "best_epoch": best["epoch"],
         **final,
         "params": total,

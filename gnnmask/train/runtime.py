@@ -5,10 +5,23 @@ deep in a 32-layer GCN the score gradients, and Adam's squared-gradient
 averages built from them, fall below float32's smallest normal number
 (1.2e-38). x86 CPUs handle such denormal numbers in microcode, tens of times
 slower than normal ones, and Adam's elementwise passes over the scores then
-cost ~20 ms more per step than over the weights of the same dense model. The
-training engine therefore turns on flush-to-zero on the CPU
-(:func:`flush_denormals`, ``torch.set_flush_denormal``), as TensorFlow does by
-default: values below 1.2e-38 count as 0. The setting is process-wide.
+cost ~20 ms more per step than over the weights of the same dense model
+(``sqrt`` of a denormal is ~40x slower than of a normal number on the
+2-core AMD EPYC used for the benchmarks). :func:`flush_denormals` turns on
+flush-to-zero (``torch.set_flush_denormal``), as TensorFlow does by default:
+values below 1.2e-38 count as 0.
+
+The flag lives in each thread's floating-point control register, and a new
+thread copies it from the thread that creates it. ``torch.set_flush_denormal``
+sets it for the calling thread only, so it reaches the OpenMP worker threads
+only if it is set *before* their pool starts (the first parallel tensor
+operation of the process). Set later, half of every parallel pass over the
+scores still produced denormals on two threads, and the deep ticket's Adam
+``sqrt`` cost 20 ms instead of 3 ms per step. The ``gnnmask`` command line
+and the sweep workers therefore call :func:`flush_denormals` first thing;
+:func:`gnnmask.train.train` calls it again (covering at least the main
+thread); library users training deep tickets on CPU should call it right
+after importing torch.
 
 Allocator.
 
@@ -22,6 +35,15 @@ cores (``scripts/bench_mask_overhead.py``). PyTorch's CPU tuning
 guide suggests swapping the allocator (jemalloc, tcmalloc); a ``mallopt``
 call that keeps freed memory in the process does the same for glibc without
 an extra dependency. The price: the process keeps its peak heap size.
+
+glibc also gives each thread that allocates its own arena (a separate heap),
+and those heaps are shrunk and regrown independently of the trim threshold
+above: with two OpenMP threads, a deep mask-only step still page-faulted
+5,000-17,000 pages (20-70 MB) every few steps. One arena for the whole
+process (``M_ARENA_MAX = 1``, as ``MALLOC_ARENA_MAX=1`` does) removes those
+faults; the threads' allocations are few and large, so they hardly contend.
+It takes effect for threads that have not allocated yet, so call
+:func:`tune_cpu_allocator` before the first parallel tensor operation.
 
 The ``gnnmask`` command line calls :func:`tune_cpu_allocator` once at start;
 library users may call it themselves. ``GNNMASK_MALLOC_TUNING=0`` turns it off.
@@ -39,6 +61,7 @@ import torch
 #: glibc ``mallopt`` parameters (malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 #: Keep up to this much free memory at the top of the heap.
 TRIM_THRESHOLD = 1 << 30
 #: Serve blocks below this size (glibc's maximum, 32 MiB) from the heap.
@@ -48,8 +71,8 @@ _tuned: bool | None = None
 
 
 def flush_denormals() -> bool:
-    """Flush denormal floats to zero on the CPU (process-wide; returns whether
-    the CPU supports it). Called by :func:`gnnmask.train.train` for CPU runs."""
+    """Flush denormal floats to zero on the CPU, for this thread and the
+    threads it creates later (returns whether the CPU supports it)."""
     return bool(torch.set_flush_denormal(True))
 
 
@@ -69,7 +92,9 @@ def tune_cpu_allocator() -> bool:
     except (OSError, AttributeError):  # musl and other libcs have no mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    _tuned = (
+        bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        and bool(mallopt(M_ARENA_MAX, 1))
     )
     return _tuned
