@@ -50,12 +50,14 @@ straight through the sample to ``p = sigmoid(s)``, then through the sigmoid:
 reparameterisation gradient of the gate (Louizos et al.).
 
 Cost (32-layer, 448-wide GCN on Cora, 6.6M masked weights, 2 CPU cores, a
-dense training step ~0.9-1.2 s): computing the masked weights
-(``where`` + scale) and the straight-through backward add ~16 ms per step;
-a ``global`` threshold recomputation (after each score update or sparsity
-change; see :mod:`gnnmask.masks._select`) adds ~26-32 ms. Memory: the
-boolean masks (1 byte per weight) and, for ``global``, reused work buffers
-of 6 bytes per weight.
+dense training step ~1 s): the ``global`` threshold (two comparison passes
+over the scores, see :mod:`gnnmask.masks._select`) ~15 ms per score update;
+the masked weights (one ``where`` over the cached scaled weight ``c w``) ~8
+ms per forward pass; the straight-through products ~5 ms per backward pass.
+``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.03-1.05 times
+a dense one. Memory: per masked weight, its score (4 bytes) and optimiser
+state, the boolean mask (1 byte), the cached ``c w`` (4 bytes, only when
+``c != 1``) and, for ``global``, a reused 1-byte work buffer.
 """
 
 from __future__ import annotations
