@@ -263,10 +263,12 @@ def test_global_threshold_computed_once_per_forward(graph):
     assert torch.allclose(conv.lin.weight, torch.where(masks["convs.1.lin.weight"], w, 0.0) * c)
 
 
-def test_foreach_optimizer_invalidates_cache(graph):
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_optimizer_step_invalidates_cache(graph, impl):
+    # fused optimisers update in place without bumping version counters
     model = mask_model(Stack(), sparsity=0.7)
     group = get_mask_group(model)
-    opt = torch.optim.Adam(score_parameters(model), lr=0.5, foreach=True)
+    opt = torch.optim.Adam(score_parameters(model), lr=0.5, **{impl: True})
     model(*graph).sum().backward()
     n, old = group.recomputations, {k: v.clone() for k, v in group.masks().items()}
     opt.step()

@@ -66,6 +66,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gnnmask.errors import UserError
 from gnnmask.masks._select import keep_mask, pooled_keep_masks
@@ -154,6 +155,19 @@ def hard_concrete_gate(log_alpha: Tensor) -> Tensor:
     return (s * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0)
 
 
+#: Counts ``step()`` calls of every ``torch.optim`` optimiser in the process.
+#: PyTorch's fused optimisers (``fused=True``) update parameters in place
+#: without bumping their version counters, so the mask caches also key on this.
+_OPTIMIZER_STEPS = [0]
+
+
+def _count_optimizer_step(optimizer, args, kwargs) -> None:
+    _OPTIMIZER_STEPS[0] += 1
+
+
+register_optimizer_step_post_hook(_count_optimizer_step)
+
+
 def _stamp(t: Tensor) -> tuple:
     """Identifies a tensor's current contents: in-place updates (optimiser
     steps, ``load_state_dict``) bump ``_version``; moves change the pointer."""
@@ -218,8 +232,9 @@ class MaskGroup:
     """Everything the masks of one model share: rule, current sparsity, scale,
     the init recipe, and a cache of the current masks.
 
-    The cache is keyed on the current sparsity and the ``(version,
-    pointer)`` stamps of the score tensors, so a mask (and the ``global``
+    The cache is keyed on the current sparsity, the ``(version, pointer)``
+    stamps of the score tensors and the process-wide count of optimiser steps
+    (fused optimisers do not bump version counters), so a mask (and the ``global``
     threshold, pooled over all tensors) is computed once after each score
     update, however many times the weights are read and whichever sub-module
     is called. ``recomputations`` counts the computations (a ``global``
@@ -275,13 +290,15 @@ class MaskGroup:
             # versions and pointers only (a move or cast reallocates);
             # ``_parameters`` skips nn.Module.__getattr__ on this hot path
             scores = [m._parameters["scores"] for m in members]
-            key = (self._sparsity, *[t._version for t in scores], *[t.data_ptr() for t in scores])
+            key = (self._sparsity, _OPTIMIZER_STEPS[0], *[t._version for t in scores],
+                   *[t.data_ptr() for t in scores])
             if key != self._global_key:
                 with torch.no_grad(), torch.inference_mode(False):
                     self._recompute_global(members, key)
             return self._cache[member.name][1]
         source = member.fixed if self.fixed else member.scores
-        key = (self._sparsity, self.fixed, _stamp(source))
+        key = (self._sparsity, self.fixed, _stamp(source),
+               None if self.fixed else _OPTIMIZER_STEPS[0])
         hit = self._cache.get(member.name)
         if hit is None or hit[0] != key:
             with torch.no_grad(), torch.inference_mode(False):
