@@ -169,3 +169,16 @@ def test_mask_training_keeps_moving_under_the_fused_optimizer(csbm):
     assert rec["optimizer_impl"] == "fused"
     losses = [row["loss"] for row in rec["history"]]
     assert len(set(losses)) == len(losses)
+
+
+def test_amsgrad_optimizer_choice(csbm):
+    from gnnmask.train.engine import build, make_optimizer
+
+    config = resolve_config(small(optimizer="amsgrad"))
+    model, method = build(config, csbm)
+    opt = make_optimizer(config, method, model)
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["amsgrad"]
+    rec = train(small(optimizer="amsgrad", epochs=3), data=csbm)
+    assert rec["config"]["optimizer"] == "amsgrad"
+    with pytest.raises(UserError, match="unknown optimizer 'lamb'"):
+        train(small(optimizer="lamb"), data=csbm)

@@ -87,7 +87,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
     k.add_argument("--schedule-end", type=float, default=None,
                    help="fraction of training over which the schedule ramps")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--optimizer", default="adam", help="adam, adamw or sgd")
+    o.add_argument("--optimizer", default="adam", help="adam, adamw, amsgrad or sgd")
     o.add_argument("--lr", type=float, default=0.01)
     o.add_argument("--lr-schedule", default="constant",
                    help="constant, or cosine (anneal lr to 0 over the epochs)")

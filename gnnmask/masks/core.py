@@ -54,7 +54,7 @@ dense training step ~1 s): the ``global`` threshold (two comparison passes
 over the scores, see :mod:`gnnmask.masks._select`) ~15 ms per score update;
 the masked weights (one ``where`` over the cached scaled weight ``c w``) ~8
 ms per forward pass; the straight-through products ~5 ms per backward pass.
-``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.03-1.05 times
+``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.06-1.07 times
 a dense one. Memory: per masked weight, its score (4 bytes) and optimiser
 state, the boolean mask (1 byte), the cached ``c w`` (4 bytes, only when
 ``c != 1``) and, for ``global``, a reused 1-byte work buffer.

@@ -13,7 +13,10 @@ from typing import Any
 
 from gnnmask.errors import UserError
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+#: ``amsgrad``: Adam with the AMSGrad correction (Reddi et al. 2018), which
+#: divides by the running maximum of the second-moment estimate, so steps
+#: cannot grow when gradients shrink late in training.
+OPTIMIZERS = ("adam", "adamw", "amsgrad", "sgd")
 #: Learning-rate schedules: ``constant``, or ``cosine`` annealing from ``lr``
 #: to 0 over ``epochs`` (Loshchilov & Hutter 2017, without restarts).
 LR_SCHEDULES = ("constant", "cosine")

@@ -18,6 +18,7 @@ the final metrics of the model selected at the best validation accuracy.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import statistics
 import time
@@ -34,7 +35,12 @@ from gnnmask.train.config import RunConfig, resolve_config
 from gnnmask.train.records import versions
 from gnnmask.train.runtime import flush_denormals
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "amsgrad": functools.partial(torch.optim.Adam, amsgrad=True),
+    "sgd": torch.optim.SGD,
+}
 
 
 def seed_everything(seed: int) -> None:
