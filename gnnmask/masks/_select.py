@@ -36,6 +36,24 @@ SMALL = 1 << 17
 SAMPLE = 1 << 16
 
 
+def _band(sample: Tensor, k: int, n: int) -> tuple[float, float]:
+    """Bounds ``lo <= hi`` that hold the ``k``-th smallest of ``n`` values with
+    high probability, read off a uniform ``sample`` of them: its quantiles
+    ``k/n`` minus and plus five binomial standard deviations (-inf / +inf
+    where that runs off the sample). Callers verify by counting."""
+    m, q = sample.numel(), k / n
+    delta = 5.0 * math.sqrt(q * (1.0 - q) / m) + 2.0 / m
+    lo_i, hi_i = math.floor((q - delta) * m), math.ceil((q + delta) * m)
+    lo = float(sample.kthvalue(lo_i + 1).values) if lo_i >= 0 else -math.inf
+    hi = float(sample.kthvalue(hi_i + 1).values) if hi_i < m else math.inf
+    return lo, hi
+
+
+def padded_length(n: int) -> int:
+    """``n`` rounded up to whole 64-bit words of booleans (see :func:`sparse_nonzero`)."""
+    return -(-n // 8) * 8
+
+
 def kth_smallest(flat: Tensor, k: int, scratch: Tensor | None = None) -> tuple[Tensor, int]:
     """The ``k``-th smallest (1-based) entry ``t`` of the 1-D tensor ``flat``
     and ``#{v <= t}``. ``scratch``: an optional reusable boolean work buffer
@@ -44,13 +62,7 @@ def kth_smallest(flat: Tensor, k: int, scratch: Tensor | None = None) -> tuple[T
     n = flat.numel()
     if n > SMALL:
         stride = max(1, n // SAMPLE)
-        sample = flat[stride // 2 :: stride]
-        m, q = sample.numel(), k / n
-        delta = 5.0 * math.sqrt(q * (1.0 - q) / m) + 2.0 / m
-        lo_i, hi_i = math.floor((q - delta) * m), math.ceil((q + delta) * m)
-        inf = sample.new_tensor(math.inf)
-        lo = sample.kthvalue(lo_i + 1).values if lo_i >= 0 else -inf
-        hi = sample.kthvalue(hi_i + 1).values if hi_i < m else inf
+        lo, hi = _band(flat[stride // 2 :: stride], k, n)
         if scratch is None:
             scratch = torch.empty((2, n), dtype=torch.bool, device=flat.device)
         lt, inside = torch.lt(flat, lo, out=scratch[0]), torch.le(flat, hi, out=scratch[1])
@@ -119,12 +131,8 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None) -
         p.detach().reshape(-1)[(-off + stride // 2) % stride :: stride]
         for p, off in zip(parts, offsets)
     ])
-    m, q = sample.numel(), k / n
-    delta = 5.0 * math.sqrt(q * (1.0 - q) / m) + 2.0 / m
-    lo_i, hi_i = math.floor((q - delta) * m), math.ceil((q + delta) * m)
-    lo = float(sample.kthvalue(lo_i + 1).values) if lo_i >= 0 else -math.inf
-    hi = float(sample.kthvalue(hi_i + 1).values) if hi_i < m else math.inf
-    padded = -(-n // 8) * 8  # whole 64-bit words, for sparse_nonzero
+    lo, hi = _band(sample, k, n)
+    padded = padded_length(n)
     if work is None or work.numel() < padded:
         work = torch.empty(padded, dtype=torch.bool, device=first.device)
     work = work[:padded]

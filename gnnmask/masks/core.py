@@ -69,7 +69,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gnnmask.errors import UserError
-from gnnmask.masks._select import keep_mask, pooled_keep_masks
+from gnnmask.masks._select import keep_mask, padded_length, pooled_keep_masks
 
 RULES = ("global", "topk", "bernoulli", "hard-concrete")
 STOCHASTIC = ("bernoulli", "hard-concrete")
@@ -115,12 +115,12 @@ class _MaskedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scaled, scores, keep):
         ctx.save_for_backward(scaled, keep)
-        return torch.where(keep, scaled, 0.0)
+        return apply_mask(scaled, keep, 1.0)
 
     @staticmethod
     def backward(ctx, grad):
         scaled, keep = ctx.saved_tensors
-        grad_w = torch.where(keep, grad, 0.0) if ctx.needs_input_grad[0] else None
+        grad_w = apply_mask(grad, keep, 1.0) if ctx.needs_input_grad[0] else None
         return grad_w, grad * scaled, None
 
 
@@ -312,7 +312,7 @@ class MaskGroup:
         n = sum(p.numel() for p in parts)
         first = parts[0]
         # The work buffer is reused: a fresh one each step costs page faults on CPU.
-        work, padded = self._scratch, -(-n // 8) * 8
+        work, padded = self._scratch, padded_length(n)
         if work is None or (work.numel(), work.device) != (padded, first.device):
             work = self._scratch = torch.empty(padded, dtype=torch.bool, device=first.device)
         keep = pooled_keep_masks(parts, round_half_up(self._sparsity * n), work)
