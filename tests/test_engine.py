@@ -182,3 +182,27 @@ def test_amsgrad_optimizer_choice(csbm):
     assert rec["config"]["optimizer"] == "amsgrad"
     with pytest.raises(UserError, match="unknown optimizer 'lamb'"):
         train(small(optimizer="lamb"), data=csbm)
+
+
+def test_label_smoothing_is_the_loss_of_the_smoothed_targets(csbm):
+    import torch.nn.functional as F
+
+    from gnnmask.train.engine import build, make_optimizer, training_step
+
+    eps = 0.2
+    config = resolve_config(small(label_smoothing=eps, dropout=0.0))
+    model, method = build(config, csbm)
+    with torch.no_grad():
+        logp = F.log_softmax(model(csbm.x, csbm.edge_index)[csbm.train_mask], dim=-1)
+    y = csbm.y[csbm.train_mask]
+    target = torch.full_like(logp, eps / logp.size(1))
+    target[torch.arange(y.numel()), y] += 1.0 - eps
+    expected = float(-(target * logp).sum(dim=1).mean())
+    row = training_step(config, model, method, make_optimizer(config, method, model), csbm, 0)
+    assert row["loss"] == pytest.approx(expected, rel=1e-5)
+    plain = train(small(epochs=1, dropout=0.0), data=csbm)["history"][0]["loss"]
+    assert plain != pytest.approx(expected, rel=1e-3)
+    rec = train(small(label_smoothing=eps, epochs=1), data=csbm)
+    assert rec["config"]["label_smoothing"] == eps
+    with pytest.raises(UserError, match="--label-smoothing 1.0"):
+        train(small(label_smoothing=1.0), data=csbm)

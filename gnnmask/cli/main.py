@@ -94,6 +94,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
     o.add_argument("--weight-decay", type=float, default=None, help="(method default)")
     o.add_argument("--grad-clip", type=float, default=None, metavar="NORM",
                    help="clip the gradient's global L2 norm to NORM (default: off)")
+    o.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                   help="cross-entropy against (1-EPS)*one-hot + EPS/classes (default: 0)")
     o.add_argument("--epochs", type=int, default=200)
     o.add_argument("--patience", type=int, default=0, help="early stopping (0: off)")
     o.add_argument("--layer-metrics", default="default",
@@ -112,7 +114,7 @@ RUN_FIELDS = (
     "dataset", "data_root", "split", "model", "layers", "hidden", "dropout", "activation", "norm",
     "residual", "bias", "heads", "method", "sparsity", "mask_rule", "weight_init", "score_init",
     "schedule", "schedule_end", "optimizer", "lr", "lr_schedule", "weight_decay", "grad_clip",
-    "epochs", "patience", "device", "layer_metrics",
+    "label_smoothing", "epochs", "patience", "device", "layer_metrics",
 )
 
 

@@ -55,6 +55,9 @@ class RunConfig:
     # clip the global L2 norm of the trained parameters' gradient to this
     # value before each step (None: no clipping)
     grad_clip: float | None = None
+    # cross-entropy target (1 - eps) * one-hot + eps / classes (Szegedy et
+    # al. 2016); bounds the logit margin the loss asks for
+    label_smoothing: float = 0.0
     epochs: int = 200
     patience: int = 0
     # per-layer over-smoothing metrics of the final model: "default" (every
@@ -138,6 +141,10 @@ def validate_config(c: RunConfig) -> None:
         raise UserError(f"--weight-decay {c.weight_decay!r} is invalid; allowed: >= 0")
     if c.grad_clip is not None and not c.grad_clip > 0:
         raise UserError(f"--grad-clip {c.grad_clip!r} is invalid; allowed: a positive number")
+    if not 0.0 <= c.label_smoothing < 1.0:
+        raise UserError(
+            f"--label-smoothing {c.label_smoothing!r} is out of range; allowed: 0 <= eps < 1"
+        )
     if not isinstance(c.epochs, int) or c.epochs < 1:
         raise UserError(f"--epochs {c.epochs!r} is invalid; allowed: a positive integer")
     if c.patience < 0:

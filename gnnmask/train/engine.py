@@ -132,7 +132,8 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     model.train()
     optimizer.zero_grad(set_to_none=True)
     out = model(data.x, data.edge_index)
-    loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+    loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask],
+                           label_smoothing=config.label_smoothing)
     penalty = method.penalty(model)
     if penalty is not None:
         loss = loss + penalty
