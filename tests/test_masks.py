@@ -172,7 +172,13 @@ def test_keep_mask_random_against_stable_sort(monkeypatch, small):
         # the same selection over the tensor cut into parts, without the concatenation
         cuts = sorted(torch.randint(0, n + 1, (3,), generator=gen).tolist())
         parts = [p for p in torch.tensor_split(flat, cuts) if p.numel()]
-        assert torch.equal(_select.pooled_keep_masks(parts, k), expected)
+        keep, t = _select.pooled_keep_masks(parts, k)
+        assert torch.equal(keep, expected)
+        if t is not None:  # the threshold: the largest dropped value
+            assert t == float(flat[~expected].max())
+            # a hint (bounds tried first) never changes the result, right or wrong
+            for hint in [(t, t), (t - 1.0, t + 1.0), (t + 1.0, t + 2.0), (t - 2.0, t - 1.0)]:
+                assert torch.equal(_select.pooled_keep_masks(parts, k, hint=hint)[0], expected)
 
 
 def test_sparse_nonzero_matches_nonzero():
@@ -605,3 +611,22 @@ def test_cache_survives_inference_mode_dtype_moves_and_fix(graph):
     assert all(torch.equal(masks[k], v) for k, v in group.masks().items())
     group.unfix()
     assert all(not torch.equal(masks[k], v) for k, v in group.masks().items())
+
+
+def test_global_masks_stay_exact_across_optimizer_steps():
+    # > SMALL scores: later steps try the band around the last threshold first
+    big = nn.Sequential(*(nn.Linear(300, 300, bias=False) for _ in range(2)))
+    mask_model(big, sparsity=0.3, rule="global", seed=0)
+    group = get_mask_group(big)
+    opt = torch.optim.Adam(score_parameters(big), lr=0.01)
+    x = torch.randn(16, 300, generator=torch.Generator().manual_seed(0))
+    for _ in range(4):
+        scores = torch.cat([m.scores.detach().view(-1) for m in group.members.values()])
+        expected = torch.ones_like(scores, dtype=torch.bool)
+        expected[torch.sort(scores, stable=True).indices[:54000]] = False
+        keep = torch.cat([m.view(-1) for m in group.masks().values()])
+        assert torch.equal(keep, expected)
+        opt.zero_grad()
+        big(x).pow(2).sum().backward()
+        opt.step()
+    assert group._threshold is not None and group._threshold[1] is not None

@@ -104,13 +104,18 @@ def sparse_nonzero(mask: Tensor) -> Tensor:
     return (hit[j >> 3] << 3) | (j & 7)
 
 
-def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None) -> Tensor:
+def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
+                      hint: tuple[float, float] | None = None) -> tuple[Tensor, float | None]:
     """:func:`keep_mask` of the concatenation of the 1-D tensors ``parts``,
     without materialising that concatenation.
 
-    Returns one fresh boolean tensor of the pooled length (slice it per part).
-    ``work``: an optional reusable boolean buffer of at least the pooled
-    length rounded up to a multiple of 8. Large
+    Returns one fresh boolean tensor of the pooled length (slice it per part)
+    and the threshold (the largest dropped value; ``None`` where the input
+    was too small to need one). ``work``: an optional reusable boolean
+    buffer of at least the pooled length rounded up to a multiple of 8.
+    ``hint``: bounds to try before sampling, e.g. a narrow interval around
+    the previous step's threshold (scores move little per step); a wrong
+    hint costs two extra passes, never exactness. Large
     inputs take two comparison passes over the parts (``< lo`` and ``<= hi``
     around the sampled estimate); the kept set is then ``not (< lo)`` with the
     band entries at or below the threshold switched off: no concatenated copy
@@ -120,18 +125,12 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None) -
     n = sum(sizes)
     first = parts[0]
     if n <= SMALL or k <= 0 or k >= n:
-        return keep_mask(torch.cat([p.detach().reshape(-1) for p in parts]), k)
-    # a strided sample over the pooled positions (never across a part boundary)
-    stride = max(1, n // SAMPLE)
+        return keep_mask(torch.cat([p.detach().reshape(-1) for p in parts]), k), None
+    flats = [p.detach().reshape(-1) for p in parts]
     offsets, start = [], 0
     for size in sizes:
         offsets.append(start)
         start += size
-    sample = torch.cat([
-        p.detach().reshape(-1)[(-off + stride // 2) % stride :: stride]
-        for p, off in zip(parts, offsets)
-    ])
-    lo, hi = _band(sample, k, n)
     padded = padded_length(n)
     if work is None or work.numel() < padded:
         work = torch.empty(padded, dtype=torch.bool, device=first.device)
@@ -139,20 +138,34 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None) -
     work[n:] = False
     out = torch.empty(padded, dtype=torch.bool, device=first.device)
     out[n:] = False
-    for p, off, size in zip(parts, offsets, sizes):
-        p = p.detach().reshape(-1)
-        torch.lt(p, lo, out=work[off : off + size])
-        torch.le(p, hi, out=out[off : off + size])
-    below = int(torch.count_nonzero(work))
-    band_idx = sparse_nonzero(out.bitwise_xor_(work))  # lo <= v <= hi, pooled order
-    if not below < k <= below + band_idx.numel():  # the sample missed: exact fallback
-        return keep_mask(torch.cat([p.detach().reshape(-1) for p in parts]), k)
+    for attempt in ("hint", "sample"):
+        if attempt == "hint":
+            if hint is None:
+                continue
+            lo, hi = hint
+        else:  # a strided sample over the pooled positions (never across a part boundary)
+            stride = max(1, n // SAMPLE)
+            sample = torch.cat([f[(-off + stride // 2) % stride :: stride]
+                                for f, off in zip(flats, offsets)])
+            lo, hi = _band(sample, k, n)
+        for f, off, size in zip(flats, offsets, sizes):
+            torch.lt(f, lo, out=work[off : off + size])
+            torch.le(f, hi, out=out[off : off + size])
+        below = int(torch.count_nonzero(work))
+        band_idx = sparse_nonzero(out.bitwise_xor_(work))  # lo <= v <= hi, pooled order
+        if below < k <= below + band_idx.numel():
+            break
+    else:  # the band missed the threshold: exact fallback
+        flat = torch.cat(flats)
+        keep = keep_mask(flat, k)
+        return keep, float(flat[~keep].max())
     # values of the band, part by part (band_idx is sorted)
     bounds = torch.tensor(offsets[1:], device=band_idx.device)
     cuts = torch.searchsorted(band_idx, bounds).tolist()
     vals, lo_c = [], 0
-    for p, off, hi_c in zip(parts, offsets, cuts + [band_idx.numel()]):
-        vals.append(p.detach().reshape(-1)[band_idx[lo_c:hi_c] - off])
+    for f, off, hi_c in zip(flats, offsets, cuts + [band_idx.numel()]):
+        if hi_c > lo_c:
+            vals.append(f[band_idx[lo_c:hi_c] - off])
         lo_c = hi_c
     vals = torch.cat(vals)
     t = vals.kthvalue(k - below).values
@@ -163,4 +176,4 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None) -
         drop[tied[tied.numel() - surplus :]] = False
     torch.logical_not(work, out=out)
     out[band_idx[drop]] = False
-    return out[:n]
+    return out[:n], float(t)

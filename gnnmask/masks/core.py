@@ -257,6 +257,7 @@ class MaskGroup:
         self._cache: dict[str, tuple[tuple, Tensor]] = {}
         self._global_key: tuple | None = None
         self._scratch: Tensor | None = None
+        self._threshold: tuple[float, float | None] | None = None  # (last, its last move)
 
     # -- the knob -------------------------------------------------------------
     @property
@@ -279,6 +280,7 @@ class MaskGroup:
         self._cache.clear()
         self._global_key = None
         self._scratch = None
+        self._threshold = None
 
     def mask(self, member: ScoreMask) -> Tensor:
         """The deterministic boolean mask of ``member`` (cached; do not modify).
@@ -315,7 +317,19 @@ class MaskGroup:
         work, padded = self._scratch, padded_length(n)
         if work is None or (work.numel(), work.device) != (padded, first.device):
             work = self._scratch = torch.empty(padded, dtype=torch.bool, device=first.device)
-        keep = pooled_keep_masks(parts, round_half_up(self._sparsity * n), work)
+        # Scores move little per step, so the band is first tried around the
+        # last threshold, twice as wide as its last move (exact either way).
+        hint = None
+        if self._threshold is not None and self._threshold[1] is not None:
+            t, moved = self._threshold
+            width = 2.0 * moved + 1e-6 * abs(t)
+            hint = (t - width, t + width)
+        keep, t = pooled_keep_masks(parts, round_half_up(self._sparsity * n), work, hint)
+        if t is None:
+            self._threshold = None
+        else:
+            last = self._threshold
+            self._threshold = (t, None if last is None else abs(t - last[0]))
         self._cache, start = {}, 0
         for m in members:
             size = m.scores.numel()
