@@ -51,10 +51,11 @@ reparameterisation gradient of the gate (Louizos et al.).
 
 Cost (32-layer, 448-wide GCN on Cora, 6.6M masked weights, 2 CPU cores, a
 dense training step ~1 s): the ``global`` threshold (two comparison passes
-over the scores, see :mod:`gnnmask.masks._select`) ~15 ms per score update;
+over the scores in a band around the last threshold, see
+:mod:`gnnmask.masks._select`) ~11 ms per score update;
 the masked weights (one ``where`` over the cached scaled weight ``c w``) ~8
 ms per forward pass; the straight-through products ~5 ms per backward pass.
-``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.06-1.07 times
+``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.05-1.08 times
 a dense one. Memory: per masked weight, its score (4 bytes) and optimiser
 state, the boolean mask (1 byte), the cached ``c w`` (4 bytes, only when
 ``c != 1``) and, for ``global``, a reused 1-byte work buffer.
