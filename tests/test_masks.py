@@ -630,3 +630,37 @@ def test_global_masks_stay_exact_across_optimizer_steps():
         big(x).pow(2).sum().backward()
         opt.step()
     assert group._threshold is not None and group._threshold[1] is not None
+
+
+def test_masked_weights_are_patched_in_place_and_stay_exact():
+    from gnnmask.masks.core import apply_mask
+
+    big = nn.Sequential(*(nn.Linear(300, 300, bias=False) for _ in range(2)))
+    mask_model(big, sparsity=0.3, rule="global", seed=0)
+    group = get_mask_group(big)
+    opt = torch.optim.Adam(score_parameters(big), lr=0.01, fused=True)
+    x = torch.randn(16, 300, generator=torch.Generator().manual_seed(0))
+    buffers, flips = [], 0
+    for step in range(6):
+        group.sparsity = 0.3 if step >= 3 else 0.1 * step  # a ramp, then constant
+        out = big(x)
+        masks = group.masks()
+        for name in group.members:
+            module, attr = group.targets[name]
+            frozen = module.parametrizations[attr].original
+            assert torch.equal(getattr(module, attr), apply_mask(frozen, masks[name],
+                                                                 group.factor))
+        buffers.append([m._masked[2].data_ptr() for m in group.members.values()])
+        flips += sum(f.numel() for f in group.flips.values())
+        opt.zero_grad()
+        out.pow(2).sum().backward()
+        opt.step()
+    assert flips > 0
+    assert buffers[4] == buffers[5]  # constant sparsity: patched, not rebuilt
+    # a graph kept across a score update refuses a second backward pass
+    out = big(x)
+    out.sum().backward(retain_graph=True)
+    opt.step()
+    big(x)
+    with pytest.raises(RuntimeError, match="modified inplace"):
+        out.sum().backward()

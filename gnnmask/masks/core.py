@@ -54,11 +54,14 @@ dense training step ~1 s): the ``global`` threshold (two comparison passes
 over the scores in a band around the last threshold, see
 :mod:`gnnmask.masks._select`) ~11 ms per score update;
 the masked weights (one ``where`` over the cached scaled weight ``c w``) ~8
-ms per forward pass; the straight-through products ~5 ms per backward pass.
-``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.05-1.08 times
+ms per forward pass, or ~1 ms once ``c`` is constant (only the ~6K flipped
+entries are rewritten, see :meth:`ScoreMask.masked_weight`); the
+straight-through products ~5 ms per backward pass.
+``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.05-1.09 times
 a dense one. Memory: per masked weight, its score (4 bytes) and optimiser
 state, the boolean mask (1 byte), the cached ``c w`` (4 bytes, only when
-``c != 1``) and, for ``global``, a reused 1-byte work buffer.
+``c != 1``) and, for ``global``, the kept masked weight (4 bytes) and two
+reused 1-byte work buffers.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gnnmask.errors import UserError
-from gnnmask.masks._select import keep_mask, padded_length, pooled_keep_masks
+from gnnmask.masks._select import keep_mask, padded_length, pooled_keep_masks, sparse_nonzero
 
 RULES = ("global", "topk", "bernoulli", "hard-concrete")
 STOCHASTIC = ("bernoulli", "hard-concrete")
@@ -114,15 +117,17 @@ class _MaskedWeight(torch.autograd.Function):
     ``where(m, w, 0) * c``."""
 
     @staticmethod
-    def forward(ctx, scaled, scores, keep):
+    def forward(ctx, scaled, scores, keep, masked=None):
         ctx.save_for_backward(scaled, keep)
+        if masked is not None:  # maintained by ScoreMask.masked_weight
+            return masked.view_as(masked)
         return apply_mask(scaled, keep, 1.0)
 
     @staticmethod
     def backward(ctx, grad):
         scaled, keep = ctx.saved_tensors
         grad_w = apply_mask(grad, keep, 1.0) if ctx.needs_input_grad[0] else None
-        return grad_w, grad * scaled, None
+        return grad_w, grad * scaled, None, None
 
 
 class _BernoulliWeight(torch.autograd.Function):
@@ -191,6 +196,7 @@ class ScoreMask(nn.Module):
         self.group = group
         self.bypass = False  # set while the owning module writes its state_dict
         self._scaled: tuple[tuple, Tensor] | None = None  # see scaled_weight
+        self._masked: tuple[tuple, int, Tensor] | None = None  # see masked_weight
 
     def forward(self, weight: Tensor) -> Tensor:
         g = self.group
@@ -206,7 +212,40 @@ class ScoreMask(nn.Module):
         # topk ranks |s|: the straight-through gradient reaches |s|, then s
         # through abs (edge-popup's reference implementation does the same).
         ranked = self.scores.abs() if g.rule == "topk" else self.scores
-        return _MaskedWeight.apply(self.scaled_weight(weight), ranked, g.mask(self))
+        keep, scaled = g.mask(self), self.scaled_weight(weight)
+        masked = None
+        if g.rule == "global" and not weight.requires_grad:
+            masked = self.masked_weight(weight, scaled, keep)
+        return _MaskedWeight.apply(scaled, ranked, keep, masked)
+
+    def masked_weight(self, weight: Tensor, scaled: Tensor, keep: Tensor) -> Tensor:
+        """``where(keep, c w, 0)``, kept between steps: when the mask changed by
+        one update of the ``global`` rule (see :attr:`MaskGroup.flips`) and
+        ``c w`` did not, only the flipped entries are rewritten (a few
+        thousand of 6.6M on a 32-layer ticket) instead of the whole tensor.
+        Values are bit-identical to the full ``where``. The buffer is updated
+        in place, so a graph kept from before a score update
+        (``retain_graph``) refuses a second backward pass instead of using
+        the new mask."""
+        g = self.group
+        key = (g.factor, *_stamp(weight))
+        cached = self._masked
+        with torch.no_grad(), torch.inference_mode(False):
+            if cached is not None and cached[0] == key:
+                if cached[1] == g.generation:
+                    return cached[2]
+                flips = g.flips.get(self.name) if cached[1] == g.generation - 1 else None
+                if flips is not None:
+                    buf = cached[2]
+                    if flips.numel():
+                        flat = buf.view(-1)
+                        flat[flips] = torch.where(keep.view(-1)[flips],
+                                                  scaled.view(-1)[flips], 0.0)
+                    self._masked = (key, g.generation, buf)
+                    return buf
+            buf = apply_mask(scaled.detach(), keep, 1.0)
+            self._masked = (key, g.generation, buf)
+        return buf
 
     def scaled_weight(self, weight: Tensor) -> Tensor:
         """``c * weight``, cached while the weight and ``c`` are unchanged
@@ -259,6 +298,13 @@ class MaskGroup:
         self._global_key: tuple | None = None
         self._scratch: Tensor | None = None
         self._threshold: tuple[float, float | None] | None = None  # (last, its last move)
+        #: Bumped at every ``global`` mask computation; :attr:`flips` holds,
+        #: per member, the (flat, sorted) positions whose mask bit changed in
+        #: the latest one (empty dict when unknown).
+        self.generation = 0
+        self.flips: dict[str, Tensor] = {}
+        self._pooled: Tensor | None = None  # the latest pooled global mask
+        self._flip_buf: Tensor | None = None
 
     # -- the knob -------------------------------------------------------------
     @property
@@ -282,6 +328,9 @@ class MaskGroup:
         self._global_key = None
         self._scratch = None
         self._threshold = None
+        self.generation += 1
+        self.flips = {}
+        self._pooled = self._flip_buf = None
 
     def mask(self, member: ScoreMask) -> Tensor:
         """The deterministic boolean mask of ``member`` (cached; do not modify).
@@ -331,6 +380,7 @@ class MaskGroup:
         else:
             last = self._threshold
             self._threshold = (t, None if last is None else abs(t - last[0]))
+        self._track_flips(members, keep)
         self._cache, start = {}, 0
         for m in members:
             size = m.scores.numel()
@@ -338,6 +388,28 @@ class MaskGroup:
             start += size
         self._global_key = key
         self.recomputations += 1
+
+    def _track_flips(self, members: list[ScoreMask], keep: Tensor) -> None:
+        """Bump :attr:`generation` and record which bits of the pooled mask
+        ``keep`` differ from the previous one, per member."""
+        prev, n = self._pooled, keep.numel()
+        self.generation += 1
+        self._pooled, self.flips = keep, {}
+        if prev is None or prev.numel() != n or prev.device != keep.device:
+            return
+        padded = padded_length(n)
+        if self._flip_buf is None or (self._flip_buf.numel(), self._flip_buf.device) != (
+                padded, keep.device):
+            self._flip_buf = torch.zeros(padded, dtype=torch.bool, device=keep.device)
+        torch.ne(prev, keep, out=self._flip_buf[:n])
+        idx = sparse_nonzero(self._flip_buf)
+        sizes = [m.scores.numel() for m in members]
+        offsets = torch.tensor(sizes, device=idx.device).cumsum(0)
+        cuts = [0] + torch.searchsorted(idx, offsets).tolist()
+        start = 0
+        for m, size, lo, hi in zip(members, sizes, cuts, cuts[1:]):
+            self.flips[m.name] = idx[lo:hi] - start
+            start += size
 
     def _keep(self, member: ScoreMask) -> Tensor:
         if self.fixed:
