@@ -106,6 +106,18 @@ def sparse_nonzero(mask: Tensor) -> Tensor:
     return (hit[j >> 3] << 3) | (j & 7)
 
 
+def split_pooled(idx: Tensor, sizes: list[int]) -> list[Tensor]:
+    """Sorted positions ``idx`` in the concatenation of parts of ``sizes``,
+    split into each part's local positions."""
+    ends = torch.tensor(sizes, device=idx.device).cumsum(0)
+    cuts = [0] + torch.searchsorted(idx, ends).tolist()
+    out, start = [], 0
+    for size, lo, hi in zip(sizes, cuts, cuts[1:]):
+        out.append(idx[lo:hi] - start)
+        start += size
+    return out
+
+
 def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
                       hint: tuple[float, float] | None = None) -> tuple[Tensor, float | None]:
     """:func:`keep_mask` of the concatenation of the 1-D tensors ``parts``,
@@ -123,12 +135,12 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
     band entries at or below the threshold switched off: no concatenated copy
     and no final ``> t`` pass over millions of scores.
     """
-    sizes = [p.numel() for p in parts]
+    flats = [p.detach().reshape(-1) for p in parts]
+    sizes = [f.numel() for f in flats]
     n = sum(sizes)
     first = parts[0]
     if n <= SMALL or k <= 0 or k >= n:
-        return keep_mask(torch.cat([p.detach().reshape(-1) for p in parts]), k), None
-    flats = [p.detach().reshape(-1) for p in parts]
+        return keep_mask(torch.cat(flats), k), None
     offsets, start = [], 0
     for size in sizes:
         offsets.append(start)
@@ -162,14 +174,7 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
         keep = keep_mask(flat, k)
         return keep, float(flat[~keep].max())
     # values of the band, part by part (band_idx is sorted)
-    bounds = torch.tensor(offsets[1:], device=band_idx.device)
-    cuts = torch.searchsorted(band_idx, bounds).tolist()
-    vals, lo_c = [], 0
-    for f, off, hi_c in zip(flats, offsets, cuts + [band_idx.numel()]):
-        if hi_c > lo_c:
-            vals.append(f[band_idx[lo_c:hi_c] - off])
-        lo_c = hi_c
-    vals = torch.cat(vals)
+    vals = torch.cat([f[local] for f, local in zip(flats, split_pooled(band_idx, sizes))])
     t = vals.kthvalue(k - below).values
     drop = vals <= t
     surplus = below + int(torch.count_nonzero(drop)) - k

@@ -73,7 +73,13 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gnnmask.errors import UserError
-from gnnmask.masks._select import keep_mask, padded_length, pooled_keep_masks, sparse_nonzero
+from gnnmask.masks._select import (
+    keep_mask,
+    padded_length,
+    pooled_keep_masks,
+    sparse_nonzero,
+    split_pooled,
+)
 
 RULES = ("global", "topk", "bernoulli", "hard-concrete")
 STOCHASTIC = ("bernoulli", "hard-concrete")
@@ -230,21 +236,19 @@ class ScoreMask(nn.Module):
         g = self.group
         key = (g.factor, *_stamp(weight))
         cached = self._masked
+        same = cached is not None and cached[0] == key
+        if same and cached[1] == g.generation:  # hot path: no autograd context
+            return cached[2]
+        flips = g.flips.get(self.name) if same and cached[1] == g.generation - 1 else None
         with torch.no_grad(), torch.inference_mode(False):
-            if cached is not None and cached[0] == key:
-                if cached[1] == g.generation:
-                    return cached[2]
-                flips = g.flips.get(self.name) if cached[1] == g.generation - 1 else None
-                if flips is not None:
-                    buf = cached[2]
-                    if flips.numel():
-                        flat = buf.view(-1)
-                        flat[flips] = torch.where(keep.view(-1)[flips],
-                                                  scaled.view(-1)[flips], 0.0)
-                    self._masked = (key, g.generation, buf)
-                    return buf
-            buf = apply_mask(scaled.detach(), keep, 1.0)
-            self._masked = (key, g.generation, buf)
+            if flips is None:
+                buf = apply_mask(scaled.detach(), keep, 1.0)
+            else:
+                buf = cached[2]
+                if flips.numel():
+                    buf.view(-1)[flips] = apply_mask(scaled.view(-1)[flips],
+                                                     keep.view(-1)[flips], 1.0)
+        self._masked = (key, g.generation, buf)
         return buf
 
     def scaled_weight(self, weight: Tensor) -> Tensor:
@@ -402,14 +406,8 @@ class MaskGroup:
                 padded, keep.device):
             self._flip_buf = torch.zeros(padded, dtype=torch.bool, device=keep.device)
         torch.ne(prev, keep, out=self._flip_buf[:n])
-        idx = sparse_nonzero(self._flip_buf)
-        sizes = [m.scores.numel() for m in members]
-        offsets = torch.tensor(sizes, device=idx.device).cumsum(0)
-        cuts = [0] + torch.searchsorted(idx, offsets).tolist()
-        start = 0
-        for m, size, lo, hi in zip(members, sizes, cuts, cuts[1:]):
-            self.flips[m.name] = idx[lo:hi] - start
-            start += size
+        flips = split_pooled(sparse_nonzero(self._flip_buf), [m.scores.numel() for m in members])
+        self.flips = {m.name: f for m, f in zip(members, flips)}
 
     def _keep(self, member: ScoreMask) -> Tensor:
         if self.fixed:
