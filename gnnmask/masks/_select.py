@@ -28,6 +28,7 @@ sample is skipped.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -118,14 +119,25 @@ def split_pooled(idx: Tensor, sizes: list[int]) -> list[Tensor]:
     return out
 
 
+class Selection(NamedTuple):
+    """What :func:`pooled_keep_masks` found."""
+
+    #: boolean keep-mask of the pooled length (slice it per part)
+    keep: Tensor
+    #: the largest dropped value; ``None`` where the input was too small to need one
+    threshold: float | None
+    #: entries per unit of value near the threshold (the band's count over its
+    #: width): how far the threshold moves when ``k`` changes; ``None`` if unknown
+    density: float | None
+
+
 def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
-                      hint: tuple[float, float] | None = None) -> tuple[Tensor, float | None]:
+                      hint: tuple[float, float] | None = None) -> Selection:
     """:func:`keep_mask` of the concatenation of the 1-D tensors ``parts``,
     without materialising that concatenation.
 
-    Returns one fresh boolean tensor of the pooled length (slice it per part)
-    and the threshold (the largest dropped value; ``None`` where the input
-    was too small to need one). ``work``: an optional reusable boolean
+    Returns a :class:`Selection`: one fresh boolean tensor of the pooled
+    length, the threshold and the density of values around it. ``work``: an optional reusable boolean
     buffer of at least the pooled length rounded up to a multiple of 8.
     ``hint``: bounds to try before sampling, e.g. a narrow interval around
     the previous step's threshold (scores move little per step); a wrong
@@ -140,7 +152,7 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
     n = sum(sizes)
     first = parts[0]
     if n <= SMALL or k <= 0 or k >= n:
-        return keep_mask(torch.cat(flats), k), None
+        return Selection(keep_mask(torch.cat(flats), k), None, None)
     offsets, start = [], 0
     for size in sizes:
         offsets.append(start)
@@ -172,7 +184,7 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
     else:  # the band missed the threshold: exact fallback
         flat = torch.cat(flats)
         keep = keep_mask(flat, k)
-        return keep, float(flat[~keep].max())
+        return Selection(keep, float(flat[~keep].max()), None)
     # values of the band, part by part (band_idx is sorted)
     vals = torch.cat([f[local] for f, local in zip(flats, split_pooled(band_idx, sizes))])
     t = vals.kthvalue(k - below).values
@@ -183,4 +195,5 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
         drop[tied[tied.numel() - surplus :]] = False
     torch.logical_not(work, out=out)
     out[band_idx[drop]] = False
-    return out[:n], float(t)
+    density = vals.numel() / (hi - lo) if math.isfinite(hi - lo) and hi > lo else None
+    return Selection(out[:n], float(t), density)

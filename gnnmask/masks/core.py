@@ -105,11 +105,19 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def apply_mask(weight: Tensor, keep: Tensor, c: float) -> Tensor:
-    """``c * w ⊙ m`` for a boolean mask ``m``: one ``where`` (plus an in-place
-    scale), no float mask. Every path (training, fixed masks, unmasking) uses
-    it, so all produce bit-identical weights."""
-    out = torch.where(keep, weight, 0.0)
+def apply_mask(weight: Tensor, keep: Tensor, c: float, out: Tensor | None = None) -> Tensor:
+    """``c * w ⊙ m`` for a boolean mask ``m``: one product with the boolean
+    tensor (plus an in-place scale), no float mask; into ``out`` if given.
+    Every path (training, fixed masks, unmasking) uses it, so all produce
+    bit-identical weights. Removed entries are zeros with the sign of ``w``
+    (``-0.0`` for negative weights; equal to ``0.0`` in every comparison and
+    in every product and sum that matters).
+
+    Why a product and not ``torch.where``: on the CPU ``where`` branches per
+    entry, and a random mask defeats the branch predictor: over the 6.6M
+    weights of a 32-layer, 448-wide GCN it took ~13 ms at 50% sparsity
+    against ~3.5 ms at 4%, while the product takes ~4 ms at any sparsity."""
+    out = torch.mul(weight, keep, out=out)
     return out.mul_(c) if c != 1.0 else out
 
 
@@ -118,9 +126,8 @@ class _MaskedWeight(torch.autograd.Function):
     straight-through estimator ``dL/ds := dL/dm = c (dL/dW ⊙ w)``.
 
     Takes the pre-scaled weight ``c w`` (see :meth:`ScoreMask.scaled_weight`),
-    so the forward pass is one ``where`` and the backward pass one product;
-    ``where(m, c w, 0)`` is bit-identical to :func:`apply_mask`'s
-    ``where(m, w, 0) * c``."""
+    so the forward and the backward pass are one product each;
+    ``(c w) ⊙ m`` is bit-identical to :func:`apply_mask`'s ``(w ⊙ m) c``."""
 
     @staticmethod
     def forward(ctx, scaled, scores, keep, masked=None):
@@ -225,14 +232,14 @@ class ScoreMask(nn.Module):
         return _MaskedWeight.apply(scaled, ranked, keep, masked)
 
     def masked_weight(self, weight: Tensor, scaled: Tensor, keep: Tensor) -> Tensor:
-        """``where(keep, c w, 0)``, kept between steps: when the mask changed by
-        one update of the ``global`` rule (see :attr:`MaskGroup.flips`) and
+        """``c w ⊙ keep``, kept between steps: when the mask changed by one
+        update of the ``global`` rule (see :attr:`MaskGroup.flips`) and
         ``c w`` did not, only the flipped entries are rewritten (a few
         thousand of 6.6M on a 32-layer ticket) instead of the whole tensor.
-        Values are bit-identical to the full ``where``. The buffer is updated
-        in place, so a graph kept from before a score update
-        (``retain_graph``) refuses a second backward pass instead of using
-        the new mask."""
+        Values are bit-identical to :func:`apply_mask`. The buffer is updated
+        in place (also when all of it is rewritten), so a graph kept from
+        before a score update (``retain_graph``) refuses a second backward
+        pass instead of using the new mask."""
         g = self.group
         key = (g.factor, *_stamp(weight))
         cached = self._masked
@@ -241,8 +248,12 @@ class ScoreMask(nn.Module):
             return cached[2]
         flips = g.flips.get(self.name) if same and cached[1] == g.generation - 1 else None
         with torch.no_grad(), torch.inference_mode(False):
-            if flips is None:
-                buf = apply_mask(scaled.detach(), keep, 1.0)
+            if flips is None:  # rewrite all, in place where the buffer fits
+                buf = None if cached is None else cached[2]
+                if buf is not None and (buf.shape, buf.dtype, buf.device) != (
+                        scaled.shape, scaled.dtype, scaled.device):
+                    buf = None
+                buf = apply_mask(scaled.detach(), keep, 1.0, out=buf)
             else:
                 buf = cached[2]
                 if flips.numel():
@@ -263,9 +274,13 @@ class ScoreMask(nn.Module):
         if weight.requires_grad:
             return weight * c
         key = (c,) + _stamp(weight)
-        if self._scaled is None or self._scaled[0] != key:
+        cached = self._scaled
+        if cached is None or cached[0] != key:
+            buf = None  # rewritten in place (a schedule changes c every epoch)
+            if cached is not None and cached[0][1:] == key[1:]:
+                buf = cached[1]
             with torch.no_grad(), torch.inference_mode(False):  # usable in later graphs
-                self._scaled = (key, weight.detach() * c)
+                self._scaled = (key, torch.mul(weight.detach(), c, out=buf))
         return self._scaled[1]
 
     def extra_repr(self) -> str:
@@ -301,7 +316,8 @@ class MaskGroup:
         self._cache: dict[str, tuple[tuple, Tensor]] = {}
         self._global_key: tuple | None = None
         self._scratch: Tensor | None = None
-        self._threshold: tuple[float, float | None] | None = None  # (last, its last move)
+        #: the last ``global`` selection: (threshold, k, density, prediction error)
+        self._threshold: tuple[float, int, float | None, float | None] | None = None
         #: Bumped at every ``global`` mask computation; :attr:`flips` holds,
         #: per member, the (flat, sorted) positions whose mask bit changed in
         #: the latest one (empty dict when unknown).
@@ -371,19 +387,17 @@ class MaskGroup:
         work, padded = self._scratch, padded_length(n)
         if work is None or (work.numel(), work.device) != (padded, first.device):
             work = self._scratch = torch.empty(padded, dtype=torch.bool, device=first.device)
-        # Scores move little per step, so the band is first tried around the
-        # last threshold, twice as wide as its last move (exact either way).
-        hint = None
-        if self._threshold is not None and self._threshold[1] is not None:
-            t, moved = self._threshold
-            width = 2.0 * moved + 1e-6 * abs(t)
-            hint = (t - width, t + width)
-        keep, t = pooled_keep_masks(parts, round_half_up(self._sparsity * n), work, hint)
+        k = round_half_up(self._sparsity * n)
+        pred, hint = self._predict_threshold(k)
+        keep, t, density = pooled_keep_masks(parts, k, work, hint)
         if t is None:
             self._threshold = None
         else:
-            last = self._threshold
-            self._threshold = (t, None if last is None else abs(t - last[0]))
+            err = None
+            if pred is not None:
+                last_err = self._threshold[3]
+                err = max(abs(t - pred), 0.0 if last_err is None else 0.5 * last_err)
+            self._threshold = (t, k, density, err)
         self._track_flips(members, keep)
         self._cache, start = {}, 0
         for m in members:
@@ -392,6 +406,31 @@ class MaskGroup:
             start += size
         self._global_key = key
         self.recomputations += 1
+
+    def _predict_threshold(self, k: int) -> tuple[float | None, tuple[float, float] | None]:
+        """Where the ``global`` threshold for removing ``k`` scores should lie,
+        and bounds to try first (see :func:`~gnnmask.masks._select.pooled_keep_masks`;
+        exact either way). Scores move little per optimiser step, so the
+        prediction is the last threshold, shifted by ``(k - k_last) / density``
+        while a schedule changes the sparsity; the bounds are twice the last
+        prediction error wide on each side (the error decays by at most half
+        per step). Without this shift a linear ramp over 26 epochs to 90%
+        sparsity (230K more removed scores per step, 6.6M scores) made the
+        band around the last threshold ~900K scores wide."""
+        last = self._threshold
+        if last is None:
+            return None, None
+        t, k_last, density, err = last
+        if k == k_last:
+            pred = t
+        elif density:
+            pred = t + (k - k_last) / density
+        else:
+            return None, None
+        if err is None:
+            return pred, None
+        width = 2.0 * err + 1e-6 * abs(pred)
+        return pred, (pred - width, pred + width)
 
     def _track_flips(self, members: list[ScoreMask], keep: Tensor) -> None:
         """Bump :attr:`generation` and record which bits of the pooled mask
