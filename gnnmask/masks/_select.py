@@ -137,15 +137,15 @@ def pooled_keep_masks(parts: list[Tensor], k: int, work: Tensor | None = None,
     without materialising that concatenation.
 
     Returns a :class:`Selection`: one fresh boolean tensor of the pooled
-    length, the threshold and the density of values around it. ``work``: an optional reusable boolean
-    buffer of at least the pooled length rounded up to a multiple of 8.
-    ``hint``: bounds to try before sampling, e.g. a narrow interval around
-    the previous step's threshold (scores move little per step); a wrong
-    hint costs two extra passes, never exactness. Large
-    inputs take two comparison passes over the parts (``< lo`` and ``<= hi``
-    around the sampled estimate); the kept set is then ``not (< lo)`` with the
-    band entries at or below the threshold switched off: no concatenated copy
-    and no final ``> t`` pass over millions of scores.
+    length, the threshold and the density of values around it. ``work``: an
+    optional reusable boolean buffer of at least the pooled length rounded up
+    to a multiple of 8. ``hint``: bounds to try before sampling, e.g. a narrow
+    interval around the threshold predicted from the previous step's (scores
+    move little per step); a wrong hint costs two extra passes, never
+    exactness. Large inputs take two comparison passes over the parts (``<
+    lo`` and ``<= hi`` around the estimate); the kept set is then ``not (<
+    lo)`` with the band entries at or below the threshold switched off: no
+    concatenated copy and no final ``> t`` pass over millions of scores.
     """
     flats = [p.detach().reshape(-1) for p in parts]
     sizes = [f.numel() for f in flats]
