@@ -269,6 +269,65 @@ def test_global_threshold_computed_once_per_forward(graph):
     assert torch.allclose(conv.lin.weight, torch.where(masks["convs.1.lin.weight"], w, 0.0) * c)
 
 
+class TwiceRead(nn.Module):
+    """Reads its masked weight twice per forward pass (weight tying)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(F_IN, F_IN, bias=False)
+
+    def forward(self, x, edge_index=None):
+        return x @ self.lin.weight.t() + x @ self.lin.weight
+
+
+@pytest.mark.parametrize("rule", ["global", "topk"])
+def test_forward_pass_prepares_each_weight_once_with_identical_results(graph, rule):
+    from gnnmask.masks.api import _BeginPass
+
+    runs = []
+    for prepared in (True, False):
+        model = mask_model(Stack(), sparsity=0.6, rule=rule, seed=3)
+        if not prepared:  # no pre-hook: every weight computed on access
+            model._forward_pre_hooks.clear()
+        group = get_mask_group(model)
+        computed = []
+        for member in group.members.values():
+            def effective(weight, member=member, compute=member.effective,
+                          computed=computed, group=group):
+                computed.append((member.name, group._depth))
+                return compute(weight)
+            member.effective = effective
+        model(*graph).square().sum().backward()
+        assert group._pass is None and group._depth == 0
+        runs.append((model(*graph), [s.grad for s in score_parameters(model)]))
+        # prepared: each weight computed once per pass, by the pre-hook (depth 1
+        # while the pass runs); otherwise on access, outside any prepared pass
+        assert computed == [(name, int(prepared)) for name in group.members] * 2
+        if prepared:
+            assert sum(isinstance(h, _BeginPass) for h in model._forward_pre_hooks.values()) == 1
+    (out_a, grads_a), (out_b, grads_b) = runs
+    assert torch.equal(out_a, out_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def test_prepared_weight_read_twice_shares_its_gradient_and_errors_end_the_pass(graph):
+    x = graph[0]
+    model = mask_model(TwiceRead(), sparsity=0.5, seed=0)
+    group = get_mask_group(model)
+    model(x).sum().backward()
+    with_pass = model.lin.parametrizations.weight[0].scores.grad.clone()
+    model.zero_grad()
+    model._forward_pre_hooks.clear()
+    model(x).sum().backward()
+    # one node for both reads: (g1 + g2) * w instead of g1 * w + g2 * w
+    assert torch.allclose(model.lin.parametrizations.weight[0].scores.grad, with_pass)
+    bad = mask_model(TwiceRead(), sparsity=0.5)
+    with pytest.raises(RuntimeError):
+        bad(torch.randn(3, F_IN + 1))
+    assert get_mask_group(bad)._pass is None and get_mask_group(bad)._depth == 0
+    assert group._pass is None
+
+
 @pytest.mark.parametrize("impl", ["foreach", "fused"])
 def test_optimizer_step_invalidates_cache(graph, impl):
     # fused optimisers update in place without bumping version counters
@@ -417,6 +476,7 @@ def test_unmask_gives_plain_model_with_identical_outputs(graph, rule):
     assert not any(isinstance(m, ScoreMask) for m in model.modules())
     assert not any("scores" in k or "parametrizations" in k for k in model.state_dict())
     assert type(model.convs[0].lin).__name__ == "Linear"
+    assert not model._forward_pre_hooks and not model._forward_hooks  # pass hooks gone
     assert torch.equal(model(*graph), out)
     zeros = sum(int((c.lin.weight == 0).sum()) for c in model.convs)
     assert zeros == removed

@@ -131,6 +131,23 @@ class _DropKeys(_BypassMasks):
             state_dict.pop(prefix + a, None)
 
 
+class _BeginPass:
+    """Forward pre-hook of a masked model: :meth:`MaskGroup.begin_pass`."""
+
+    def __init__(self, group):
+        self.group = group
+
+    def __call__(self, module, args):
+        self.group.begin_pass()
+
+
+class _EndPass(_BeginPass):
+    """Forward hook (also on errors): :meth:`MaskGroup.end_pass`."""
+
+    def __call__(self, module, args, output):
+        self.group.end_pass()
+
+
 def mask_model(
     model: nn.Module,
     sparsity: float = 0.9,
@@ -197,6 +214,8 @@ def mask_model(
     for module, attrs in by_module.values():
         module.register_state_dict_pre_hook(_BypassMasks(attrs))
         module.register_state_dict_post_hook(_DropKeys(attrs))
+    model.register_forward_pre_hook(_BeginPass(group))
+    model.register_forward_hook(_EndPass(group), always_call=True)
     object.__setattr__(model, _GROUP_ATTR, group)
     return model
 
@@ -243,6 +262,10 @@ def unmask_model(model: nn.Module) -> nn.Module:
         for hooks in (module._state_dict_pre_hooks, module._state_dict_hooks):
             for key in [k for k, h in hooks.items() if isinstance(h, _BypassMasks)]:
                 del hooks[key]
+    for hooks in (model._forward_pre_hooks, model._forward_hooks):
+        for key in [k for k, h in hooks.items() if isinstance(h, _BeginPass)]:
+            del hooks[key]
+            model._forward_hooks_always_called.pop(key, None)
     for name, p in model.named_parameters():
         p.requires_grad_(group.requires_grad.get(name, True))
     model.__dict__.pop(_GROUP_ATTR, None)
