@@ -16,6 +16,12 @@ with the same targets. ``torch.save(model)`` (pickling the module) is not
 supported by torch's parametrizations: save the ``state_dict`` or a ticket.
 The current sparsity is not part of the ``state_dict``: set it on the group.
 
+Forward passes. ``mask_model`` adds a forward pre-hook and a forward hook to
+the model it masks: a forward pass of that model computes every effective
+weight once, at its start (:meth:`MaskGroup.begin_pass`); a sub-module called
+on its own computes its weight when it reads it. ``unmask_model`` removes
+both hooks.
+
 Devices. Nothing is created on a fixed device: scores and masks live where
 the weights live, and the mask cache follows ``model.to(...)``.
 """

@@ -181,6 +181,8 @@ def mask_model(
 
     Every parameter that is not masked (biases, norms, ...) is frozen too; the
     original ``requires_grad`` flags come back with :func:`unmask_model`.
+    Two forward hooks on ``model`` prepare all effective weights once at the
+    start of each of its forward passes (:meth:`MaskGroup.begin_pass`).
     """
     sparsity = check_sparsity(sparsity)
     check_choice("mask rule", rule, RULES)

@@ -50,18 +50,18 @@ straight through the sample to ``p = sigmoid(s)``, then through the sigmoid:
 reparameterisation gradient of the gate (Louizos et al.).
 
 Cost (32-layer, 448-wide GCN on Cora, 6.6M masked weights, 2 CPU cores, a
-dense training step ~1 s): the ``global`` threshold (two comparison passes
-over the scores in a band around the last threshold, see
-:mod:`gnnmask.masks._select`) ~11 ms per score update;
-the masked weights (one ``where`` over the cached scaled weight ``c w``) ~8
-ms per forward pass, or ~1 ms once ``c`` is constant (only the ~6K flipped
-entries are rewritten, see :meth:`ScoreMask.masked_weight`); the
-straight-through products ~5 ms per backward pass.
-``scripts/bench_mask_overhead.py`` puts a whole ugt step at 1.05-1.09 times
-a dense one. Memory: per masked weight, its score (4 bytes) and optimiser
-state, the boolean mask (1 byte), the cached ``c w`` (4 bytes, only when
-``c != 1``) and, for ``global``, the kept masked weight (4 bytes) and two
-reused 1-byte work buffers.
+dense training step ~0.8 s), per training step: the ``global`` threshold
+(two comparison passes over the scores in a band around the predicted
+threshold, see :mod:`gnnmask.masks._select`) ~9 ms, ~13 ms while a schedule
+ramps the sparsity; the masked weights ~2 ms once ``c`` is constant (only
+the flipped entries are rewritten, see :meth:`ScoreMask.masked_weight`),
+~7 ms while ``c`` changes; the straight-through products ~4 ms; preparing
+all weights at the start of the forward pass (:meth:`MaskGroup.begin_pass`)
+a few ms of Python. ``scripts/bench_mask_overhead.py`` puts a whole ugt step
+at 1.02-1.03 times a dense one. Memory: per masked weight, its score (4
+bytes) and optimiser state, the boolean mask (1 byte) and, for ``global``,
+the kept masked weight (4 bytes), the previous pooled mask (1 byte, until
+:attr:`MaskGroup.flips` is read) and two reused 1-byte work buffers.
 """
 
 from __future__ import annotations
