@@ -67,6 +67,7 @@ the kept masked weight (4 bytes), the previous pooled mask (1 byte, until
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -107,6 +108,17 @@ def check_sparsity(sparsity) -> float:
     if isinstance(sparsity, bool) or not 0.0 <= s < 1.0:
         raise UserError(f"sparsity {sparsity!r} is out of range; allowed: 0 <= sparsity < 1")
     return s
+
+
+def padded_bool_buffer(buf: Tensor | None, n: int, device) -> Tensor:
+    """``buf`` if it is a boolean buffer of ``padded_length(n)`` entries on
+    ``device``, else a fresh zeroed one. Work buffers are reused across steps:
+    a fresh one each step costs page faults on CPU. Entries past ``n`` stay
+    ``False`` unless a caller writes them."""
+    padded = padded_length(n)
+    if buf is None or (buf.numel(), buf.device) != (padded, torch.device(device)):
+        buf = torch.zeros(padded, dtype=torch.bool, device=device)
+    return buf
 
 
 def round_half_up(x: float) -> int:
@@ -279,17 +291,25 @@ class ScoreMask(nn.Module):
                         weight.shape, weight.dtype, weight.device):
                     buf = None
                 buf = apply_mask(weight.detach(), keep, g.factor, out=buf)
-            elif flips.numel():
-                buf = cached[2]
-                buf.view(-1)[flips] = apply_mask(weight.detach().view(-1)[flips],
-                                                 keep.view(-1)[flips], g.factor)
             else:
                 buf = cached[2]
+                if flips.numel():
+                    buf.view(-1)[flips] = apply_mask(weight.detach().view(-1)[flips],
+                                                     keep.view(-1)[flips], g.factor)
         self._masked = (key, g.generation, buf)
         return buf
 
     def extra_repr(self) -> str:
         return f"{self.name!r}, rule={self.group.rule!r}, shape={tuple(self.scores.shape)}"
+
+
+class _ThresholdState(NamedTuple):
+    """The last ``global`` selection, for predicting the next threshold."""
+
+    threshold: float
+    k: int
+    density: float | None  # see gnnmask.masks._select.Selection
+    err: float | None  # error of the last prediction (decayed), None before one
 
 
 class MaskGroup:
@@ -321,8 +341,7 @@ class MaskGroup:
         self._cache: dict[str, tuple[tuple, Tensor]] = {}
         self._global_key: tuple | None = None
         self._scratch: Tensor | None = None
-        #: the last ``global`` selection: (threshold, k, density, prediction error)
-        self._threshold: tuple[float, int, float | None, float | None] | None = None
+        self._threshold: _ThresholdState | None = None  # the last ``global`` selection
         #: Bumped at every ``global`` mask computation (see :attr:`flips`).
         self.generation = 0
         self._flips: dict[str, Tensor] | None = {}  # None: not computed yet
@@ -401,22 +420,11 @@ class MaskGroup:
     def _recompute_global(self, members: list[ScoreMask], key: tuple) -> None:
         parts = [m.scores.detach().reshape(-1) for m in members]
         n = sum(p.numel() for p in parts)
-        first = parts[0]
-        # The work buffer is reused: a fresh one each step costs page faults on CPU.
-        work, padded = self._scratch, padded_length(n)
-        if work is None or (work.numel(), work.device) != (padded, first.device):
-            work = self._scratch = torch.empty(padded, dtype=torch.bool, device=first.device)
+        work = self._scratch = padded_bool_buffer(self._scratch, n, parts[0].device)
         k = round_half_up(self._sparsity * n)
         pred, hint = self._predict_threshold(k)
         keep, t, density = pooled_keep_masks(parts, k, work, hint)
-        if t is None:
-            self._threshold = None
-        else:
-            err = None
-            if pred is not None:
-                last_err = self._threshold[3]
-                err = max(abs(t - pred), 0.0 if last_err is None else ERR_DECAY * last_err)
-            self._threshold = (t, k, density, err)
+        self._record_threshold(t, k, density, pred)
         self._track_flips(keep)
         self._cache, start = {}, 0
         for m in members:
@@ -452,6 +460,19 @@ class MaskGroup:
             return pred, None
         width = HINT_WIDTH * err + 1e-6 * abs(pred)
         return pred, (pred - width, pred + width)
+
+    def _record_threshold(self, t: float | None, k: int, density: float | None,
+                          pred: float | None) -> None:
+        """Keep the selection for the next :meth:`_predict_threshold`, with the
+        error of this step's prediction (``None`` without one)."""
+        if t is None:
+            self._threshold = None
+            return
+        err = None
+        if pred is not None:
+            last_err = self._threshold.err
+            err = max(abs(t - pred), 0.0 if last_err is None else ERR_DECAY * last_err)
+        self._threshold = _ThresholdState(t, k, density, err)
 
     # -- forward passes of the masked model -----------------------------------
     def begin_pass(self) -> None:
@@ -502,10 +523,8 @@ class MaskGroup:
         if prev is None or keep is None or prev.numel() != keep.numel() or (
                 prev.device != keep.device):
             return {}
-        n, padded = keep.numel(), padded_length(keep.numel())
-        if self._flip_buf is None or (self._flip_buf.numel(), self._flip_buf.device) != (
-                padded, keep.device):
-            self._flip_buf = torch.zeros(padded, dtype=torch.bool, device=keep.device)
+        n = keep.numel()
+        self._flip_buf = padded_bool_buffer(self._flip_buf, n, keep.device)
         with torch.no_grad(), torch.inference_mode(False):
             torch.ne(prev, keep, out=self._flip_buf[:n])
             members = list(self.members.values())
