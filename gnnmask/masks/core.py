@@ -58,7 +58,7 @@ the flipped entries are rewritten, see :meth:`ScoreMask.masked_weight`),
 ~7 ms while ``c`` changes; the straight-through products ~4 ms; preparing
 all weights at the start of the forward pass (:meth:`MaskGroup.begin_pass`)
 a few ms of Python. ``scripts/bench_mask_overhead.py`` puts a whole ugt step
-at 0.97-1.03 times a dense one. Memory: per masked weight, its score (4
+at 0.97-1.07 times a dense one (median 1.02). Memory: per masked weight, its score (4
 bytes) and optimiser state, the boolean mask (1 byte) and, for ``global``,
 the kept masked weight (4 bytes), the previous pooled mask (1 byte, until
 :attr:`MaskGroup.flips` is read) and two reused 1-byte work buffers.
