@@ -37,7 +37,7 @@ from gnnmask.data import load_dataset
 from gnnmask.train import RunConfig
 from gnnmask.train.config import resolve_config
 from gnnmask.train.engine import build, make_optimizer, resolve_device, training_step
-from gnnmask.train.runtime import flush_denormals, tune_cpu_allocator
+from gnnmask.train.runtime import configure_process, tune_cpu_allocator
 
 
 def matmul_gflops(n: int, d: int, repeats: int = 30) -> float:
@@ -68,7 +68,7 @@ def main() -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    flush_denormals()  # as the gnnmask command line does, before any thread starts
+    configure_process()  # as the gnnmask command line does, before any thread starts
     tuned = tune_cpu_allocator()
     device = resolve_device(args.device)
     data = load_dataset("cora", root=args.data_root).to(device)

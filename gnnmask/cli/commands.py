@@ -1,17 +1,11 @@
-"""Implementations of the ``gnnmask`` sub-commands."""
+"""The ``train`` and ``datasets`` sub-commands."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from gnnmask.cli.main import config_from_args, parse_seeds, print_json
+from gnnmask.cli.args import config_from_args, parse_seeds, print_json, show_progress
 from gnnmask.errors import UserError
-
-
-def _progress(args) -> bool:
-    return not getattr(args, "quiet", False) and not getattr(args, "json", False) \
-        and sys.stdout.isatty()
 
 
 def _fmt(x, digits=4):
@@ -31,18 +25,20 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     on_record = None
     if args.save_ticket:
-        from gnnmask.masks import is_masked, save_ticket
+        from gnnmask.masks import save_ticket
+        from gnnmask.methods import get_method_class
+
+        if not get_method_class(config.method).masks:
+            raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
+                            "no masks")
 
         def on_record(record, model):
-            if not is_masked(model):
-                raise UserError(f"--save-ticket needs a mask-only method, not {config.method!r}")
             path = Path(args.save_ticket)
             if len(seeds) > 1:
                 path = path.with_name(f"{path.stem}.seed{record['seed']}{path.suffix}")
-            save_ticket(path, model)
-            record.setdefault("tickets", []).append(str(path))
+            record["ticket"] = str(save_ticket(path, model))
 
-    summary = run_seeds(config, seeds, out, progress=_progress(args), on_record=on_record)
+    summary = run_seeds(config, seeds, out, progress=show_progress(args), on_record=on_record)
     if args.json:
         print_json(summary)
         return 0
@@ -84,26 +80,3 @@ def cmd_datasets(args) -> int:
     for t in table:
         print("  ".join(c.ljust(w) for c, w in zip(t, widths)))
     return 0
-
-
-def add_experiment_parsers(sub) -> None:
-    """Sub-commands of the experiments layer (sweep, report, metrics, demo)."""
-    try:
-        from gnnmask.cli import experiments
-    except ImportError:  # pragma: no cover - before the experiments CLI exists
-        return
-    experiments.add_parsers(sub)
-
-
-COMMANDS = {"train": cmd_train, "datasets": cmd_datasets}
-
-
-def run(args) -> int:
-    from gnnmask.train.runtime import flush_denormals, tune_cpu_allocator
-
-    # before the first parallel tensor operation: see gnnmask.train.runtime
-    flush_denormals()
-    tune_cpu_allocator()
-    if args.command in COMMANDS:
-        return COMMANDS[args.command](args)
-    return args.func(args)

@@ -13,7 +13,13 @@ import json
 import math
 from pathlib import Path
 
-from gnnmask.cli.main import add_run_arguments, config_from_args, parse_seeds, print_json
+from gnnmask.cli.args import (
+    add_run_arguments,
+    config_from_args,
+    parse_seeds,
+    print_json,
+    show_progress,
+)
 from gnnmask.errors import UserError
 
 DEMO = dict(depths=[2, 4, 8, 16, 32], hidden=64, epochs=200, seeds=[0])
@@ -46,15 +52,9 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
-def _progress(args) -> bool:
-    from gnnmask.cli.commands import _progress as progress
-
-    return progress(args)
-
-
 def _cell_printer(args):
     """Without a progress bar (not a terminal), print one line per finished cell."""
-    if getattr(args, "quiet", False) or _progress(args):
+    if getattr(args, "quiet", False) or show_progress(args):
         return None
     return lambda cell, r: print(f"{cell.name:<28} test {r['test_acc']:.4f}  "
                                  f"val {r['val_acc']:.4f}", flush=True)
@@ -73,7 +73,7 @@ def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int) -> list
     print(f"sweep: {base.dataset} / {base.model} (hidden {base.hidden}), depths "
           f"{','.join(map(str, depths))} x methods {','.join(methods)} x seeds "
           f"{','.join(map(str, seeds))} = {cells} cells -> {out}/", flush=True)
-    return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=_progress(args),
+    return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=show_progress(args),
                  on_cell=_cell_printer(args))
 
 

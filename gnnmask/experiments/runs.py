@@ -69,8 +69,9 @@ def run_seeds(
 ) -> dict[str, Any]:
     """Train ``config`` once per seed, writing records under ``out``.
 
-    ``on_record(record, model)`` is called after each seed (e.g. to save a
-    ticket). Returns the summary (also written to ``out/summary.json``).
+    ``on_record(record, model)`` is called after each seed, before its record
+    is written (e.g. to save a ticket and note its path in the record).
+    Returns the summary (also written to ``out/summary.json``).
     """
     out = Path(out)
     resolved = resolve_config(config)
@@ -84,18 +85,26 @@ def run_seeds(
                 f"{out} holds a run with a different config (differs in {', '.join(diff)}); "
                 "choose another --out"
             )
+    loaded = {}
+    if data is None:  # a bad dataset or data root fails here, before anything is written
+        from gnnmask.data import load_dataset
+
+        loaded[seeds[0]] = load_dataset(resolved.dataset, root=resolved.data_root,
+                                        split=resolved.split, seed=seeds[0])
     write_json_atomic(cfg_path, base)
     records = []
     for seed in seeds:
         path = out / f"seed_{seed}.json"
-        if path.exists() and on_record is None:
-            records.append(read_json(path))
-            continue
-        record, model = train(resolved.replace(seed=seed), data=data, progress=progress,
-                              return_model=True)
-        write_json_atomic(path, record)
+        if path.exists():
+            record = read_json(path)
+            if on_record is None or "ticket" in record:
+                records.append(record)
+                continue
+        record, model = train(resolved.replace(seed=seed), data=loaded.pop(seed, data),
+                              progress=progress, return_model=True)
         if on_record is not None:
             on_record(record, model)
+        write_json_atomic(path, record)
         records.append(record)
     summary = summarize(records)
     summary["out"] = str(out)

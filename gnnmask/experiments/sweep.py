@@ -91,6 +91,36 @@ def _check_lists(depths, methods, seeds) -> tuple[list[int], list[str], list[int
     return depths, methods, seeds
 
 
+def for_method(base: RunConfig, method: str, **changes) -> RunConfig:
+    """``base`` for one of a sweep's methods: method-specific fields and
+    ``extra`` options that this method does not read are dropped (a sweep's
+    flags apply to the methods that read them)."""
+    from gnnmask.methods import get_method_class
+    from gnnmask.train.config import METHOD_FIELDS
+
+    cls = get_method_class(method)
+    unread = {f: None for f in METHOD_FIELDS if f not in cls.reads}
+    extra = {k: v for k, v in base.extra.items() if k in cls.options}
+    return base.replace(method=method, extra=extra, **unread, **changes)
+
+
+def _check_used(base: RunConfig, methods: list[str]) -> None:
+    """Refuse a method flag or ``extra`` key that no method of the sweep reads."""
+    from gnnmask.methods import get_method_class
+    from gnnmask.train.config import METHOD_FIELDS, flag
+
+    classes = [get_method_class(m) for m in methods]
+    for f in METHOD_FIELDS:
+        if getattr(base, f) is not None and not any(f in c.reads for c in classes):
+            raise UserError(f"{flag(f)} is not used by any method of the sweep "
+                            f"({', '.join(methods)})")
+    for key in base.extra:
+        if not any(key in c.options for c in classes):
+            allowed = sorted({k for c in classes for k in c.options})
+            raise UserError(f"unknown --extra key {key!r} for the sweep's methods; allowed: "
+                            f"{', '.join(allowed) or 'none'}")
+
+
 def _base_dict(base: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in base.to_dict().items() if k not in CELL_KEYS}
 
@@ -127,8 +157,8 @@ def _check_spec(out: Path, base: RunConfig, methods: list[str]) -> dict | None:
         raise UserError(f"{path} is unreadable ({e}); choose another --out") from None
     for method in _unique([*methods, *spec.get("methods", [])]):
         try:
-            a = resolve_config(old.replace(method=method)).to_dict()
-            b = resolve_config(base.replace(layers=2, seed=0, method=method)).to_dict()
+            a = resolve_config(for_method(old, method)).to_dict()
+            b = resolve_config(for_method(base, method, layers=2, seed=0)).to_dict()
         except UserError:  # e.g. a method no longer registered: compare the raw values
             a, b = spec["base"], _base_dict(base)
         diff = _diff(a, b)
@@ -178,10 +208,9 @@ def _dataset(name: str, root, split: int, seed: int):
 def _init_worker(threads: int) -> None:
     import torch
 
-    from gnnmask.train.runtime import flush_denormals, tune_cpu_allocator
+    from gnnmask.train.runtime import configure_process
 
-    flush_denormals()  # before the thread pool starts: see gnnmask.train.runtime
-    tune_cpu_allocator()
+    configure_process()  # before the thread pool starts: see gnnmask.train.runtime
     torch.set_num_threads(threads)
 
 
@@ -243,7 +272,8 @@ def sweep(
     depths, methods, seeds = _check_lists(depths, methods, seeds)
     out = Path(out)
     cells = cell_order(depths, methods, seeds)
-    configs = {c: resolve_config(base.replace(layers=c.depth, method=c.method, seed=c.seed))
+    _check_used(base, methods)
+    configs = {c: resolve_config(for_method(base, c.method, layers=c.depth, seed=c.seed))
                for c in cells}
 
     with _lock(out):

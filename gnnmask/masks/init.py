@@ -29,7 +29,7 @@ Weights (:data:`WEIGHT_INITS`):
 
 Scores (:data:`SCORE_INITS`): ``kaiming-uniform``, ``kaiming-normal`` (as
 above), ``uniform`` (``U(0, 1)``) and ``constant`` (all 1; note that ties are
-then broken by position, see :mod:`gnnmask.masks._select`).
+then broken by position, see :mod:`gnnmask.masks.select`).
 """
 
 from __future__ import annotations

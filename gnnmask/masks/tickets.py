@@ -1,7 +1,8 @@
 """Tickets: a masked network stored as seed + recipe + one bit per weight.
 
 Frozen weights are a pure function of the seed and the init recipe
-(:mod:`gnnmask.masks.init`), so a ticket stores only
+(:mod:`gnnmask.masks.init`), so a ticket of a score-masked model
+(:func:`~gnnmask.masks.mask_model`) stores only
 
 * how to rebuild the unmasked model: an importable ``"module:function"``
   builder and its JSON keyword arguments (gnnmask models:
@@ -14,6 +15,10 @@ Frozen weights are a pure function of the seed and the init recipe
 * the model's persistent buffers (e.g. batch-norm statistics), raw;
 * a SHA-256 fingerprint of all frozen parameters, checked after rebuilding,
   so a ticket either reproduces the network bit for bit or fails loudly.
+
+A model with trained weights under fixed masks (:func:`~gnnmask.masks.sparsify`)
+cannot be rebuilt from a seed: its ticket also stores every parameter, raw
+(format version 2 adds this ``params`` list; version 1 files still load).
 
 File layout (little-endian)::
 
@@ -39,9 +44,12 @@ from torch.nn.parameter import is_lazy
 
 from gnnmask.errors import UserError
 from gnnmask.masks.api import get_mask_group, mask_model
+from gnnmask.masks.core import MaskParametrization
+from gnnmask.masks.sparse import sparsify
 
 MAGIC = b"GNNMTKT\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _HEAD = struct.Struct("<8sHI")
 _DIGEST = 32
 GNNMASK_BUILDER = "gnnmask.models:build_model"
@@ -94,22 +102,31 @@ def save_ticket(
             builder, builder_kwargs = GNNMASK_BUILDER, model.config
     kwargs = dict(builder_kwargs or {})
     recipe = group.recipe
-    parts, tensors, buffers = [], [], []
+    trained = recipe.get("kind") == "sparsify"
+    parts, tensors, buffers, params = [], [], [], []
     for name, keep in group.masks().items():
         bits = np.packbits(keep.detach().cpu().numpy().reshape(-1)).tobytes()
         tensors.append([name, list(keep.shape), len(bits)])
         parts.append(bits)
-    params = {n for n, _ in model.named_parameters()}
+
+    def raw_entry(name, t, entries):
+        raw = _raw(t)
+        entries.append([name, str(t.dtype).removeprefix("torch."), list(t.shape), len(raw)])
+        parts.append(raw)
+
+    skip = {n for n, _ in model.named_parameters()} | _mask_state(model)
     for name, t in model.state_dict().items():
-        if name not in params and isinstance(t, torch.Tensor):
-            raw = _raw(t)
-            buffers.append([name, str(t.dtype).removeprefix("torch."), list(t.shape), len(raw)])
-            parts.append(raw)
+        if name not in skip:
+            raw_entry(name, t, buffers)
+    if trained:
+        for name, p in model.named_parameters():
+            raw_entry(name, p, params)
     header = dict(
         builder=builder, kwargs=kwargs,
         build_seed=int(recipe["seed"] if build_seed is None else build_seed),
         recipe=recipe, sparsity=group.sparsity, tensors=tensors, buffers=buffers,
-        fingerprint=fingerprint(model), torch=torch.__version__,
+        params=params, fingerprint=None if trained else fingerprint(model),
+        torch=torch.__version__,
     )
     try:
         head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
@@ -134,15 +151,16 @@ def read_ticket(path) -> tuple[dict, memoryview]:
     if len(data) < _HEAD.size + _DIGEST or data[:8] != MAGIC:
         raise UserError(f"{str(path)!r} is not a gnnmask ticket (bad magic or truncated)")
     _, version, n_head = _HEAD.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise UserError(
-            f"ticket {str(path)!r} has format version {version}; allowed: {FORMAT_VERSION}"
-        )
+    if version not in READABLE_VERSIONS:
+        raise UserError(f"ticket {str(path)!r} has format version {version}; allowed: "
+                        f"{', '.join(map(str, READABLE_VERSIONS))}")
     if hashlib.sha256(data[:-_DIGEST]).digest() != data[-_DIGEST:]:
         raise UserError(f"ticket {str(path)!r} is corrupt or truncated (checksum mismatch)")
     try:
         header = json.loads(data[_HEAD.size : _HEAD.size + n_head])
-        sizes = [t[2] for t in header["tensors"]] + [b[3] for b in header["buffers"]]
+        header.setdefault("params", [])
+        sizes = [t[2] for t in header["tensors"]] + [
+            b[3] for b in header["buffers"] + header["params"]]
     except (ValueError, KeyError, IndexError, TypeError):
         raise UserError(f"ticket {str(path)!r} has an unreadable header") from None
     payload = memoryview(data)[_HEAD.size + n_head : -_DIGEST]
@@ -169,16 +187,42 @@ def _build(header: dict, path) -> nn.Module:
         return func(**header["kwargs"])
 
 
+def _mask_state(model: nn.Module) -> set[str]:
+    """``state_dict`` keys of the masks' own buffers (stored as bits instead)."""
+    return {f"{prefix}.{b}" for prefix, m in model.named_modules()
+            if isinstance(m, MaskParametrization) for b in ("mask", "scale")}
+
+
+def _attach_recipe(model: nn.Module, recipe: dict) -> nn.Module:
+    recipe = dict(recipe)
+    if recipe.pop("kind", "mask_model") == "sparsify":
+        return sparsify(model, **recipe)
+    return mask_model(model, **recipe)
+
+
+def _copy_raw(path, entries, tensors: dict, payload, offset: int, what: str) -> int:
+    with torch.no_grad():
+        for name, dtype, shape, size in entries:
+            if name not in tensors or list(tensors[name].shape) != shape:
+                raise UserError(f"ticket {str(path)!r} does not fit the model: {what} {name!r}")
+            raw = torch.frombuffer(bytearray(payload[offset : offset + size]), dtype=torch.uint8)
+            tensors[name].copy_(raw.view(getattr(torch, dtype)).view(shape))
+            offset += size
+    return offset
+
+
 def load_ticket(path, device=None, model: nn.Module | None = None) -> nn.Module:
-    """Rebuild the ticket's network bit for bit, masks fixed to the stored bits.
+    """Rebuild the ticket's network bit for bit, masks set to the stored bits.
 
     Args:
         device: where to put the model (default: CPU).
         model: an unmasked model to apply the ticket to instead of calling the
             stored builder; build it under ``torch.manual_seed(build_seed)``.
 
-    Returns the masked model in eval mode with its mask group in the fixed
-    state (scores are re-drawn from the seed, unused and untrained).
+    Returns the masked model in eval mode. A score-masked model comes back
+    with the ``fixed`` rule (scores re-drawn from the seed, unused;
+    ``get_mask_group(model).unfix()`` returns to the training rule); a
+    sparse-trained one with its trained weights.
     """
     header, payload = read_ticket(path)
     model = _build(header, path) if model is None else model
@@ -186,8 +230,7 @@ def load_ticket(path, device=None, model: nn.Module | None = None) -> nn.Module:
     for name, p in model.named_parameters():
         if is_lazy(p) and name in shapes:
             p.materialize(tuple(shapes[name]))
-    recipe = dict(header["recipe"])
-    model = mask_model(model, **recipe)
+    model = _attach_recipe(model, header["recipe"])
     group = get_mask_group(model)
     if list(group.members) != list(shapes):
         raise UserError(
@@ -196,7 +239,7 @@ def load_ticket(path, device=None, model: nn.Module | None = None) -> nn.Module:
         )
     masks, offset = {}, 0
     for name, shape, size in header["tensors"]:
-        model_shape = list(group.members[name].scores.shape)
+        model_shape = list(group.members[name].mask.shape)
         if model_shape != shape:
             raise UserError(
                 f"ticket {str(path)!r} does not fit the model: {name!r} has shape {shape} "
@@ -206,17 +249,13 @@ def load_ticket(path, device=None, model: nn.Module | None = None) -> nn.Module:
         n = int(np.prod(shape))
         masks[name] = torch.from_numpy(np.unpackbits(bits, count=n).astype(bool)).view(shape)
         offset += size
-    group.sparsity = header["sparsity"]
     group.fix(masks)
-    model_buffers = dict(model.named_buffers())
-    with torch.no_grad():
-        for name, dtype, shape, size in header["buffers"]:
-            if name not in model_buffers or list(model_buffers[name].shape) != shape:
-                raise UserError(f"ticket {str(path)!r} does not fit the model: buffer {name!r}")
-            raw = torch.frombuffer(bytearray(payload[offset : offset + size]), dtype=torch.uint8)
-            model_buffers[name].copy_(raw.view(getattr(torch, dtype)).view(shape))
-            offset += size
-    if fingerprint(model) != header["fingerprint"]:
+    group.refresh(header["sparsity"])
+    offset = _copy_raw(path, header["buffers"], dict(model.named_buffers()), payload, offset,
+                       "buffer")
+    _copy_raw(path, header["params"], dict(model.named_parameters()), payload, offset,
+              "parameter")
+    if header["fingerprint"] is not None and fingerprint(model) != header["fingerprint"]:
         raise UserError(
             f"ticket {str(path)!r} does not reproduce the frozen weights (fingerprint "
             f"mismatch); allowed: the same model, built under torch.manual_seed"

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from gnnmask.errors import UserError
+
 
 class Method:
     """Base class of all training methods (dense training is the identity case).
@@ -29,13 +31,44 @@ class Method:
         name: the registry key, used on the command line (``--method NAME``).
         defaults: values this method gives to unset (``None``) fields of the
             run configuration, e.g. ``{"dropout": 0.0, "bias": False}``.
+        reads: the method-specific run-config fields it reads
+            (:data:`~gnnmask.train.config.METHOD_FIELDS`); a value given for
+            any other is refused.
+        options: ``{key: one-line description}`` of the ``config.extra``
+            options it reads; any other key is refused.
+        masks: whether the prepared model carries masks (and so has a ticket).
     """
 
     name: ClassVar[str] = "base"
     defaults: ClassVar[dict[str, Any]] = {}
+    reads: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[dict[str, str]] = {}
+    masks: ClassVar[bool] = False
 
     def __init__(self, config):
         self.config = config
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Raise :class:`~gnnmask.errors.UserError` for a method-specific field
+        or an ``extra`` key this method does not read (before any training).
+        Subclasses may also check option values here."""
+        from gnnmask.train.config import METHOD_FIELDS, flag
+
+        for name in METHOD_FIELDS:
+            if getattr(config, name) is not None and name not in cls.reads:
+                allowed = ", ".join(flag(f) for f in cls.reads) or "none"
+                raise UserError(f"{flag(name)} is not used by method {cls.name!r}; "
+                                f"its method flags: {allowed}")
+        unknown = sorted(set(config.extra) - set(cls.options))
+        if unknown:
+            raise UserError(f"unknown --extra key {unknown[0]!r} for method {cls.name!r}; "
+                            f"allowed: {', '.join(sorted(cls.options)) or 'none'}")
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the method's docstring."""
+        return (cls.__doc__ or cls.name).strip().splitlines()[0]
 
     # -- set-up ---------------------------------------------------------------
     def prepare(self, model: nn.Module, data) -> nn.Module:

@@ -19,8 +19,8 @@ per forward pass, :math:`\\hat A = \\tilde D^{-1/2}(A+I)\\tilde D^{-1/2}`
 (Kipf & Welling 2017), and propagate through a CSR sparse matrix: on CPU this is
 several times faster than scattering over ``edge_index`` in every layer. ``gcn``
 also builds the transpose once per pass (:class:`Adjacency`), so the backward
-pass of each layer does not re-transpose (sort) the matrix: on a 32-layer GCN
-on Cora that saves ~60 ms of a ~0.85 s training step on two CPU cores.
+pass of each layer does not re-transpose (sort) the matrix (figures in
+docs/RESULTS.md).
 
 Masks are never baked in: attach them from outside with
 :func:`gnnmask.masks.mask_model`.
@@ -28,7 +28,6 @@ Masks are never baked in: attach them from outside with
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import torch
@@ -39,10 +38,6 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import is_sparse, to_torch_csr_tensor
 
 from gnnmask.errors import UserError, check_choice
-
-# torch announces its CSR support as beta on first use; that is noise for users.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -119,12 +114,11 @@ class GCNLayer(GCNConv):
 
 class _BoolMaskDropout(torch.autograd.Function):
     """Inverted dropout that keeps a boolean mask (1 byte per entry) and draws
-    it with one ``rand`` pass: on the CPU about twice as fast as
+    it with one ``rand`` pass: on the CPU faster than
     :func:`torch.nn.functional.dropout`, whose Bernoulli sampler dominates a
-    deep GCN's step time (forward + backward on a 2708 x 1433 input: 38 ms
-    instead of 63 ms on two cores). The mask is applied as a product with the
-    boolean tensor, not with ``torch.where``, which branches per entry on the
-    CPU: 0.8 ms instead of 2.6 ms on a 2708 x 448 input at ``p = 0.5``."""
+    deep GCN's step time. The mask is applied as a product with the boolean
+    tensor, not with ``torch.where``, which branches per entry on the CPU
+    (figures in docs/RESULTS.md)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, p: float) -> Tensor:

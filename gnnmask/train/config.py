@@ -1,8 +1,16 @@
 """The run configuration: one flat, JSON-serialisable record of every choice.
 
+Each field carries its command-line help and, where it names something from a
+registry, that registry (``choices``): the ``gnnmask`` command line derives
+its flags from these fields, and :func:`validate_config` checks names against
+the same registries, so the two never disagree.
+
 Fields left at ``None`` are filled from the chosen method's ``defaults`` and
 then from :data:`FALLBACKS` by :func:`resolve_config`, so the record a run
-writes always holds the concrete values that were used.
+writes always holds the concrete values that were used. Method-specific
+fields (:data:`METHOD_FIELDS`) and ``extra`` options are refused for a method
+that does not read them (``Method.reads`` / ``Method.options``): nothing given
+is silently ignored.
 """
 
 from __future__ import annotations
@@ -13,61 +21,127 @@ from typing import Any
 
 from gnnmask.errors import UserError
 
-#: ``amsgrad``: Adam with the AMSGrad correction (Reddi et al. 2018), which
-#: divides by the running maximum of the second-moment estimate, so steps
-#: cannot grow when gradients shrink late in training.
-OPTIMIZERS = ("adam", "adamw", "amsgrad", "sgd")
-#: Learning-rate schedules: ``constant``, or ``cosine`` annealing from ``lr``
-#: to 0 over ``epochs`` (Loshchilov & Hutter 2017, without restarts).
-LR_SCHEDULES = ("constant", "cosine")
-DEVICES = ("auto", "cpu", "cuda")
+
+def _models():
+    from gnnmask.models import MODELS
+
+    return MODELS
+
+
+def _activations():
+    from gnnmask.models import ACTIVATIONS
+
+    return tuple(ACTIVATIONS)
+
+
+def _norms():
+    from gnnmask.models import NORMS
+
+    return NORMS
+
+
+def _residuals():
+    from gnnmask.models import RESIDUALS
+
+    return RESIDUALS
+
+
+def _methods():
+    from gnnmask.methods import METHODS
+
+    return tuple(METHODS)
+
+
+def _rules():
+    from gnnmask.masks import RULES
+
+    return tuple(name for name, rule in RULES.items() if not rule.fixed)
+
+
+def _weight_inits():
+    from gnnmask.masks import WEIGHT_INITS
+
+    return WEIGHT_INITS
+
+
+def _score_inits():
+    from gnnmask.masks import SCORE_INITS
+
+    return SCORE_INITS
+
+
+def _schedules():
+    from gnnmask.masks import SCHEDULES
+
+    return SCHEDULES
+
+
+def _optimizers():
+    from gnnmask.train.optim import OPTIMIZERS
+
+    return tuple(OPTIMIZERS)
+
+
+def _lr_schedules():
+    from gnnmask.train.optim import LR_SCHEDULES
+
+    return LR_SCHEDULES
+
+
+def _opt(default, group: str, help: str, choices=None, **kw):
+    """A field with its command-line group, help and registry of choices."""
+    return field(default=default, metadata=dict(group=group, help=help, choices=choices), **kw)
 
 
 @dataclass
 class RunConfig:
     # data
-    dataset: str = "csbm"
-    data_root: str | None = None
-    split: int = 0
+    dataset: str = _opt("csbm", "data", "dataset name (see `gnnmask datasets`)")
+    data_root: str | None = _opt(None, "data", "data root (default: $GNNMASK_DATA, else "
+                                 "./datasets)")
+    split: int = _opt(0, "data", "split number (geom-gcn splits: 0-9)")
     # model
-    model: str = "gcn"
-    layers: int = 2
-    hidden: int = 64
-    dropout: float | None = None
-    activation: str = "relu"
-    norm: str = "none"
-    residual: str = "none"
-    bias: bool | None = None
-    heads: int = 1
+    model: str = _opt("gcn", "model", "GNN backbone", _models)
+    layers: int = _opt(2, "model", "message-passing layers, 1..128")
+    hidden: int = _opt(64, "model", "hidden width")
+    dropout: float | None = _opt(None, "model", "dropout probability before each layer")
+    activation: str = _opt("relu", "model", "activation between layers", _activations)
+    norm: str = _opt("none", "model", "normalisation after each hidden layer", _norms)
+    residual: str = _opt("none", "model", "residual connection", _residuals)
+    bias: bool | None = _opt(None, "model", "layers have biases (true/false)")
+    heads: int = _opt(1, "model", "attention heads of hidden gat layers")
     # method
-    method: str = "dense"
-    sparsity: float | None = None
-    mask_rule: str | None = None
-    weight_init: str | None = None
-    score_init: str | None = None
-    schedule: str | None = None
-    schedule_end: float | None = None
+    method: str = _opt("dense", "method", "training method (see `gnnmask methods`)", _methods)
+    sparsity: float | None = _opt(None, "method", "fraction of weights removed, 0 <= s < 1")
+    mask_rule: str | None = _opt(None, "method", "how masks are chosen from scores", _rules)
+    weight_init: str | None = _opt(None, "method", "frozen-weight initialisation",
+                                   _weight_inits)
+    score_init: str | None = _opt(None, "method", "score initialisation", _score_inits)
+    schedule: str | None = _opt(None, "method", "sparsity schedule", _schedules)
+    schedule_end: float | None = _opt(None, "method", "fraction of training over which the "
+                                      "sparsity schedule ramps")
     # optimisation
-    optimizer: str = "adam"
-    lr: float = 0.01
-    lr_schedule: str = "constant"
-    weight_decay: float | None = None
-    # clip the global L2 norm of the trained parameters' gradient to this
-    # value before each step (None: no clipping)
-    grad_clip: float | None = None
-    # cross-entropy target (1 - eps) * one-hot + eps / classes (Szegedy et
-    # al. 2016); bounds the logit margin the loss asks for
-    label_smoothing: float = 0.0
-    epochs: int = 200
-    patience: int = 0
-    # per-layer over-smoothing metrics of the final model: "default" (every
-    # metric but the costly mad_gap), "all", "none" or a comma-separated list
-    # of gnnmask.metrics.METRICS names
-    layer_metrics: str = "default"
+    optimizer: str = _opt("adam", "optimisation", "optimiser", _optimizers)
+    lr: float = _opt(0.01, "optimisation", "learning rate")
+    lr_schedule: str = _opt("constant", "optimisation", "learning-rate schedule (cosine: "
+                            "anneal to 0 over the epochs)", _lr_schedules)
+    weight_decay: float | None = _opt(None, "optimisation", "weight decay (L2)")
+    grad_clip: float | None = _opt(None, "optimisation", "clip the global L2 norm of the "
+                                   "trained tensors' gradient to this value before each step "
+                                   "(default: no clipping)")
+    label_smoothing: float = _opt(0.0, "optimisation", "cross-entropy against (1-eps) "
+                                  "one-hot + eps/classes (Szegedy et al. 2016)")
+    epochs: int = _opt(200, "optimisation", "training epochs (full-batch steps)")
+    patience: int = _opt(0, "optimisation", "stop after this many epochs without a better "
+                         "validation accuracy (0: off)")
+    layer_metrics: str = _opt("default", "optimisation", "per-layer over-smoothing metrics of "
+                              "the final model: default (all but mad_gap), all, none or a "
+                              "comma-separated list")
     # run
-    seed: int = 0
-    device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
+    seed: int = _opt(0, "run", "random seed")
+    device: str = _opt("auto", "run", "auto, cpu, cuda or cuda:N")
+    extra: dict[str, Any] = field(default_factory=dict, metadata=dict(
+        group="method", help="method option KEY=VALUE (see `gnnmask methods`)", choices=None))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,6 +158,10 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: Fields only some methods read (see ``Method.reads``).
+METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule",
+                 "schedule_end")
+
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {
     "dropout": 0.5,
@@ -92,16 +170,21 @@ FALLBACKS: dict[str, Any] = {
 }
 
 
+def flag(name: str) -> str:
+    """The command-line spelling of a field: ``schedule_end`` -> ``--schedule-end``."""
+    return "--" + name.replace("_", "-")
+
+
 def resolve_config(config: RunConfig) -> RunConfig:
-    """Fill ``None`` fields from the method defaults, then validate everything."""
+    """Check that the method reads every method-specific value given, fill
+    ``None`` fields from the method defaults and :data:`FALLBACKS`, then
+    validate everything (one-line :class:`UserError` on the first problem)."""
     from gnnmask.methods import get_method_class
 
     method_cls = get_method_class(config.method)
+    method_cls.check_config(config)
     values = config.to_dict()
     for key, value in {**FALLBACKS, **method_cls.defaults}.items():
-        if values.get(key) is None:
-            values[key] = value
-    for key, value in FALLBACKS.items():
         if values.get(key) is None:
             values[key] = value
     resolved = RunConfig.from_dict(values)
@@ -109,12 +192,17 @@ def resolve_config(config: RunConfig) -> RunConfig:
     return resolved
 
 
+def _check_choices(c: RunConfig) -> None:
+    for f in dataclasses.fields(c):
+        choices, value = f.metadata.get("choices"), getattr(c, f.name)
+        if choices is not None and value is not None and value not in choices():
+            raise UserError(f"unknown {flag(f.name)} {value!r}; allowed: "
+                            f"{', '.join(choices())}")
+
+
 def validate_config(c: RunConfig) -> None:
     """Raise :class:`UserError` with one line for the first invalid field."""
-    from gnnmask.models import MODELS
-
-    if c.model not in MODELS:
-        raise UserError(f"unknown model {c.model!r}; allowed: {', '.join(sorted(MODELS))}")
+    _check_choices(c)
     if not isinstance(c.layers, int) or not 1 <= c.layers <= 128:
         raise UserError(f"--layers {c.layers!r} is out of range; allowed: an integer 1..128")
     if not isinstance(c.hidden, int) or c.hidden < 1:
@@ -128,12 +216,6 @@ def validate_config(c: RunConfig) -> None:
     if c.schedule_end is not None and not 0.0 < c.schedule_end <= 1.0:
         raise UserError(
             f"--schedule-end {c.schedule_end!r} is out of range; allowed: 0 < fraction <= 1"
-        )
-    if c.optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {c.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
-    if c.lr_schedule not in LR_SCHEDULES:
-        raise UserError(
-            f"unknown lr schedule {c.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}"
         )
     if not c.lr > 0:
         raise UserError(f"--lr {c.lr!r} is invalid; allowed: a positive number")
@@ -156,8 +238,7 @@ def validate_config(c: RunConfig) -> None:
         if bad:
             raise UserError(
                 f"--layer-metrics {bad[0]!r} is unknown; allowed: default, all, none or a "
-                f"comma-separated "
-                f"list of {', '.join(METRICS)}"
+                f"comma-separated list of {', '.join(METRICS)}"
             )
-    if c.device not in DEVICES and not str(c.device).startswith("cuda:"):
+    if c.device not in ("auto", "cpu", "cuda") and not str(c.device).startswith("cuda:"):
         raise UserError(f"unknown device {c.device!r}; allowed: auto, cpu, cuda, cuda:N")

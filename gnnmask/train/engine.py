@@ -18,7 +18,6 @@ the final metrics of the model selected at the best validation accuracy.
 from __future__ import annotations
 
 import copy
-import functools
 import random
 import statistics
 import time
@@ -31,16 +30,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gnnmask.errors import UserError
+from gnnmask.train import optim
 from gnnmask.train.config import RunConfig, resolve_config
 from gnnmask.train.records import versions
-from gnnmask.train.runtime import flush_denormals
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "amsgrad": functools.partial(torch.optim.Adam, amsgrad=True),
-    "sgd": torch.optim.SGD,
-}
 
 
 def seed_everything(seed: int) -> None:
@@ -102,25 +94,10 @@ def build(config: RunConfig, data):
 
 
 def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.Optimizer:
-    """The configured optimiser over the tensors the method trains.
-
-    Uses PyTorch's fused implementation (one pass per tensor) where it exists
-    for these tensors, else the default one. On two CPU cores an Adam step
-    over the 6.6M scores of a 32-layer, 448-wide ticket takes ~6 ms fused
-    against 15-25 ms for the default multi-pass one, which is slowest where
-    gradients are exactly zero (dead ReLU units leave ~25% of a deep ticket's
-    scores without gradient, and ``sqrt(0)`` was ~7x slower than ``sqrt`` of a
-    normal number on the AMD EPYC of our benchmarks). The two
-    agree up to float rounding; the record names the one used
-    (``optimizer_impl``)."""
-    params = list(method.parameters(model))
-    cls = OPTIMIZERS[config.optimizer]
-    kwargs = dict(lr=config.lr, weight_decay=config.weight_decay)
-    try:
-        optimizer = cls(params, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):  # no fused kernel for these tensors
-        return cls(params, **kwargs)
-    return optimizer
+    """The configured optimiser over the tensors the method trains (fused
+    where PyTorch has a fused kernel; the record names the one used)."""
+    return optim.make_optimizer(config.optimizer, method.parameters(model), config.lr,
+                                config.weight_decay)
 
 
 def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
@@ -197,8 +174,6 @@ def train(
 
     config = resolve_config(config)
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        flush_denormals()  # see gnnmask.train.runtime
     seed_everything(config.seed)
     if data is None:
         data = load_dataset(
@@ -209,9 +184,7 @@ def train(
     model = model.to(device)
     optimizer = make_optimizer(config, method, model)
 
-    scheduler = None
-    if config.lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}

@@ -1,27 +1,26 @@
-"""Process-level performance settings for CPU training.
+"""Process-level settings for CPU training: opt-ins, never applied by the library.
+
+The ``gnnmask`` command line and its sweep workers call
+:func:`configure_process` first thing; the library itself (``import gnnmask``,
+:func:`gnnmask.train.train`, the mask API) changes no process-wide setting.
+Library users who want the same behaviour call it right after importing
+torch, before the first parallel tensor operation.
 
 Denormals. Mask-only training multiplies small gradients by small weights:
 deep in a 32-layer GCN the score gradients, and Adam's squared-gradient
 averages built from them, fall below float32's smallest normal number
 (1.2e-38). x86 CPUs handle such denormal numbers in microcode, tens of times
-slower than normal ones, and Adam's elementwise passes over the scores then
-cost ~20 ms more per step than over the weights of the same dense model
-(``sqrt`` of a denormal is ~40x slower than of a normal number on the
-2-core AMD EPYC used for the benchmarks). :func:`flush_denormals` turns on
-flush-to-zero (``torch.set_flush_denormal``), as TensorFlow does by default:
-values below 1.2e-38 count as 0.
+slower than normal ones, which slows the optimiser's passes over the scores
+(figures in docs/RESULTS.md). :func:`flush_denormals` turns on flush-to-zero
+(``torch.set_flush_denormal``), as TensorFlow does by default: values below
+1.2e-38 count as 0.
 
 The flag lives in each thread's floating-point control register, and a new
 thread copies it from the thread that creates it. ``torch.set_flush_denormal``
 sets it for the calling thread only, so it reaches the OpenMP worker threads
 only if it is set *before* their pool starts (the first parallel tensor
 operation of the process). Set later, half of every parallel pass over the
-scores still produced denormals on two threads, and the deep ticket's Adam
-``sqrt`` cost 20 ms instead of 3 ms per step. The ``gnnmask`` command line
-and the sweep workers therefore call :func:`flush_denormals` first thing;
-:func:`gnnmask.train.train` calls it again (covering at least the main
-thread); library users training deep tickets on CPU should call it right
-after importing torch.
+scores still produced denormals on two threads.
 
 Allocator.
 
@@ -30,8 +29,7 @@ Full-batch training allocates and frees the same large tensors every step
 memory at the top of the heap back to the kernel once more than
 ``M_TRIM_THRESHOLD`` bytes are free there (by default twice the largest block
 seen so far, a few MB here), so each step page-faults the same memory back
-in: a few percent of a 32-layer, 448-wide GCN training step on Cora on two
-cores (``scripts/bench_mask_overhead.py``). PyTorch's CPU tuning
+in (a few percent of a deep GCN's step on CPU). PyTorch's CPU tuning
 guide suggests swapping the allocator (jemalloc, tcmalloc); a ``mallopt``
 call that keeps freed memory in the process does the same for glibc without
 an extra dependency. The price: the process keeps its peak heap size.
@@ -45,8 +43,10 @@ faults; the threads' allocations are few and large, so they hardly contend.
 It takes effect for threads that have not allocated yet, so call
 :func:`tune_cpu_allocator` before the first parallel tensor operation.
 
-The ``gnnmask`` command line calls :func:`tune_cpu_allocator` once at start;
-library users may call it themselves. ``GNNMASK_MALLOC_TUNING=0`` turns it off.
+``GNNMASK_MALLOC_TUNING=0`` turns it off.
+
+Warnings. torch announces its CSR support as beta on first use; the command
+line hides that notice (library users see Python's default once).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import warnings
 
 import torch
 
@@ -98,3 +99,12 @@ def tune_cpu_allocator() -> bool:
         and bool(mallopt(M_ARENA_MAX, 1))
     )
     return _tuned
+
+
+def configure_process() -> None:
+    """What the command line and its sweep workers set before any tensor
+    work: flush-to-zero, the allocator tuning and quiet CSR beta notices."""
+    flush_denormals()
+    tune_cpu_allocator()
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")

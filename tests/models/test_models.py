@@ -71,22 +71,46 @@ def test_normalized_adjacency_is_symmetric_with_self_loops(graph):
     assert torch.allclose(a.diagonal(), 1.0 / deg.float())
 
 
-@pytest.mark.parametrize("norm", ["none", "batch", "pair", "layer"])
+def _outputs(model, modules, x, edge_index):
+    """Outputs of ``modules`` in one forward pass (by forward hooks)."""
+    seen = []
+    handles = [m.register_forward_hook(lambda m, a, out: seen.append(out)) for m in modules]
+    out, hidden = model(x, edge_index, return_hidden=True)
+    for h in handles:
+        h.remove()
+    return seen, hidden
+
+
+@pytest.mark.parametrize("norm", ["batch", "pair", "layer"])
+def test_norms_normalise_as_stated(graph, norm):
+    torch.manual_seed(0)
+    model = build_model("gcn", 6, 8, 3, 4, norm=norm, dropout=0.0).train()
+    normed, _ = _outputs(model, model.norms, *graph)
+    for h in normed:
+        # (1 up to the eps = 1e-5 the norms add to the variance)
+        if norm == "batch":  # per feature: zero mean, unit (biased) variance
+            assert torch.allclose(h.mean(0), torch.zeros(8), atol=1e-5)
+            assert torch.allclose(h.var(0, unbiased=False), torch.ones(8), atol=5e-3)
+        elif norm == "pair":  # centred columns, mean squared row norm 1 (Zhao & Akoglu 2020)
+            assert torch.allclose(h.mean(0), torch.zeros(8), atol=1e-5)
+            assert h.square().sum(1).mean().item() == pytest.approx(1.0, rel=5e-3)
+        else:  # per node: zero mean, unit variance
+            assert torch.allclose(h.mean(1), torch.zeros(30), atol=1e-5)
+            assert torch.allclose(h.var(1, unbiased=False), torch.ones(30), atol=5e-3)
+
+
 @pytest.mark.parametrize("residual", ["none", "plain", "initial"])
-def test_norm_and_residual_options(graph, norm, residual):
-    x, edge_index = graph
-    model = build_model("gcn", 6, 8, 3, 4, norm=norm, residual=residual)
-    assert model(x, edge_index).shape == (30, 3)
-
-
-def test_residual_changes_output(graph):
-    x, edge_index = graph
-    outs = []
-    for residual in ("none", "plain"):
-        torch.manual_seed(1)
-        outs.append(build_model("gcn", 6, 8, 3, 4, residual=residual, dropout=0.0).eval()(
-            x, edge_index))
-    assert not torch.allclose(*outs)
+def test_residuals_combine_as_stated(graph, residual):
+    torch.manual_seed(0)
+    model = build_model("gcn", 6, 8, 3, 5, residual=residual, dropout=0.0).eval()
+    convs, hidden = _outputs(model, model.convs, *graph)
+    a = model.alpha
+    for i in range(2, 4):  # hidden[i] is the output of layer i (1-based)
+        new = convs[i - 1].relu()
+        expected = {"none": new, "plain": new + hidden[i - 1],
+                    "initial": (1 - a) * new + a * hidden[1]}[residual]
+        assert torch.allclose(hidden[i], expected, atol=1e-6), i
+    assert torch.equal(hidden[1], convs[0].relu())  # the first layer has no residual
 
 
 def test_bias_off_removes_biases():

@@ -27,7 +27,7 @@ from gnnmask.data.registry import cache_root
 from gnnmask.errors import UserError
 
 _env = os.environ.get("GNNMASK_DATA")
-SHARED = Path(_env) if _env else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+SHARED = Path(_env) if _env else Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared datasets not found at "
                                   f"{SHARED} (set GNNMASK_DATA)")
 

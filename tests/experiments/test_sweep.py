@@ -16,7 +16,7 @@ from gnnmask.experiments import SweepError, sweep
 from gnnmask.methods import METHODS, Method, register_method
 from gnnmask.train import RunConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--epochs", "3", "--hidden", "8", "--device", "cpu"]
 
 

@@ -16,8 +16,10 @@ from gnnmask.masks import (
     make_schedule,
     mask_model,
     read_ticket,
+    refresh_on_step,
     save_ticket,
     score_parameters,
+    sparsify,
 )
 from gnnmask.masks.tickets import MAGIC
 
@@ -65,10 +67,11 @@ def trained_ticket_model(graph, rule="global", seed=4, steps=4, **kw):
     opt = torch.optim.Adam(score_parameters(model), lr=0.05)
     model.train()
     for step in range(steps):
-        group.sparsity = schedule(step, 2 * steps)  # stop mid-ramp: sparsity 0.6
+        group.refresh(schedule(step, 2 * steps))  # stop mid-ramp: sparsity 0.6
         opt.zero_grad()
         model(*graph).square().mean().backward()
         opt.step()
+        group.refresh()
     return model.eval(), kwargs
 
 
@@ -78,7 +81,7 @@ def test_ticket_round_trip_is_bit_identical(tmp_path, graph, rule):
     path = save_ticket(tmp_path / "net.ticket", model, builder=build_stack, builder_kwargs=kwargs)
     loaded = load_ticket(path)
     group = get_mask_group(loaded)
-    assert group.fixed and group.sparsity == get_mask_group(model).sparsity
+    assert group.rule.fixed and group.sparsity == get_mask_group(model).sparsity
     assert torch.equal(loaded(*graph), model(*graph))
     saved = get_mask_group(model).masks()
     assert all(torch.equal(m, saved[n]) for n, m in group.masks().items())
@@ -105,6 +108,7 @@ def test_gnnmask_model_ticket_needs_no_builder(tmp_path, graph):
     model = build_model("gcn", 5, 16, 3, 4, bias=True, dropout=0.0)
     mask_model(model, sparsity=0.7, seed=1)
     opt = torch.optim.Adam(score_parameters(model), lr=0.05)
+    refresh_on_step(opt, model)
     for _ in range(2):
         opt.zero_grad()
         model(*graph).sum().backward()
@@ -112,6 +116,7 @@ def test_gnnmask_model_ticket_needs_no_builder(tmp_path, graph):
     model.eval()
     path = save_ticket(tmp_path / "m.ticket", model)
     assert read_ticket(path)[0]["builder"] == "gnnmask.models:build_model"
+    assert read_ticket(path)[0]["params"] == []  # frozen weights come from the seed
     assert torch.equal(load_ticket(path)(*graph), model(*graph))
 
 
@@ -217,3 +222,27 @@ def test_lazy_model_ticket(tmp_path, graph):
     path = save_ticket(tmp_path / "lazy.ticket", model, builder=build_lazy,
                        builder_kwargs={"out_dim": 4})
     assert torch.equal(load_ticket(path)(*graph), model(*graph))
+
+
+def test_sparse_trained_ticket_stores_the_trained_weights(tmp_path, graph):
+    torch.manual_seed(2)
+    kwargs = dict(in_dim=5, hidden=16, out_dim=3, layers=3)
+    model = sparsify(build_stack(**kwargs), sparsity=0.8, distribution="erk", seed=2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.train()
+    for _ in range(3):
+        opt.zero_grad()
+        model(*graph).square().mean().backward()
+        opt.step()
+    model.eval()
+    path = save_ticket(tmp_path / "sparse.ticket", model, builder=build_stack,
+                       builder_kwargs=kwargs)
+    header, _ = read_ticket(path)
+    assert header["recipe"]["kind"] == "sparsify" and header["fingerprint"] is None
+    assert {p[0] for p in header["params"]} == {n for n, _ in model.named_parameters()}
+    torch.manual_seed(99)  # another build seed: the stored weights decide
+    loaded = load_ticket(path)
+    assert torch.equal(loaded(*graph), model(*graph))
+    saved = get_mask_group(model).masks()
+    assert all(torch.equal(m, saved[n]) for n, m in get_mask_group(loaded).masks().items())
+    assert all(p.requires_grad for p in loaded.parameters())  # trainable, as saved

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from gnnmask.cli import main
-from gnnmask.cli.main import parse_seeds
+from gnnmask.cli.args import parse_seeds
 from gnnmask.errors import UserError
 
 
@@ -67,13 +67,21 @@ def test_datasets_lists_all_shared(capsys, data_root):
         (["train", "--layers", "0"], "--layers 0"),
         (["train", "--hidden", "-5"], "--hidden -5"),
         (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-        (["train", "--model", "mlp"], "unknown model 'mlp'"),
-        (["train", "--method", "magic"], "unknown method 'magic'"),
+        (["train", "--model", "mlp"], "argument --model: invalid choice: 'mlp'"),
+        (["train", "--method", "magic"], "argument --method: invalid choice: 'magic'"),
+        (["train", "--method", "dense", "--sparsity", "0.9"],
+         "--sparsity is not used by method 'dense'"),
+        (["train", "--method", "ugt", "--extra", "mask_scal=none"],
+         "unknown --extra key 'mask_scal' for method 'ugt'; allowed: l0_lambda, mask_bias"),
+        (["train", "--method", "ugt", "--extra", "mask_scale=half"],
+         "unknown --extra mask_scale 'half'; allowed: auto, none, keep"),
+        (["train", "--method", "dense", "--save-ticket", "t.ticket"],
+         "--save-ticket needs a masked method"),
         (["train", "--dataset", "texas", "--split", "10"], "10"),
         (["train", "--data-root", "/no/such/dir"], "/no/such/dir"),
         (["train", "--seeds", "0,x"], "--seeds '0,x'"),
         (["train", "--seeds", "3-1"], "--seeds '3-1'"),
-        (["train", "--sparsity", "1.5"], "--sparsity 1.5"),
+        (["train", "--method", "ugt", "--sparsity", "1.5"], "--sparsity 1.5"),
         (["train", "--epochs", "ten"], "ten"),
         (["frobnicate"], "frobnicate"),
     ],
@@ -85,6 +93,8 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, fragment):
     assert err.count("\n") == 1 and err.startswith("gnnmask: error:")
     assert fragment in err
     assert "Traceback" not in err
+    if argv[0] == "train":
+        assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_parse_seeds():
