@@ -3,6 +3,7 @@
 The most used entry points are available at the top level::
 
     gnnmask.mask_model(model, sparsity=0.9, rule="global")   # any PyG model
+    gnnmask.sparsify(model, sparsity=0.9, distribution="erk") # trainable sparse weights
     gnnmask.unmask_model(model)                               # plain model with zeros
     gnnmask.save_ticket(path, model); gnnmask.load_ticket(path)
     gnnmask.load_dataset("cora"); gnnmask.build_model("gcn", ...)
@@ -23,6 +24,7 @@ _EXPORTS = {
     "load_dataset": "gnnmask.data",
     "build_model": "gnnmask.models",
     "mask_model": "gnnmask.masks",
+    "sparsify": "gnnmask.masks",
     "unmask_model": "gnnmask.masks",
     "save_ticket": "gnnmask.masks",
     "load_ticket": "gnnmask.masks",

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from gnnmask.errors import UserError
 
@@ -102,7 +103,102 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
     run = groups["run"]
     run.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-4 (default: 0)")
     run.add_argument("--out", default=None, help="output folder (default: runs/<name>)")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    add_control_arguments(p)
+
+
+def add_control_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags that control a run without being part of its configuration."""
+    c = p.add_argument_group("control")
+    c.add_argument("--config", default=None, metavar="FILE",
+                   help="read settings from a TOML or JSON file (e.g. a run's config.json); "
+                        "flags given on the command line override it")
+    existing = c.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue the run in --out, skipping what finished (the "
+                               "default when its config matches); refuse an empty folder")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="remove the finished records in --out first (says which)")
+    c.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config (and a sweep's cells), write nothing")
+    c.add_argument("--log-file", default=None, metavar="FILE",
+                   help="also append the log (progress, skipped seeds, warnings) to FILE")
+    c.add_argument("--log-every", type=int, default=None, metavar="N",
+                   help="log a line every N epochs (default: every 10%% of the epochs when "
+                        "stdout is not a terminal; 0: never)")
+    c.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def output_mode(args) -> str:
+    """``auto``, ``resume`` or ``overwrite`` from the control flags."""
+    return "overwrite" if args.overwrite else "resume" if args.resume else "auto"
+
+
+def log_every(args, epochs: int) -> int | None:
+    """Epochs between progress lines: ``--log-every``, else 10% of the epochs
+    when stdout is not a terminal (a log file, a pipe), else none."""
+    if args.log_every is not None:
+        if args.log_every < 0:
+            raise UserError(f"--log-every {args.log_every} is invalid; allowed: 0 (off) or a "
+                            "positive number of epochs")
+        return args.log_every or None
+    if getattr(args, "quiet", False) or sys.stdout.isatty():
+        return None
+    return max(1, epochs // 10)
+
+
+#: Keys a config file may hold besides RunConfig fields, per sub-command.
+FILE_KEYS = {"train": ("seeds",), "sweep": ("seeds", "depths", "methods", "jobs")}
+
+
+def read_config_file(path: str, command: str) -> dict:
+    """Argument defaults from a TOML or JSON config file: RunConfig fields,
+    ``seeds``, and for sweeps ``depths``/``methods``/``jobs`` (a run's
+    ``config.json`` and a sweep's ``sweep.json`` are accepted as written)."""
+    from gnnmask.train import RunConfig
+
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read --config {path!r}: {e.strerror}") from None
+    try:
+        if file.suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            values = tomllib.loads(text)
+        else:
+            values = json.loads(text)
+    except ValueError as e:
+        raise UserError(f"--config {path!r} is not valid {file.suffix.lstrip('.') or 'JSON'}: "
+                        f"{' '.join(str(e).split())[:120]}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config {path!r} holds no table of settings")
+    if isinstance(values.get("base"), dict):  # a sweep.json
+        values = {**values["base"], **{k: values[k] for k in ("depths", "methods", "seeds")
+                                       if k in values}}
+        values.pop("format", None)
+    if "seed" in values and "seeds" not in values:  # a run's config.json
+        values["seeds"] = [values.pop("seed")]
+    values.pop("seed", None)
+    fields = {f.name for f in dataclasses.fields(RunConfig)} - set(_NOT_FLAGS) | {"extra"}
+    if command == "sweep":
+        fields -= set(_SWEEP_AXES)
+    allowed = fields | set(FILE_KEYS.get(command, ()))
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise UserError(f"--config {path!r}: unknown key {unknown[0]!r}; allowed: "
+                        f"{', '.join(sorted(allowed))}")
+    out = dict(values)
+    for key in ("seeds", "depths", "methods"):
+        if isinstance(out.get(key), list):
+            out[key] = ",".join(map(str, out[key]))
+    if "extra" in out:
+        if not isinstance(out["extra"], dict):
+            raise UserError(f"--config {path!r}: extra must be a table of method options")
+        out["extra"] = [f"{k}={json.dumps(v)}" for k, v in out["extra"].items()]
+    return out
 
 
 def parse_extra(items: list[str]) -> dict:
@@ -131,7 +227,7 @@ def config_from_args(args: argparse.Namespace, **overrides):
 
 
 def show_progress(args) -> bool:
-    """A progress bar: on a terminal, unless ``--quiet`` or ``--json``."""
+    """A progress bar: on a terminal, unless ``--quiet``, ``--json`` or a log file."""
     return not getattr(args, "quiet", False) and not getattr(args, "json", False) \
         and sys.stdout.isatty()
 

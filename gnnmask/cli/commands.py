@@ -1,10 +1,17 @@
-"""The ``train`` and ``datasets`` sub-commands."""
+"""The ``train``, ``datasets``, ``methods``, ``list`` and ``evaluate`` sub-commands."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gnnmask.cli.args import config_from_args, parse_seeds, print_json, show_progress
+from gnnmask.cli.args import (
+    config_from_args,
+    log_every,
+    output_mode,
+    parse_seeds,
+    print_json,
+    show_progress,
+)
 from gnnmask.errors import UserError
 
 
@@ -12,16 +19,27 @@ def _fmt(x, digits=4):
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _table(rows: list[tuple], align_right: bool = False) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    pad = str.rjust if align_right else str.ljust
+    return "\n".join("  ".join(pad(str(c), w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def ticket_paths(path: str, seeds: list[int]) -> dict[int, Path]:
+    """Where ``--save-ticket PATH`` puts each seed's ticket."""
+    path = Path(path)
+    if len(seeds) == 1:
+        return {seeds[0]: path}
+    return {s: path.with_name(f"{path.stem}.seed{s}{path.suffix}") for s in seeds}
+
+
 def cmd_train(args) -> int:
     from gnnmask.experiments import default_run_name, run_seeds
+    from gnnmask.experiments.store import check_output_file
     from gnnmask.train import resolve_config
 
     seeds = parse_seeds(args.seeds)
     config = resolve_config(config_from_args(args))
-    if args.data_root is not None:
-        from gnnmask.data import resolve_root
-
-        resolve_root(args.data_root)
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     on_record = None
     if args.save_ticket:
@@ -31,29 +49,35 @@ def cmd_train(args) -> int:
         if not get_method_class(config.method).masks:
             raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
                             "no masks")
+        paths = ticket_paths(args.save_ticket, seeds)
+        for path in paths.values():
+            check_output_file(path, "--save-ticket")
 
         def on_record(record, model):
-            path = Path(args.save_ticket)
-            if len(seeds) > 1:
-                path = path.with_name(f"{path.stem}.seed{record['seed']}{path.suffix}")
+            path = paths[record["seed"]]
+            path.parent.mkdir(parents=True, exist_ok=True)
             record["ticket"] = str(save_ticket(path, model))
 
-    summary = run_seeds(config, seeds, out, progress=show_progress(args), on_record=on_record)
+    if args.dry_run:
+        print_json({"config": {k: v for k, v in config.to_dict().items() if k != "seed"},
+                    "seeds": seeds, "out": str(out)})
+        return 0
+    summary = run_seeds(config, seeds, out, mode=output_mode(args),
+                        progress=show_progress(args), log_every=log_every(args, config.epochs),
+                        on_record=on_record)
     if args.json:
         print_json(summary)
         return 0
+    from gnnmask.train import read_json
+
     rows = [("seed", "best ep", "train", "val", "test", "s/step")]
     for seed in seeds:
-        from gnnmask.train import read_json
-
         r = read_json(out / f"seed_{seed}.json")
         rows.append((str(seed), str(r["best_epoch"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
                      _fmt(r["test_acc"]), _fmt(r["epoch_time_s"], 3)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print(f"{config.dataset} / {config.model} x{config.layers} (hidden {config.hidden}) / "
           f"{config.method}" + (f" sparsity {config.sparsity}" if config.sparsity else ""))
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    print(_table(rows, align_right=True))
     print(f"test acc {summary['test_acc']:.4f} ± {summary['test_acc_std']:.4f}  "
           f"val acc {summary['val_acc']:.4f}  params {summary['params']:,} "
           f"(non-zero {summary['nonzero_params']:,})")
@@ -65,18 +89,137 @@ def cmd_datasets(args) -> int:
     from gnnmask.data import list_datasets, resolve_root
 
     root = resolve_root(args.data_root)
-    rows = list_datasets(root)
+    rows = list_datasets(root, check=args.check)
     if args.json:
         print_json(rows)
         return 0
     print(f"data root: {root}")
-    header = ("name", "nodes", "edges", "features", "classes", "split", "available")
+    header = ("name", "nodes", "edges", "features", "classes", "split",
+              "verified" if args.check else "available")
     table = [header] + [
         (r["name"], f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['features']:,}",
          str(r["classes"]), str(r["split"]), "yes" if r["available"] else "no")
         for r in rows
     ]
-    widths = [max(len(t[i]) for t in table) for i in range(len(header))]
-    for t in table:
-        print("  ".join(c.ljust(w) for c, w in zip(t, widths)))
+    print(_table(table))
+    problems = [p for r in rows for p in r.get("problems", [])]
+    for p in problems:
+        print(f"  problem: {p}")
+    return 2 if problems else 0
+
+
+def cmd_methods(args) -> int:
+    from gnnmask.methods import METHODS
+    from gnnmask.train.config import flag
+
+    for name, cls in METHODS.items():
+        print(f"{name}: {cls.summary()}")
+        reads = ", ".join(flag(f) for f in cls.reads) or "none"
+        print(f"    method flags: {reads}")
+        defaults = ", ".join(f"{k}={v}" for k, v in cls.defaults.items())
+        if defaults:
+            print(f"    defaults: {defaults}")
+        for key, text in cls.options.items():
+            print(f"    --extra {key}=...: {text}")
     return 0
+
+
+def _registries() -> dict[str, dict[str, str]]:
+    """``{kind: {name: one-line description}}`` for ``gnnmask list``."""
+    from gnnmask.data import DATASETS
+    from gnnmask.masks import DISTRIBUTIONS, RULES, SCHEDULES, SCORE_INITS, WEIGHT_INITS
+    from gnnmask.methods import METHODS
+    from gnnmask.metrics import METRICS
+    from gnnmask.models import MODELS
+    from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
+
+    def doc(obj) -> str:
+        return (getattr(obj, "__doc__", None) or "").strip().splitlines()[0] \
+            if getattr(obj, "__doc__", None) else ""
+
+    return {
+        "methods": {n: c.summary() for n, c in METHODS.items()},
+        "rules": {n: doc(c) for n, c in RULES.items()},
+        "models": dict.fromkeys(MODELS, ""),
+        "weight-inits": dict.fromkeys(WEIGHT_INITS, ""),
+        "score-inits": dict.fromkeys(SCORE_INITS, ""),
+        "schedules": dict.fromkeys(SCHEDULES, ""),
+        "distributions": dict.fromkeys(DISTRIBUTIONS, ""),
+        "optimizers": dict.fromkeys(OPTIMIZERS, ""),
+        "lr-schedules": dict.fromkeys(LR_SCHEDULES, ""),
+        "datasets": {n: f"{d.nodes:,} nodes, {d.classes} classes, {d.split} split"
+                     for n, d in DATASETS.items()},
+        "metrics": {n: doc(f) for n, f in METRICS.items()},
+    }
+
+
+def cmd_list(args) -> int:
+    registries = _registries()
+    kinds = [args.kind] if args.kind else list(registries)
+    for kind in kinds:
+        print(f"{kind}:")
+        for name, text in registries[kind].items():
+            print(f"  {name}" + (f"  {text}" if text else ""))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from gnnmask.data import evaluate_accuracy, load_dataset
+    from gnnmask.masks import load_ticket, read_ticket
+
+    header, _ = read_ticket(args.ticket)
+    seed = args.seed if args.seed is not None else int(header["build_seed"])
+    model = load_ticket(args.ticket)
+    data = load_dataset(args.dataset, root=args.data_root, split=args.split, seed=seed)
+    try:
+        import torch
+
+        with torch.no_grad():
+            pred = model(data.x, data.edge_index).argmax(-1)
+    except RuntimeError as e:
+        raise UserError(f"ticket {args.ticket!r} does not fit dataset {args.dataset!r}: "
+                        f"{' '.join(str(e).split())[:200]}") from None
+    row = {f"{s}_acc": evaluate_accuracy(data, pred, getattr(data, f"{s}_mask"))
+           for s in ("train", "val", "test")}
+    row["sparsity"] = header["sparsity"]
+    if args.json:
+        print_json(row)
+    else:
+        print(f"{args.ticket}: {data.name}, sparsity {row['sparsity']:g}")
+        print(_table([("train", "val", "test"),
+                      tuple(_fmt(row[f"{s}_acc"]) for s in ("train", "val", "test"))],
+                     align_right=True))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """``datasets``, ``methods``, ``list`` and ``evaluate``."""
+    p = sub.add_parser("datasets", help="list datasets and whether they are available")
+    p.add_argument("--data-root", default=None, help="data root (default: $GNNMASK_DATA, "
+                   "else ./datasets)")
+    p.add_argument("--check", action="store_true",
+                   help="verify every file (sizes and SHA-256 against the root's MANIFEST.tsv "
+                        "where it lists them, and a parse); exit 2 if any fails")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("methods", help="the training methods, their flags and options")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("list", help="every registered choice: methods, rules, models, ...")
+    p.add_argument("kind", nargs="?", default=None,
+                   choices=["methods", "rules", "models", "weight-inits", "score-inits",
+                            "schedules", "distributions", "optimizers", "lr-schedules",
+                            "datasets", "metrics"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("evaluate", help="accuracy of a saved ticket on a dataset")
+    p.add_argument("--ticket", required=True, metavar="PATH", help="a saved ticket")
+    p.add_argument("--dataset", required=True, help="dataset to evaluate on")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--split", type=int, default=0, help="split number (default: 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="data seed (csbm graph, random splits; default: the ticket's seed)")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.set_defaults(func=cmd_evaluate)
+

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
+import logging
 import math
 from pathlib import Path
 
 from gnnmask.cli.args import (
     add_run_arguments,
     config_from_args,
+    output_mode,
     parse_seeds,
     print_json,
     show_progress,
 )
 from gnnmask.errors import UserError
+
+log = logging.getLogger("gnnmask.cli")
 
 DEMO = dict(depths=[2, 4, 8, 16, 32], hidden=64, epochs=200, seeds=[0])
 DEMO_QUICK = dict(depths=[2, 4], hidden=8, epochs=5, seeds=[0])
@@ -52,12 +55,12 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
-def _cell_printer(args):
-    """Without a progress bar (not a terminal), print one line per finished cell."""
+def _cell_logger(args):
+    """Without a progress bar (not a terminal), log one line per finished cell."""
     if getattr(args, "quiet", False) or show_progress(args):
         return None
-    return lambda cell, r: print(f"{cell.name:<28} test {r['test_acc']:.4f}  "
-                                 f"val {r['val_acc']:.4f}", flush=True)
+    return lambda cell, r: log.info("%-28s test %.4f  val %.4f", cell.name, r["test_acc"],
+                                    r["val_acc"])
 
 
 def _print_paths(paths: dict[str, Path]) -> None:
@@ -66,15 +69,30 @@ def _print_paths(paths: dict[str, Path]) -> None:
         print(f"  {path}")
 
 
-def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int) -> list[dict]:
+def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int,
+               mode: str = "auto") -> list[dict]:
     from gnnmask.experiments import sweep
 
     cells = len(depths) * len(methods) * len(seeds)
-    print(f"sweep: {base.dataset} / {base.model} (hidden {base.hidden}), depths "
-          f"{','.join(map(str, depths))} x methods {','.join(methods)} x seeds "
-          f"{','.join(map(str, seeds))} = {cells} cells -> {out}/", flush=True)
+    log.info("sweep: %s / %s (hidden %d), depths %s x methods %s x seeds %s = %d cells -> %s/",
+             base.dataset, base.model, base.hidden, ",".join(map(str, depths)),
+             ",".join(methods), ",".join(map(str, seeds)), cells, out)
     return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=show_progress(args),
-                 on_cell=_cell_printer(args))
+                 mode=mode, on_cell=_cell_logger(args))
+
+
+def _dry_run(base, depths, methods, seeds, out: Path) -> None:
+    from gnnmask.experiments.store import read_record
+    from gnnmask.experiments.sweep import _check_used, cell_order, for_method
+    from gnnmask.train import resolve_config
+
+    _check_used(base, methods)
+    cells = []
+    for cell in cell_order(depths, methods, seeds):
+        config = resolve_config(for_method(base, cell.method, layers=cell.depth, seed=cell.seed))
+        cells.append({"cell": cell.name, "finished": read_record(cell.path(out)) is not None,
+                      "config": config.to_dict()})
+    print_json({"out": str(out), "cells": cells})
 
 
 # -- sweep -------------------------------------------------------------------
@@ -84,13 +102,15 @@ def cmd_sweep(args) -> int:
     depths, methods = parse_depths(args.depths), parse_methods(args.methods)
     seeds = parse_seeds(args.seeds)
     base = config_from_args(args)
-    if args.data_root is not None:
-        from gnnmask.data import resolve_root
-
-        resolve_root(args.data_root)
+    if not isinstance(args.jobs, int) or args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs!r} is invalid; allowed: a positive integer")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{base.dataset}-{base.model}-sweep-{stamp}")
-    records = _run_sweep(base, depths, methods, seeds, out, args, args.jobs)
+    if args.dry_run:
+        _dry_run(base, depths, methods, seeds, out)
+        return 0
+    records = _run_sweep(base, depths, methods, seeds, out, args, args.jobs,
+                         mode=output_mode(args))
     print("\ntest accuracy (mean ± std over seeds)")
     print(accuracy_table(summarize_groups(records)))
     if args.report:
@@ -104,7 +124,7 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from gnnmask.experiments import report
 
-    for path in report(args.run_dir).values():
+    for path in report(args.run_dir, out=args.out).values():
         print(path)
     return 0
 
@@ -122,19 +142,22 @@ def _table(rows: list[dict]) -> str:
 
 
 def _record_rows(path: Path) -> list[dict]:
+    from gnnmask.experiments.store import read_record
+
     if path.is_dir():
         raise UserError(f"--run {str(path)!r} is a folder; allowed: a record file such as "
                         f"{path / 'seed_0.json'}")
-    try:
-        record = json.loads(path.read_text())
-    except OSError as e:
-        raise UserError(f"cannot read --run {str(path)!r}: {e.strerror}") from None
-    except ValueError:
-        raise UserError(f"--run {str(path)!r} is not a JSON run record") from None
-    rows = record.get("layers") if isinstance(record, dict) else None
-    if not rows:
+    if not path.is_file():
+        raise UserError(f"--run {str(path)!r} does not exist; allowed: a record file such as "
+                        "runs/NAME/seed_0.json")
+    record = read_record(path)
+    if record is None:
+        raise UserError(f"--run {str(path)!r} is not a seed record (a truncated file, or a "
+                        "summary.json/config.json); allowed: runs/NAME/seed_<s>.json")
+    rows = record.get("layers")
+    if not isinstance(rows, list) or not rows:
         raise UserError(f"record {str(path)!r} holds no per-layer metrics ('layers'); "
-                        "re-run it with this gnnmask version")
+                        "re-run it with --layer-metrics default")
     return rows
 
 
@@ -155,13 +178,24 @@ def _ticket_rows(args) -> list[dict]:
                         f"{' '.join(str(e).split())[:200]}") from None
 
 
+def _undefined(rows: list[dict]) -> list[str]:
+    """Columns whose every value is a non-finite float (undefined for this graph)."""
+    cols = dict.fromkeys(k for r in rows for k in r)
+    return [c for c in cols if all(isinstance(r.get(c), float) and not math.isfinite(r[c])
+                                   for r in rows)]
+
+
 def cmd_metrics(args) -> int:
     rows = _record_rows(Path(args.run)) if args.run else _ticket_rows(args)
     if args.json:  # strict JSON: non-finite floats become null
         print_json([{k: None if isinstance(v, float) and not math.isfinite(v) else v
                      for k, v in r.items()} for r in rows])
-    else:
-        print(_table(rows))
+        return 0
+    undefined = _undefined(rows)
+    print(_table([{k: v for k, v in r.items() if k not in undefined} for r in rows]))
+    for col in undefined:
+        print(f"note: {col} is undefined for this graph at every layer (e.g. mad_gap needs "
+              "node pairs both near and far apart); left out")
     return 0
 
 
@@ -203,6 +237,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("report", help="report.md, results.csv and plots of a run or sweep folder")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a sweep or train output folder")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write the report here (default: RUN_DIR itself)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("metrics", help="per-layer over-smoothing metrics of a record or ticket")

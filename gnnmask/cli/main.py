@@ -2,24 +2,29 @@
 
 Every sub-command parses and validates its arguments, then calls the same
 functions users call from Python. User errors print one line on stderr and
-exit with status 2.
+exit with status 2; nothing is written before the input has been checked.
+Progress and notes go through :mod:`logging` (logger ``gnnmask``): to stdout
+(stderr with ``--json``), and to ``--log-file`` when given.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from gnnmask.cli.args import Parser, add_run_arguments
+from gnnmask.cli.args import Parser, add_run_arguments, read_config_file
 from gnnmask.errors import UserError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``gnnmask`` parser and its sub-command parsers by name."""
     from gnnmask import __version__
     from gnnmask.cli import commands, experiments
 
-    parser = Parser(prog="gnnmask", description=__doc__.splitlines()[0])
+    parser = Parser(prog="gnnmask", description=__doc__.splitlines()[0],
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gnnmask {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -27,23 +32,54 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON line on stdout")
     p.add_argument("--save-ticket", default=None, metavar="PATH",
-                   help="save the trained ticket (masked methods)")
+                   help="save each seed's trained ticket (masked methods; several seeds "
+                        "add .seedN before the suffix)")
     p.set_defaults(func=commands.cmd_train)
 
-    p = sub.add_parser("datasets", help="list datasets and whether they are available")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=commands.cmd_datasets)
-
+    commands.add_parsers(sub)
     experiments.add_parsers(sub)
-    return parser
+    return parser, dict(sub.choices)
+
+
+def _setup_logging(args) -> None:
+    """Log records of ``gnnmask.*`` to stdout (stderr with ``--json``) and
+    ``--log-file``; ``--quiet`` keeps warnings only on the console."""
+    logger = logging.getLogger("gnnmask")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+    console = logging.StreamHandler(sys.stderr if getattr(args, "json", False) else sys.stdout)
+    console.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(console)
+    path = getattr(args, "log_file", None)
+    if path:
+        try:
+            handler = logging.FileHandler(path)
+        except OSError as e:
+            raise UserError(f"cannot write --log-file {path!r}: {e.strerror}") from None
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config FILE``, the file's values become the
+    defaults of the sub-command and the command line overrides them."""
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        commands[args.command].set_defaults(**read_config_file(args.config, args.command))
+        args = parser.parse_args(argv)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from gnnmask.train.runtime import configure_process
 
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
+        _setup_logging(args)
         configure_process()  # before the first parallel tensor operation
         return int(args.func(args) or 0)
     except UserError as err:
@@ -52,3 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gnnmask: interrupted; finished records are kept", file=sys.stderr)
         return 130
+    finally:  # main() may be called again in this process (tests, notebooks)
+        logger = logging.getLogger("gnnmask")
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import sys
+import io
+import logging
 import warnings
 
 import numpy as np
@@ -13,10 +14,31 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from gnnmask.data.csbm import csbm_params, generate_csbm
-from gnnmask.data.registry import DatasetInfo, cache_entry, get_info, resolve_root
+from gnnmask.data.registry import DatasetInfo, cache_entry, get_info, resolve_root, verify_files
 from gnnmask.errors import UserError
 
+log = logging.getLogger(__name__)
 TRAIN_PER_CLASS, VAL_PER_CLASS = 20, 30
+
+
+class _LogLines(io.TextIOBase):
+    """A text stream that passes each line written to it to ``log.info``
+    (and drops what logging itself writes while it runs, e.g. a handler's
+    error report, which would otherwise come back here)."""
+
+    def __init__(self, name: str):
+        self.name, self.busy = name, False
+
+    def write(self, text: str) -> int:
+        if not self.busy:
+            self.busy = True
+            try:
+                for line in text.splitlines():
+                    if line.strip():
+                        log.info("%s: %s", self.name, line.strip())
+            finally:
+                self.busy = False
+        return len(text)
 
 
 def random_split(y: torch.Tensor, num_classes: int, seed: int = 0, split: int = 0):
@@ -54,10 +76,26 @@ def _check_int(what: str, value, upper: int | None = None, where: str = "") -> i
 
 
 def _load_pyg(info: DatasetInfo, root) -> tuple[Data, dict]:
-    """The raw PyG graph (via the cache mirror) and a dict of split masks/indices."""
+    """The raw PyG graph (via the cache mirror) and a dict of split masks/indices;
+    a file PyG cannot read is a :class:`UserError` naming it."""
+    try:
+        return _process(info, root)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a raw file PyG cannot read: name it
+        problems = verify_files(info, root, checksums=False)
+        detail = problems[0] if problems else f"{type(e).__name__}: {' '.join(str(e).split())}"
+        raise UserError(f"dataset '{info.name}' cannot be read: {detail[:300]}; check the files "
+                        "with `gnnmask datasets --check`") from None
+
+
+def _process(info: DatasetInfo, root) -> tuple[Data, dict]:
     import torch_geometric.datasets as pyg_datasets
 
-    with cache_entry(info, root) as pyg_root:
+    # PyG and OGB print progress ("Processing...", download bars): to the log instead
+    lines = _LogLines(info.name)
+    with cache_entry(info, root) as pyg_root, contextlib.redirect_stdout(lines), \
+            contextlib.redirect_stderr(lines):
         if info.pyg_class == "PygNodePropPredDataset":
             from ogb.nodeproppred import PygNodePropPredDataset
             from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
@@ -67,7 +105,7 @@ def _load_pyg(info: DatasetInfo, root) -> tuple[Data, dict]:
             # prints progress to stdout, and torch.load()s its own processed file with
             # torch's weights-only default, which needs PyG's classes allowed.
             (pyg_root / info.subdir / "RELEASE_v1.txt").touch()
-            with contextlib.redirect_stdout(sys.stderr), torch.serialization.safe_globals(
+            with torch.serialization.safe_globals(
                     [DataEdgeAttr, DataTensorAttr, GlobalStorage]), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
                 ds = PygNodePropPredDataset(name=info.pyg_name, root=str(pyg_root))

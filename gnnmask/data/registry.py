@@ -144,6 +144,9 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """
     given = root if root not in (None, "") else os.environ.get("GNNMASK_DATA") or None
     path = Path(given if given is not None else "datasets").expanduser()
+    if given is not None and path.exists() and not path.is_dir():
+        raise UserError(f"data root '{given}' is a file, not a folder; pass --data-root DIR "
+                        "or set GNNMASK_DATA")
     if given is not None and not path.is_dir():
         raise UserError(
             f"data root '{given}' does not exist; pass --data-root DIR or set GNNMASK_DATA")
@@ -185,6 +188,86 @@ def check_files(info: DatasetInfo, root: Path) -> None:
     raise UserError(
         f"dataset '{info.name}' not found under {base}: expected {', '.join(missing)}; "
         "point --data-root or GNNMASK_DATA at a folder holding them")
+
+
+MANIFEST = "MANIFEST.tsv"
+
+
+def _manifest(root: Path) -> dict[str, tuple[int, str]]:
+    """``{path relative to root: (bytes, sha256)}`` from ``root/MANIFEST.tsv``
+    (columns ``path``, ``bytes`` and ``sha256``), or ``{}`` without one."""
+    try:
+        lines = (Path(root) / MANIFEST).read_text().splitlines()
+    except OSError:
+        return {}
+    head = lines[0].split("\t") if lines else []
+    if not {"path", "bytes", "sha256"} <= set(head):
+        return {}
+    col = {name: i for i, name in enumerate(head)}
+    out = {}
+    for line in lines[1:]:
+        cells = line.split("\t")
+        if len(cells) == len(head) and cells[col["bytes"]].isdigit():
+            path = cells[col["path"]].removeprefix("./")
+            out[path] = (int(cells[col["bytes"]]), cells[col["sha256"]])
+    return out
+
+
+def _parse(path: Path) -> None:
+    """Read ``path`` the way the PyG reader will, raising on anything unreadable."""
+    import gzip
+    import pickle
+    import warnings
+
+    import numpy as np
+
+    name = path.name
+    if name.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as f:
+            for key in f.files:
+                f[key]
+    elif name.endswith(".gz"):
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    elif name.startswith("ind.") and not name.endswith(".test.index"):
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # scipy.sparse.csr in pickles
+            pickle.load(f, encoding="latin1")
+    else:  # text: node features/labels, edges, test indices
+        path.read_text()
+
+
+def verify_files(info: DatasetInfo, root: Path, checksums: bool = True) -> list[str]:
+    """Problems with ``info``'s raw files under ``root``, one line each (``[]``
+    when every file is present and reads): a missing file, a size or SHA-256
+    that differs from the root's ``MANIFEST.tsv`` (when ``checksums`` and the
+    manifest lists the file), or a file that does not parse."""
+    import hashlib
+
+    base = Path(root) / info.directory
+    manifest = _manifest(root) if checksums else {}
+    problems = []
+    for f in info.files:
+        path = base / f
+        rel = str(Path(info.directory) / f)
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        if rel in manifest:
+            size, digest = manifest[rel]
+            if path.stat().st_size != size:
+                problems.append(f"{path}: {path.stat().st_size} bytes, the manifest says {size}")
+                continue
+            if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                problems.append(f"{path}: SHA-256 differs from the manifest")
+                continue
+        try:
+            _parse(path)
+        except Exception as e:  # noqa: BLE001 - any failure to read is the finding
+            problems.append(f"{path}: unreadable ({type(e).__name__}: "
+                            f"{' '.join(str(e).split())[:80]})")
+    return problems
 
 
 def _fingerprint(info: DatasetInfo, root: Path) -> dict:
@@ -233,16 +316,24 @@ def cache_entry(info: DatasetInfo, root: Path) -> Iterator[Path]:
             (dst / STAMP).write_text(json.dumps(stamp))
 
 
-def list_datasets(root: str | os.PathLike | None = None) -> list[dict]:
+def list_datasets(root: str | os.PathLike | None = None, check: bool = False) -> list[dict]:
     """One dict per registry entry: name, counts, split kind, availability and path.
 
-    ``available`` only checks that the expected raw files exist under the data
-    root (csbm is generated and always available); nothing is loaded.
+    ``available`` checks that the expected raw files exist under the data root
+    (csbm is generated and always available). With ``check``, every file is
+    also verified (:func:`verify_files`: sizes and checksums against the
+    root's manifest where it lists them, and a parse) and ``problems`` lists
+    what failed; ``available`` then means "present and readable".
     """
     base = resolve_root(root)
-    return [
-        dict(name=d.name, nodes=d.nodes, edges=d.edges, features=d.features, classes=d.classes,
-             split=d.split, available=not d.files or not missing_files(d, base),
-             path=str(base / d.directory) if d.files else None)
-        for d in DATASETS.values()
-    ]
+    rows = []
+    for d in DATASETS.values():
+        row = dict(name=d.name, nodes=d.nodes, edges=d.edges, features=d.features,
+                   classes=d.classes, split=d.split,
+                   available=not d.files or not missing_files(d, base),
+                   path=str(base / d.directory) if d.files else None)
+        if check:
+            row["problems"] = verify_files(d, base) if d.files and row["available"] else []
+            row["available"] = row["available"] and not row["problems"]
+        rows.append(row)
+    return rows

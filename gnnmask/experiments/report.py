@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import statistics
@@ -37,8 +38,11 @@ from typing import Any
 
 from gnnmask.errors import UserError
 from gnnmask.experiments.runs import _mean_std, summarize
-from gnnmask.experiments.sweep import load_cells, read_record
+from gnnmask.experiments.store import check_output_dir, read_record
+from gnnmask.experiments.sweep import load_cells
 from gnnmask.train import read_json
+
+log = logging.getLogger(__name__)
 
 #: Display names of the known metrics (others are shown by their key).
 METRIC_LABELS = {
@@ -55,13 +59,16 @@ _NOT_METRICS = {"layer", "dim"}
 
 
 # -- reading -----------------------------------------------------------------
-def load_records(run_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]]]:
-    """``("sweep", records)`` or ``("run", records)`` for a folder; UserError if none."""
+def load_records(run_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]], list[Path]]:
+    """``(kind, records, unreadable)`` for a folder: ``kind`` is ``"sweep"``
+    or ``"run"``; ``unreadable`` the record files that do not parse (left
+    out, and named in the report). UserError if nothing is readable."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"run folder {str(run_dir)!r} does not exist; allowed: a sweep or "
-                        "train output folder")
-    cells = load_cells(run_dir)
+        what = "is a file" if run_dir.exists() else "does not exist"
+        raise UserError(f"run folder {str(run_dir)!r} {what}; allowed: a sweep or train "
+                        "output folder")
+    cells, unreadable = load_cells(run_dir)
     if cells:
         try:  # methods in the order the sweep named them
             order = read_json(run_dir / "sweep.json")["methods"]
@@ -70,13 +77,16 @@ def load_records(run_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]]]
         rank = {m: i for i, m in enumerate(order)}
         cells.sort(key=lambda cr: (rank.get(cr[0].method, len(rank)), cr[0].method,
                                    cr[0].depth, cr[0].seed))
-        return "sweep", [record for _, record in cells]
-    runs = [read_record(p) for p in sorted(run_dir.glob("seed_*.json"))]
-    runs = sorted((r for r in runs if r is not None), key=lambda r: r["seed"])
-    if runs:
-        return "run", runs
+        return "sweep", [record for _, record in cells], unreadable
+    paths = sorted(run_dir.glob("seed_*.json"))
+    runs = {p: read_record(p) for p in paths}
+    unreadable += [p for p, r in runs.items() if r is None]
+    records = sorted((r for r in runs.values() if r is not None), key=lambda r: r["seed"])
+    if records:
+        return "run", records, unreadable
+    bad = f"; unreadable: {', '.join(p.name for p in unreadable[:4])}" if unreadable else ""
     raise UserError(f"{str(run_dir)!r} holds no finished records (cells/*/L*/seed_*.json "
-                    "or seed_*.json)")
+                    f"or seed_*.json){bad}")
 
 
 def metric_names(records: Iterable[dict]) -> list[str]:
@@ -332,13 +342,26 @@ def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[
     ]
 
 
-def report(run_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``report.md``, ``results.csv`` and the PNG plots into ``run_dir``.
+def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Write ``report.md``, ``results.csv`` and the PNG plots of the records
+    in ``run_dir`` into ``out`` (default: ``run_dir`` itself).
 
-    Returns ``{file name: path}`` of everything written (see the module docstring).
+    Record files that do not parse are left out, named in ``report.md`` and
+    logged. Returns ``{file name: path}`` of everything written (see the
+    module docstring).
     """
     run_dir = Path(run_dir)
-    kind, records = load_records(run_dir)
+    kind, records, unreadable = load_records(run_dir)
+    for path in unreadable:
+        log.warning("%s is not a readable record; left out of the report", path)
+    out_dir = run_dir if out is None else Path(out)
+    try:
+        check_output_dir(out_dir, what="--out" if out is not None else "report folder")
+    except UserError as e:
+        raise UserError(f"{e}; pass --out DIR to write the report elsewhere" if out is None
+                        else str(e)) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = out_dir
     for tmp in run_dir.glob(".*.tmp"):  # left by a killed report
         if tmp.name.split(".")[1] in ("report", "results", "accuracy_vs_depth") or \
                 tmp.name.startswith(".layers_"):
@@ -370,6 +393,9 @@ def report(run_dir: str | os.PathLike) -> dict[str, Path]:
     if not metrics:
         md += ["The records hold no per-layer metrics (`layers`), so there are no metric "
                "tables or plots.", ""]
+    if unreadable:
+        md += ["## Unreadable records", "", "Left out of every table and plot:", "",
+               *[f"- `{p}`" for p in unreadable], ""]
 
     written["results.csv"] = _write_text(run_dir / "results.csv", _csv(groups, metrics))
     plots = []

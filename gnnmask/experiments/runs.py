@@ -2,24 +2,36 @@
 
 A run folder ``runs/NAME/`` holds::
 
-    config.json     the resolved configuration (seed aside)
+    config.json     the resolved configuration, with the run's ``seeds``
+                    (``gnnmask train --config`` reads it back)
     seed_<s>.json   one record per seed (see :func:`gnnmask.train.train`)
     summary.json    mean and standard deviation over seeds
 
 Each file is written atomically as soon as it is known, so an interrupted run
 keeps every seed that finished; re-running skips seeds whose record exists and
-whose configuration matches.
+whose configuration matches (see :mod:`gnnmask.experiments.store` for the
+output modes ``auto``, ``resume`` and ``overwrite``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import statistics
 from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
-from gnnmask.train import RunConfig, read_json, resolve_config, train, write_json_atomic
+from gnnmask.experiments.store import (
+    check_mode,
+    check_output_dir,
+    config_diff,
+    read_record,
+    remove,
+)
+from gnnmask.train import RunConfig, resolve_config, resolve_device, train, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def default_run_name(config: RunConfig) -> str:
@@ -54,59 +66,81 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in ("seed", "device", "data_root")}
-
-
 def run_seeds(
     config: RunConfig,
     seeds: list[int],
     out: str | Path,
     *,
+    mode: str = "auto",
     progress: bool = False,
+    log_every: int | None = None,
     on_record=None,
     data=None,
 ) -> dict[str, Any]:
     """Train ``config`` once per seed, writing records under ``out``.
 
+    Everything is checked before anything is written: the configuration, the
+    device, the output folder and (by loading it) the dataset. ``mode`` says
+    what to do with finished records already in ``out`` (see
+    :mod:`gnnmask.experiments.store`); finished seeds are skipped and logged.
+    ``progress``/``log_every``: see :func:`gnnmask.train.train`.
     ``on_record(record, model)`` is called after each seed, before its record
     is written (e.g. to save a ticket and note its path in the record).
     Returns the summary (also written to ``out/summary.json``).
     """
     out = Path(out)
+    check_mode(mode)
     resolved = resolve_config(config)
+    resolve_device(resolved.device)
+    check_output_dir(out)
     base = resolved.to_dict()
-    cfg_path = out / "config.json"
-    if cfg_path.exists():
-        old = read_json(cfg_path)
-        if _comparable(old) != _comparable(base):
-            diff = sorted(k for k in _comparable(base) if old.get(k) != base.get(k))
-            raise UserError(
-                f"{out} holds a run with a different config (differs in {', '.join(diff)}); "
-                "choose another --out"
-            )
+    found = {p: read_record(p) for p in sorted(out.glob("seed_*.json"))} if out.is_dir() else {}
+    done = {p: r for p, r in found.items() if r is not None}
+    if mode == "resume" and not done:
+        raise UserError(f"nothing to resume in {out}: it holds no finished record")
+    if mode == "overwrite":
+        remove([*found, *[p for p in [out / "summary.json"] if p.exists()]], out)
+        found, done = {}, {}
+    for record in done.values():
+        diff = config_diff(record["config"], base)
+        if diff:
+            raise UserError(f"{out} holds finished records of a different config (differs in "
+                            f"{', '.join(diff)}); use --overwrite to replace them or choose "
+                            "another --out")
+    for path, record in found.items():
+        if record is None:
+            log.warning("%s is not a readable record; that seed is trained again", path)
+    finished = {r["seed"]: r for r in done.values()
+                if on_record is None or "ticket" in r}  # a wanted ticket must exist too
+    skipped = [s for s in seeds if s in finished]
+    todo = [s for s in seeds if s not in finished]
+    if skipped:
+        log.info("%s: seed(s) %s finished earlier, skipped", out, ",".join(map(str, skipped)))
     loaded = {}
-    if data is None:  # a bad dataset or data root fails here, before anything is written
+    if todo and data is None:  # a bad dataset or data root fails here, before any write
         from gnnmask.data import load_dataset
 
-        loaded[seeds[0]] = load_dataset(resolved.dataset, root=resolved.data_root,
-                                        split=resolved.split, seed=seeds[0])
-    write_json_atomic(cfg_path, base)
+        loaded[todo[0]] = load_dataset(resolved.dataset, root=resolved.data_root,
+                                       split=resolved.split, seed=todo[0])
+    every = sorted({*seeds, *(r["seed"] for r in done.values())})
+    write_json_atomic(out / "config.json", {**{k: v for k, v in base.items() if k != "seed"},
+                                            "seeds": every})
     records = []
     for seed in seeds:
-        path = out / f"seed_{seed}.json"
-        if path.exists():
-            record = read_json(path)
-            if on_record is None or "ticket" in record:
-                records.append(record)
-                continue
+        if seed in finished:
+            records.append(finished[seed])
+            continue
         record, model = train(resolved.replace(seed=seed), data=loaded.pop(seed, data),
-                              progress=progress, return_model=True)
+                              progress=progress, log_every=log_every, return_model=True)
         if on_record is not None:
             on_record(record, model)
-        write_json_atomic(path, record)
+        write_json_atomic(out / f"seed_{seed}.json", record)
+        log.info("seed %d: test %.4f  val %.4f  (best epoch %d, %.1f s)", seed,
+                 record["test_acc"], record["val_acc"], record["best_epoch"],
+                 record["total_time_s"])
         records.append(record)
     summary = summarize(records)
     summary["out"] = str(out)
+    summary["skipped_seeds"] = skipped
     write_json_atomic(out / "summary.json", summary)
     return summary

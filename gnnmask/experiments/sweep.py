@@ -9,15 +9,19 @@ A sweep folder ``OUT/`` holds::
                                              (see :func:`gnnmask.train.train`)
     .lock                                    held while a sweep writes to OUT
 
-Every cell is ``base.replace(layers=depth, method=method, seed=seed)`` resolved
-with :func:`~gnnmask.train.resolve_config`, so each method's defaults apply.
-A record is written atomically (temporary file, fsync, rename) the moment its
-cell finishes, so an interrupted sweep (Ctrl-C, SIGKILL, power loss) leaves
-only complete records, plus at worst a stale ``.seed_<s>.json.*.tmp`` that the
-next run deletes. Re-running skips every cell whose record exists and parses;
-extending the lists adds cells; a cell whose stored config differs from the
-requested one, or a different base config, is refused with a
-:class:`~gnnmask.errors.UserError` instead of being mixed in.
+Every cell is the base configuration for its method (:func:`for_method`:
+method flags and ``extra`` options reach the methods that read them) with its
+depth and seed, resolved with :func:`~gnnmask.train.resolve_config`, so each
+method's defaults apply. Every cell is resolved, and the device, the output
+folder and the dataset checked, before anything is written. A record is
+written atomically (temporary file, fsync, rename) the moment its cell
+finishes, so an interrupted sweep (Ctrl-C, SIGKILL, power loss) leaves only
+complete records, plus at worst a stale ``.seed_<s>.json.*.tmp`` that the
+next run deletes. Re-running skips every cell whose record exists and parses
+(and says how many); extending the lists adds cells; a cell whose stored
+config differs from the requested one, or a different base config, is
+refused with a :class:`~gnnmask.errors.UserError` instead of being mixed in
+(output modes: :mod:`gnnmask.experiments.store`).
 
 Cells run seed by seed, deepest first within a seed, so the first complete
 depth curve comes early and long cells start first when ``jobs > 1``.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -36,8 +41,16 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
-from gnnmask.experiments.runs import _comparable
-from gnnmask.train import RunConfig, read_json, resolve_config, write_json_atomic
+from gnnmask.experiments.store import (
+    check_mode,
+    check_output_dir,
+    config_diff,
+    read_record,
+    remove,
+)
+from gnnmask.train import RunConfig, read_json, resolve_config, resolve_device, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 SPEC_FORMAT = 1
 CELL_KEYS = ("layers", "method", "seed")
@@ -125,22 +138,6 @@ def _base_dict(base: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in base.to_dict().items() if k not in CELL_KEYS}
 
 
-def _diff(a: dict, b: dict) -> list[str]:
-    a, b = _comparable(a), _comparable(b)
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-
-
-def read_record(path: Path) -> dict | None:
-    """The record at ``path`` if it exists and parses as one, else ``None``."""
-    try:
-        record = read_json(path)
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(record, dict) and isinstance(record.get("config"), dict) \
-        and "test_acc" in record
-    return record if ok else None
-
-
 def _check_spec(out: Path, base: RunConfig, methods: list[str]) -> dict | None:
     """The stored spec, after checking its base config matches ``base``.
 
@@ -161,10 +158,11 @@ def _check_spec(out: Path, base: RunConfig, methods: list[str]) -> dict | None:
             b = resolve_config(for_method(base, method, layers=2, seed=0)).to_dict()
         except UserError:  # e.g. a method no longer registered: compare the raw values
             a, b = spec["base"], _base_dict(base)
-        diff = _diff(a, b)
+        diff = config_diff(a, b)
         if diff:
             raise UserError(f"{out} holds a sweep with a different base config (differs in "
-                            f"{', '.join(diff)}); choose another --out")
+                            f"{', '.join(diff)}); use --overwrite to replace it or choose "
+                            "another --out")
     return spec
 
 
@@ -251,6 +249,7 @@ def sweep(
     jobs: int = 1,
     progress: bool = False,
     *,
+    mode: str = "auto",
     on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every (depth, method, seed) cell not yet finished under ``out``.
@@ -261,44 +260,69 @@ def sweep(
         out: the sweep folder (see the module docstring).
         jobs: parallel worker processes (``1``: train in this process).
         progress: a tqdm bar over cells, with one line per finished cell.
+        mode: ``auto``, ``resume`` or ``overwrite`` (see
+            :mod:`gnnmask.experiments.store`).
         on_cell: called as ``on_cell(cell, record)`` after each cell trained here.
 
-    Returns the records of all requested cells (methods, then depths, then
-    seeds, in the given order), finished earlier or now. Raises
-    :class:`SweepError` naming the failed cells after the others finished.
+    Every cell's configuration, the device, the output folder and the dataset
+    are checked before anything is written. Returns the records of all
+    requested cells (methods, then depths, then seeds, in the given order),
+    finished earlier or now. Raises :class:`SweepError` naming the failed
+    cells after the others finished.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs {jobs!r} is invalid; allowed: a positive integer")
+    check_mode(mode)
     depths, methods, seeds = _check_lists(depths, methods, seeds)
     out = Path(out)
     cells = cell_order(depths, methods, seeds)
     _check_used(base, methods)
     configs = {c: resolve_config(for_method(base, c.method, layers=c.depth, seed=c.seed))
                for c in cells}
+    resolve_device(base.device)
+    check_output_dir(out)
+    found = {p: read_record(p) for p in out.glob("cells/*/L*/seed_*.json")}
+    if mode == "resume" and not any(found.values()):
+        raise UserError(f"nothing to resume in {out}: it holds no finished cell")
+    todo = [c for c in cells if mode == "overwrite" or found.get(c.path(out)) is None]
+    if todo:  # a bad dataset or data root fails here, before anything is written
+        first = configs[todo[0]]
+        _dataset(first.dataset, first.data_root, first.split, first.seed)
 
     with _lock(out):
         _clean_stale(out)
+        if mode == "overwrite":
+            remove(sorted(found), out)
+            (out / "sweep.json").unlink(missing_ok=True)
+            found = {}
+        for path, record in found.items():
+            if record is None:
+                log.warning("%s is not a readable record; that cell is trained again", path)
         records: dict[Cell, dict] = {}
         for cell in cells:
-            record = read_record(cell.path(out))
+            record = found.get(cell.path(out))
             if record is None:
                 continue
-            diff = _diff(record["config"], configs[cell].to_dict())
+            diff = config_diff(record["config"], configs[cell].to_dict())
             if diff or record["config"].get("seed") != cell.seed:
                 raise UserError(
                     f"cell {cell.name} in {out} was trained with a different config (differs "
-                    f"in {', '.join(diff or ['seed'])}); choose another --out")
+                    f"in {', '.join(diff or ['seed'])}); use --overwrite to replace the "
+                    "sweep or choose another --out")
             records[cell] = record
-        spec = _check_spec(out, base, methods) or {}
+        spec = _check_spec(out, base, methods) if any(found.values()) else {}
+        todo = [c for c in cells if c not in records]
         write_json_atomic(out / "sweep.json", {
             "format": SPEC_FORMAT,
             "base": _base_dict(base),
-            "depths": sorted(_unique([*spec.get("depths", []), *depths])),
-            "methods": _unique([*spec.get("methods", []), *methods]),
-            "seeds": _unique([*spec.get("seeds", []), *seeds]),
+            "depths": sorted(_unique([*(spec or {}).get("depths", []), *depths])),
+            "methods": _unique([*(spec or {}).get("methods", []), *methods]),
+            "seeds": _unique([*(spec or {}).get("seeds", []), *seeds]),
         })
+        if records:
+            log.info("%s: %d of %d cells finished earlier, skipped", out, len(records),
+                     len(cells))
 
-        todo = [c for c in cells if c not in records]
         bar = None
         if progress and todo:
             from tqdm.auto import tqdm
@@ -358,17 +382,19 @@ def sweep(
     return [records[Cell(m, d, s)] for m in methods for d in depths for s in seeds]
 
 
-def load_cells(out: str | os.PathLike) -> list[tuple[Cell, dict[str, Any]]]:
-    """Every finished cell record under ``out/cells`` (unparsable ones skipped)."""
-    found = []
+def load_cells(out: str | os.PathLike) -> tuple[list[tuple[Cell, dict[str, Any]]], list[Path]]:
+    """Every finished cell record under ``out/cells``, and the paths of the
+    cell files that are not readable records (truncated, garbage, misnamed)."""
+    found, unreadable = [], []
     for path in sorted(Path(out).glob("cells/*/L*/seed_*.json")):
         record = read_record(path)
-        if record is None:
-            continue
         try:
             cell = Cell(path.parent.parent.name, int(path.parent.name[1:]),
                         int(path.stem.removeprefix("seed_")))
         except ValueError:
-            continue
-        found.append((cell, record))
-    return found
+            record = None
+        if record is None:
+            unreadable.append(path)
+        else:
+            found.append((cell, record))
+    return found, unreadable

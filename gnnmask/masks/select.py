@@ -48,21 +48,42 @@ def _band(sample: Tensor, k: int, n: int) -> tuple[float, float]:
     return lo, hi
 
 
-def kth_smallest(flat: Tensor, k: int) -> tuple[Tensor, int]:
-    """The ``k``-th smallest (1-based) entry ``t`` of the 1-D tensor ``flat``,
-    and ``#{v <= t}``."""
-    n = flat.numel()
-    if n > SMALL:
-        stride = max(1, n // SAMPLE)
-        lo, hi = _band(flat[stride // 2 :: stride], k, n)
-        below_lo = flat < lo
-        below = int(torch.count_nonzero(below_lo))
-        band = flat[(flat <= hi).logical_xor_(below_lo)]  # lo <= v <= hi
-        if below < k <= below + band.numel():
-            t = band.kthvalue(k - below).values
-            return t, below + int(torch.count_nonzero(band <= t))
+def _keep_exact(flat: Tensor, k: int) -> Tensor:
+    """Drop the ``k`` smallest with one full ``kthvalue`` (ties: lowest positions first)."""
     t = flat.kthvalue(k).values
-    return t, int(torch.count_nonzero(flat <= t))
+    keep = flat > t
+    surplus = flat.numel() - int(torch.count_nonzero(keep)) - k
+    if surplus > 0:  # ties at t: keep the last `surplus` of them
+        tied = (flat == t).nonzero().view(-1)
+        keep[tied[tied.numel() - surplus :]] = True
+    return keep
+
+
+def _keep_band(flat: Tensor, k: int) -> Tensor | None:
+    """Drop the ``k`` smallest by the sampled band; ``None`` if the band missed.
+
+    Two comparison passes give ``v < lo`` and the band ``lo <= v <= hi``; the
+    threshold is the ``(k - #{v < lo})``-th smallest band value, and the kept
+    set is ``v >= lo`` with the band entries at or below the threshold
+    switched off, so no third pass over all entries is needed."""
+    n = flat.numel()
+    stride = max(1, n // SAMPLE)
+    lo, hi = _band(flat[stride // 2 :: stride], k, n)
+    below = flat < lo
+    idx = (flat <= hi).logical_xor_(below).nonzero().view(-1)  # the band, in position order
+    n_below = int(torch.count_nonzero(below))
+    if not n_below < k <= n_below + idx.numel():
+        return None
+    vals = flat[idx]
+    t = vals.kthvalue(k - n_below).values
+    drop = vals <= t
+    surplus = n_below + int(torch.count_nonzero(drop)) - k
+    if surplus > 0:  # ties at t: keep the last `surplus` of them
+        tied = (vals == t).nonzero().view(-1)
+        drop[tied[tied.numel() - surplus :]] = False
+    keep = below.logical_not_()
+    keep[idx[drop]] = False
+    return keep
 
 
 def keep_mask(flat: Tensor, k: int) -> Tensor:
@@ -75,12 +96,8 @@ def keep_mask(flat: Tensor, k: int) -> Tensor:
         return torch.ones_like(flat, dtype=torch.bool)
     if k >= n:
         return torch.zeros_like(flat, dtype=torch.bool)
-    t, n_le = kth_smallest(flat, k)
-    keep = flat > t
-    if n_le > k:  # ties at t: keep the last n_le - k of them
-        tied = (flat == t).nonzero().view(-1)
-        keep[tied[tied.numel() - (n_le - k) :]] = True
-    return keep
+    keep = _keep_band(flat, k) if n > SMALL else None
+    return _keep_exact(flat, k) if keep is None else keep
 
 
 def keep_masks_pooled(parts: list[Tensor], k: int) -> list[Tensor]:

@@ -94,12 +94,17 @@ def save_ticket(
             model passed in.
         build_seed: the ``torch.manual_seed`` the model was built under
             (default: the mask seed, as the gnnmask engine does).
+
+    The builder is imported before anything is written; a path that cannot
+    be written (missing folder, read-only, a folder) is a :class:`UserError`.
     """
     group = get_mask_group(model)
     builder = _builder_path(builder)
     if builder is None and isinstance(getattr(model, "config", None), dict):
         if type(model).__module__.startswith("gnnmask.models"):
             builder, builder_kwargs = GNNMASK_BUILDER, model.config
+    if builder is not None:
+        _import_builder(builder)  # refuse before writing a ticket nobody can load
     kwargs = dict(builder_kwargs or {})
     recipe = group.recipe
     trained = recipe.get("kind") == "sparsify"
@@ -137,8 +142,13 @@ def save_ticket(
     body = _HEAD.pack(MAGIC, FORMAT_VERSION, len(head)) + head + b"".join(parts)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(body + hashlib.sha256(body).digest())
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(body + hashlib.sha256(body).digest())
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write ticket {str(path)!r}: {e.strerror}") from None
     return path
 
 
@@ -169,19 +179,28 @@ def read_ticket(path) -> tuple[dict, memoryview]:
     return header, payload
 
 
+def _import_builder(builder: str):
+    """The function a ``"module:function"`` builder names (UserError if none)."""
+    module, _, fn = builder.partition(":")
+    try:
+        func = importlib.import_module(module)
+        for part in fn.split("."):
+            func = getattr(func, part)
+    except (ImportError, AttributeError):
+        raise UserError(f"ticket builder {builder!r} cannot be imported; allowed: an "
+                        "importable 'module:function'") from None
+    if not callable(func):
+        raise UserError(f"ticket builder {builder!r} is not callable")
+    return func
+
+
 def _build(header: dict, path) -> nn.Module:
     if not header["builder"]:
         raise UserError(
             f"ticket {str(path)!r} names no builder; allowed: pass the unmasked model, "
             "load_ticket(path, model=...)"
         )
-    module, _, fn = header["builder"].partition(":")
-    try:
-        func = importlib.import_module(module)
-        for part in fn.split("."):
-            func = getattr(func, part)
-    except (ImportError, AttributeError):
-        raise UserError(f"ticket builder {header['builder']!r} cannot be imported") from None
+    func = _import_builder(header["builder"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(header["build_seed"])
         return func(**header["kwargs"])

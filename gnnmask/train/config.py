@@ -176,14 +176,17 @@ def flag(name: str) -> str:
 
 
 def resolve_config(config: RunConfig) -> RunConfig:
-    """Check that the method reads every method-specific value given, fill
-    ``None`` fields from the method defaults and :data:`FALLBACKS`, then
-    validate everything (one-line :class:`UserError` on the first problem)."""
+    """Check that the method reads every method-specific value given, spell
+    the dataset as the registry does, fill ``None`` fields from the method
+    defaults and :data:`FALLBACKS`, then validate everything (one-line
+    :class:`UserError` on the first problem)."""
+    from gnnmask.data import get_info
     from gnnmask.methods import get_method_class
 
     method_cls = get_method_class(config.method)
     method_cls.check_config(config)
     values = config.to_dict()
+    values["dataset"] = get_info(config.dataset).name  # the registry's spelling
     for key, value in {**FALLBACKS, **method_cls.defaults}.items():
         if values.get(key) is None:
             values[key] = value
@@ -240,5 +243,9 @@ def validate_config(c: RunConfig) -> None:
                 f"--layer-metrics {bad[0]!r} is unknown; allowed: default, all, none or a "
                 f"comma-separated list of {', '.join(METRICS)}"
             )
+    if c.data_root is not None:  # a given root must be a folder, for every dataset
+        from gnnmask.data import resolve_root
+
+        resolve_root(c.data_root)
     if c.device not in ("auto", "cpu", "cuda") and not str(c.device).startswith("cuda:"):
         raise UserError(f"unknown device {c.device!r}; allowed: auto, cpu, cuda, cuda:N")

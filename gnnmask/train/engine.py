@@ -18,6 +18,7 @@ the final metrics of the model selected at the best validation accuracy.
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import statistics
 import time
@@ -33,6 +34,8 @@ from gnnmask.errors import UserError
 from gnnmask.train import optim
 from gnnmask.train.config import RunConfig, resolve_config
 from gnnmask.train.records import versions
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -159,6 +162,7 @@ def train(
     data=None,
     *,
     progress: bool = False,
+    log_every: int | None = None,
     return_model: bool = False,
 ) -> dict[str, Any] | tuple[dict[str, Any], nn.Module]:
     """Train one model for one seed and return its record.
@@ -168,6 +172,8 @@ def train(
         data: a PyG ``Data`` with ``train/val/test_mask`` and ``num_classes``;
             loaded from ``config.dataset`` when omitted.
         progress: show a tqdm progress bar.
+        log_every: log (``logging``, logger ``gnnmask.train.engine``) one line
+            every this many epochs, e.g. for logs that are not a terminal.
         return_model: also return the trained model (best validation state).
     """
     from gnnmask.data import evaluate_accuracy, load_dataset
@@ -214,6 +220,10 @@ def train(
                **({"grad_norm": step["grad_norm"]} if "grad_norm" in step else {}),
                **method.epoch_info(model)}
         history.append(row)
+        if log_every and ((epoch + 1) % log_every == 0 or epoch + 1 == config.epochs):
+            log.info("%s %s L%d seed %d: epoch %d/%d  loss %.4f  val %.4f  test %.4f",
+                     config.dataset, config.method, config.layers, config.seed, epoch + 1,
+                     config.epochs, row["loss"], accs["val_acc"], accs["test_acc"])
         if bar is not None:
             bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
                             test=f"{accs['test_acc']:.3f}")

@@ -1,0 +1,98 @@
+"""The run store: reading records and checking output folders, shared by runs and sweeps.
+
+A *finished* record is a JSON file that parses as an engine record (a dict
+with a ``config`` dict and a ``test_acc``); anything else in its place
+(truncated, garbage, an earlier format) counts as unfinished and is reported.
+What a folder holds decides what a new run may do there (``mode``):
+
+``auto``       finished records of the same configuration are kept and
+               skipped; records of a different configuration are a conflict
+               (one-line error naming the differences); a folder without any
+               finished record (e.g. left by a failed start) is free.
+``resume``     as ``auto``, but the folder must already hold a run.
+``overwrite``  finished records are removed first (the run says which).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from gnnmask.errors import UserError
+from gnnmask.train import read_json
+
+log = logging.getLogger(__name__)
+MODES = ("auto", "resume", "overwrite")
+#: Config keys that may differ between runs of "the same" configuration.
+IGNORED = ("seed", "device", "data_root")
+
+
+def read_record(path: Path) -> dict | None:
+    """The record at ``path`` if it exists and parses as one, else ``None``."""
+    try:
+        record = read_json(path)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    ok = isinstance(record, dict) and isinstance(record.get("config"), dict) \
+        and "test_acc" in record
+    return record if ok else None
+
+
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in IGNORED}
+
+
+def config_diff(a: dict, b: dict) -> list[str]:
+    """Names of the keys in which configs ``a`` and ``b`` differ (ignoring :data:`IGNORED`)."""
+    a, b = comparable(a), comparable(b)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UserError(f"unknown output mode {mode!r}; allowed: {', '.join(MODES)}")
+    return mode
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(out: Path, what: str = "--out") -> None:
+    """:class:`UserError` unless ``out`` is a writable folder or can be created
+    as one (nothing is created here)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{what} {str(out)!r} is a file; allowed: a folder (existing or new)")
+    base = _nearest_existing(out)
+    if not base.is_dir():
+        raise UserError(f"{what} {str(out)!r} cannot be created: {str(base)!r} is a file")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {str(out)!r} is not writable ({str(base)!r} is read-only); "
+                        "choose another folder")
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """:class:`UserError` unless a file can be written at ``path`` (its folder
+    exists or can be created, and ``path`` is not a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a folder; allowed: a file path")
+    check_output_dir(path.parent, what=f"{what} folder")
+
+
+def remove(paths: list[Path], out: Path) -> None:
+    """Delete finished records (``--overwrite``), saying which."""
+    if not paths:
+        return
+    shown = ", ".join(str(p.relative_to(out)) for p in paths[:6])
+    more = f" and {len(paths) - 6} more" if len(paths) > 6 else ""
+    log.warning("overwriting %s: removing %d finished record(s): %s%s", out, len(paths),
+                shown, more)
+    for p in paths:
+        p.unlink(missing_ok=True)
