@@ -73,10 +73,6 @@ def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int,
                mode: str = "auto") -> list[dict]:
     from gnnmask.experiments import sweep
 
-    cells = len(depths) * len(methods) * len(seeds)
-    log.info("sweep: %s / %s (hidden %d), depths %s x methods %s x seeds %s = %d cells -> %s/",
-             base.dataset, base.model, base.hidden, ",".join(map(str, depths)),
-             ",".join(methods), ",".join(map(str, seeds)), cells, out)
     return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=show_progress(args),
                  mode=mode, on_cell=_cell_logger(args))
 

@@ -319,6 +319,10 @@ def sweep(
             "methods": _unique([*(spec or {}).get("methods", []), *methods]),
             "seeds": _unique([*(spec or {}).get("seeds", []), *seeds]),
         })
+        log.info("sweep: %s / %s (hidden %d), depths %s x methods %s x seeds %s = %d cells "
+                 "-> %s/", configs[cells[0]].dataset, base.model, base.hidden,
+                 ",".join(map(str, depths)), ",".join(methods), ",".join(map(str, seeds)),
+                 len(cells), out)
         if records:
             log.info("%s: %d of %d cells finished earlier, skipped", out, len(records),
                      len(cells))
