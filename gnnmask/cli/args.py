@@ -147,7 +147,8 @@ def log_every(args, epochs: int) -> int | None:
 
 
 #: Keys a config file may hold besides RunConfig fields, per sub-command.
-FILE_KEYS = {"train": ("seeds",), "sweep": ("seeds", "depths", "methods", "jobs")}
+FILE_KEYS = {"train": ("seeds",), "sweep": ("seeds", "depths", "methods", "jobs",
+                                            "sparsities")}
 
 
 def read_config_file(path: str, command: str) -> dict:
@@ -176,8 +177,9 @@ def read_config_file(path: str, command: str) -> dict:
     if not isinstance(values, dict):
         raise UserError(f"--config {path!r} holds no table of settings")
     if isinstance(values.get("base"), dict):  # a sweep.json
-        values = {**values["base"], **{k: values[k] for k in ("depths", "methods", "seeds")
-                                       if k in values}}
+        values = {**values["base"], **{k: values[k] for k in ("depths", "methods", "seeds",
+                                                              "sparsities")
+                                       if values.get(k) is not None}}
         values.pop("format", None)
     if "seed" in values and "seeds" not in values:  # a run's config.json
         values["seeds"] = [values.pop("seed")]
@@ -191,7 +193,7 @@ def read_config_file(path: str, command: str) -> dict:
         raise UserError(f"--config {path!r}: unknown key {unknown[0]!r}; allowed: "
                         f"{', '.join(sorted(allowed))}")
     out = dict(values)
-    for key in ("seeds", "depths", "methods"):
+    for key in ("seeds", "depths", "methods", "sparsities"):
         if isinstance(out.get(key), list):
             out[key] = ",".join(map(str, out[key]))
     if "extra" in out:

@@ -69,23 +69,34 @@ def _print_paths(paths: dict[str, Path]) -> None:
         print(f"  {path}")
 
 
+def parse_sparsities(text: str | None) -> list[float] | None:
+    """``"0.5,0.8,0.9"`` to a list of floats (``None`` for no axis)."""
+    if text is None:
+        return None
+    try:
+        return [float(p) for p in text.split(",")]
+    except ValueError:
+        raise UserError(f"--sparsities {text!r} is malformed; allowed: comma-separated "
+                        "fractions, e.g. 0.5,0.8,0.9") from None
+
+
 def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int,
-               mode: str = "auto") -> list[dict]:
+               mode: str = "auto", sparsities=None) -> list[dict]:
     from gnnmask.experiments import sweep
 
     return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=show_progress(args),
-                 mode=mode, on_cell=_cell_logger(args))
+                 mode=mode, sparsities=sparsities, on_cell=_cell_logger(args))
 
 
-def _dry_run(base, depths, methods, seeds, out: Path) -> None:
+def _dry_run(base, depths, methods, seeds, out: Path, sparsities) -> None:
     from gnnmask.experiments.store import read_record
-    from gnnmask.experiments.sweep import _check_used, cell_order, for_method
-    from gnnmask.train import resolve_config
+    from gnnmask.experiments.sweep import _check_used, cell_config, cell_order, check_sparsities
 
     _check_used(base, methods)
+    sparsities = check_sparsities(sparsities, base, methods)
     cells = []
-    for cell in cell_order(depths, methods, seeds):
-        config = resolve_config(for_method(base, cell.method, layers=cell.depth, seed=cell.seed))
+    for cell in cell_order(depths, methods, seeds, sparsities):
+        config = cell_config(base, cell, sparsities)
         cells.append({"cell": cell.name, "finished": read_record(cell.path(out)) is not None,
                       "config": config.to_dict()})
     print_json({"out": str(out), "cells": cells})
@@ -102,13 +113,22 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--jobs {args.jobs!r} is invalid; allowed: a positive integer")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{base.dataset}-{base.model}-sweep-{stamp}")
+    sparsities = parse_sparsities(args.sparsities)
     if args.dry_run:
-        _dry_run(base, depths, methods, seeds, out)
+        _dry_run(base, depths, methods, seeds, out, sparsities)
         return 0
     records = _run_sweep(base, depths, methods, seeds, out, args, args.jobs,
-                         mode=output_mode(args))
-    print("\ntest accuracy (mean ± std over seeds)")
-    print(accuracy_table(summarize_groups(records)))
+                         mode=output_mode(args), sparsities=sparsities)
+    groups = summarize_groups(records)
+    if sparsities:
+        from gnnmask.experiments.report import sparsity_table
+
+        for depth in depths:
+            print(f"\ntest accuracy at depth {depth} (mean ± std over seeds)")
+            print(sparsity_table(groups, depth, sparsities))
+    else:
+        print("\ntest accuracy (mean ± std over seeds)")
+        print(accuracy_table(groups))
     if args.report:
         _print_paths(report(out))
     else:
@@ -226,6 +246,9 @@ def add_parsers(sub) -> None:
     g = p.add_argument_group("sweep")
     g.add_argument("--depths", default="2,4,8,16", help="comma-separated depths, 1..128")
     g.add_argument("--methods", default="dense", help="comma-separated methods, e.g. dense,ugt")
+    g.add_argument("--sparsities", default=None, metavar="S1,S2,...",
+                   help="a sparsity axis, e.g. 0.5,0.8,0.9,0.95,0.99 (cells by method, depth, "
+                        "sparsity and seed; methods without a sparsity run once)")
     g.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     g.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="write the report when the sweep finishes (default: yes)")

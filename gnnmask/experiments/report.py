@@ -120,17 +120,39 @@ def layer_means(records: Sequence[dict], metrics: Sequence[str]) -> list[dict[st
             for i, rows in sorted(by_layer.items())]
 
 
-def summarize_groups(records: Sequence[dict]) -> list[dict[str, Any]]:
-    """One summary per (method, depth): :func:`~gnnmask.experiments.summarize`
-    plus ``last`` (mean last-layer metrics) and ``records``; sorted by method
-    (first-seen order) and depth."""
-    groups: dict[tuple[str, int], list[dict]] = {}
+def expand_rounds(records: Sequence[dict]) -> list[dict]:
+    """Records of iterative methods (``rounds``: one entry per pruning round)
+    become one record per round, at the round's sparsity, so that one run
+    gives every point of an accuracy-against-sparsity curve; the last round
+    is the record itself (with its per-layer metrics)."""
+    out = []
     for r in records:
-        groups.setdefault((r["config"]["method"], r["config"]["layers"]), []).append(r)
-    order = {m: i for i, m in enumerate(dict.fromkeys(m for m, _ in groups))}
+        rounds = r.get("rounds") or []
+        for rd in rounds[:-1]:
+            out.append({**r, "config": {**r["config"], "sparsity": rd["sparsity"]},
+                        **{k: rd[k] for k in ("train_acc", "val_acc", "test_acc", "best_epoch",
+                                              "nonzero_params") if k in rd},
+                        "method": {**r.get("method", {}),
+                                   "achieved_sparsity": rd.get("achieved_sparsity")},
+                        "layers": [], "round_of": r["config"]["sparsity"]})
+        out.append(r)
+    return out
+
+
+def summarize_groups(records: Sequence[dict]) -> list[dict[str, Any]]:
+    """One summary per (method, depth, sparsity): :func:`~gnnmask.experiments.summarize`
+    plus ``last`` (mean last-layer metrics) and ``records``; sorted by method
+    (first-seen order), depth and sparsity. Iterative methods contribute one
+    group per pruning round (:func:`expand_rounds`)."""
+    records = expand_rounds(records)
+    groups: dict[tuple[str, int, float | None], list[dict]] = {}
+    for r in records:
+        c = r["config"]
+        groups.setdefault((c["method"], c["layers"], c.get("sparsity")), []).append(r)
+    order = {m: i for i, m in enumerate(dict.fromkeys(k[0] for k in groups))}
     metrics = metric_names(records)
     out = []
-    for key in sorted(groups, key=lambda k: (order[k[0]], k[1])):
+    for key in sorted(groups, key=lambda k: (order[k[0]], k[1], -1 if k[2] is None else k[2])):
         rs = sorted(groups[key], key=lambda r: r["seed"])
         s = summarize(rs)
         s["records"] = rs
@@ -175,19 +197,76 @@ def _methods(groups) -> list[str]:
     return list(dict.fromkeys(g["method"] for g in groups))
 
 
+def _several(groups: Sequence[dict]) -> set[str]:
+    """Methods that appear at several sparsities."""
+    return {m for m in _methods(groups)
+            if len({g["sparsity"] for g in groups if g["method"] == m}) > 1}
+
+
+def on_axis(groups: Sequence[dict], sparsities: Sequence[float] | None) -> list[dict]:
+    """The groups at a sweep's own sparsities (and those without one): drops
+    the intermediate rounds of iterative methods."""
+    if not sparsities:
+        return list(groups)
+    return [g for g in groups if g["sparsity"] is None
+            or any(abs(g["sparsity"] - s) < 1e-9 for s in sparsities)]
+
+
 def accuracy_table(groups: Sequence[dict], markdown: bool = False) -> str:
-    """Test accuracy mean ± std: one row per depth, one column per method."""
-    methods = _methods(groups)
-    cell = {(g["method"], g["layers"]): g for g in groups}
+    """Test accuracy mean ± std: one row per depth, one column per method
+    (per method and sparsity where a method ran at several)."""
+    several = _several(groups)
+    columns = list(dict.fromkeys(
+        (g["method"], g["sparsity"] if g["method"] in several else None)
+        for g in sorted(groups, key=lambda g: -1 if g["sparsity"] is None else g["sparsity"])))
+    columns.sort(key=lambda c: _methods(groups).index(c[0]))
+    cell = {(g["method"], g["sparsity"] if g["method"] in several else None, g["layers"]): g
+            for g in groups}
     rows = []
     for depth in sorted({g["layers"] for g in groups}):
         row = [str(depth)]
-        for m in methods:
-            g = cell.get((m, depth))
+        for m, s in columns:
+            g = cell.get((m, s, depth))
             row.append("-" if g is None else
                        _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"])))
         rows.append(row)
-    return render_table(["depth", *methods], rows, markdown)
+    header = [m if s is None else f"{m} s={s:g}" for m, s in columns]
+    return render_table(["depth", *header], rows, markdown)
+
+
+def sparsity_axis(groups: Sequence[dict]) -> bool:
+    """Whether some method was run at several sparsities at one depth."""
+    seen: dict[tuple[str, int], set] = {}
+    for g in groups:
+        if g.get("sparsity") is not None:
+            seen.setdefault((g["method"], g["layers"]), set()).add(g["sparsity"])
+    return any(len(v) > 1 for v in seen.values())
+
+
+def sparsity_table(groups: Sequence[dict], depth: int, sparsities: Sequence[float] | None = None,
+                   markdown: bool = False) -> str:
+    """Test accuracy mean ± std at ``depth``: one row per sparsity (the
+    given ones, else every one seen), one column per method run at a
+    sparsity; methods without one (dense) are a last row, ``reference``."""
+    at = [g for g in groups if g["layers"] == depth]
+    sparse = [m for m in _methods(at) if any(g["sparsity"] is not None
+                                             for g in at if g["method"] == m)]
+    refs = [g for g in at if g["sparsity"] is None]
+    cell = {(g["method"], g["sparsity"]): g for g in at}
+    levels = sorted(sparsities) if sparsities else sorted(
+        {g["sparsity"] for g in at if g["sparsity"] is not None})
+    rows = []
+    for s in levels:
+        row = [f"{s:g}"]
+        for m in sparse:
+            g = cell.get((m, s))
+            row.append("-" if g is None else _acc(g["test_acc"], g["test_acc_std"],
+                                                  len(g["seeds"])))
+        rows.append(row)
+    for g in refs:
+        rows.append([f"{g['method']} (no mask)",
+                     *[_acc(g["test_acc"], g["test_acc_std"], len(g["seeds"]))] * len(sparse)])
+    return render_table(["sparsity", *sparse], rows, markdown)
 
 
 def metrics_table(groups: Sequence[dict], metrics: Sequence[str] | None = None,
@@ -237,10 +316,16 @@ def _save(fig, path: Path) -> Path:
 def plot_accuracy(groups: Sequence[dict], path: Path) -> Path:
     fig, ax = _figure()
     depths = sorted({g["layers"] for g in groups})
+    several = _several(groups)
     for m in _methods(groups):
-        gs = sorted((g for g in groups if g["method"] == m), key=lambda g: g["layers"])
-        ax.errorbar([g["layers"] for g in gs], [g["test_acc"] for g in gs],
-                    yerr=[g["test_acc_std"] for g in gs], marker="o", capsize=3, label=m)
+        for sp in sorted({g["sparsity"] for g in groups if g["method"] == m},
+                         key=lambda x: -1 if x is None else x):
+            gs = sorted((g for g in groups if g["method"] == m and g["sparsity"] == sp),
+                        key=lambda g: g["layers"])
+            label = f"{m} s={sp:g}" if m in several and sp is not None else m
+            ax.errorbar([g["layers"] for g in gs], [g["test_acc"] for g in gs],
+                        yerr=[g["test_acc_std"] for g in gs], marker="o", capsize=3,
+                        label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks(depths, [str(d) for d in depths])
     ax.set_xticks([], minor=True)
@@ -248,6 +333,40 @@ def plot_accuracy(groups: Sequence[dict], path: Path) -> Path:
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
     ax.legend(title="method")
+    return _save(fig, path)
+
+
+def plot_sparsity(groups: Sequence[dict], depth: int, path: Path) -> Path:
+    """Test accuracy against density (``1 - sparsity``, log axis, sparser to
+    the right), one line per method run at a sparsity; methods without one
+    (dense) as horizontal lines."""
+    fig, ax = _figure()
+    at = [g for g in groups if g["layers"] == depth]
+    ticks = set()
+    for m in _methods(at):
+        gs = sorted((g for g in at if g["method"] == m and g["sparsity"] is not None),
+                    key=lambda g: g["sparsity"])
+        gs = [g for g in gs if g["sparsity"] < 1.0 and (1.0 - g["sparsity"]) > 0]
+        if gs:
+            xs = [1.0 - g["sparsity"] for g in gs]
+            ticks.update(xs)
+            ax.errorbar(xs, [g["test_acc"] for g in gs], yerr=[g["test_acc_std"] for g in gs],
+                        marker="o", markersize=3, capsize=2, label=m)
+    for i, g in enumerate(g for g in at if g["sparsity"] is None):
+        ax.axhline(g["test_acc"], color=f"C{9 - i}", linestyle="--", label=f"{g['method']}")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    shown = sorted(ticks, reverse=True)
+    if len(shown) > 8:
+        shown = [x for x in shown if any(abs(x - t) < 1e-9 for t in (1.0, 0.5, 0.2, 0.1, 0.05,
+                                                                       0.02, 0.01, 0.001))]
+    ax.set_xticks(shown, [f"{1 - x:g}" for x in shown])
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel("sparsity (density on a log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"depth {depth}")
+    ax.grid(alpha=0.3)
+    ax.legend(title="method", fontsize="small")
     return _save(fig, path)
 
 
@@ -272,7 +391,8 @@ def plot_layers(curves: dict[str, list[dict]], metric: str, path: Path) -> Path:
 
 def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     sparsity = any("achieved_sparsity" in g for g in groups)
-    header = ["method", "depth", "n_seeds", "seeds", "test_acc_mean", "test_acc_std",
+    header = ["method", "depth", "sparsity", "n_seeds", "seeds", "test_acc_mean",
+              "test_acc_std",
               "val_acc_mean", "val_acc_std", "train_acc_mean",
               *(["achieved_sparsity"] if sparsity else []),
               "params", "nonzero_params", "epoch_time_s", *(f"last_{m}" for m in metrics)]
@@ -280,7 +400,8 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for g in groups:
-        w.writerow([g["method"], g["layers"], len(g["seeds"]), ";".join(map(str, g["seeds"])),
+        w.writerow([g["method"], g["layers"], "" if g["sparsity"] is None else g["sparsity"],
+                    len(g["seeds"]), ";".join(map(str, g["seeds"])),
                     g["test_acc"], g["test_acc_std"], g["val_acc"], g["val_acc_std"],
                     g["train_acc"], *([g.get("achieved_sparsity", "")] if sparsity else []),
                     g["params"], g["nonzero_params"], g["epoch_time_s"],
@@ -311,11 +432,11 @@ def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[
     seeds = sorted({r["seed"] for r in records})
     methods = []
     for m in _methods(groups):
-        g = next(g for g in groups if g["method"] == m)
-        # Only mask methods use the sparsity knob (their records carry the
-        # achieved sparsity); dense runs ignore a sweep-wide --sparsity.
-        masked = g.get("sparsity") is not None and "achieved_sparsity" in g
-        extra = f" (sparsity {g['sparsity']})" if masked else ""
+        levels = sorted({r["config"].get("sparsity") for r in records
+                         if r["config"]["method"] == m} - {None})
+        rounds = any(r.get("rounds") for r in records if r["config"]["method"] == m)
+        extra = (f" (sparsity {', '.join(f'{x:g}' for x in levels)}"
+                 + (", with every pruning round" if rounds else "") + ")") if levels else ""
         methods.append(m + extra)
     versions = {}
     for r in records:
@@ -364,16 +485,30 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     run_dir = out_dir
     for tmp in run_dir.glob(".*.tmp"):  # left by a killed report
         if tmp.name.split(".")[1] in ("report", "results", "accuracy_vs_depth") or \
-                tmp.name.startswith(".layers_"):
+                tmp.name.startswith((".layers_", ".accuracy_vs_sparsity")):
             tmp.unlink(missing_ok=True)
     groups = summarize_groups(records)
     metrics = metric_names(records)
     written: dict[str, Path] = {}
     md = _header(kind, records, groups)
 
-    if kind == "sweep":
+    try:
+        axis = read_json(Path(run_dir) / "sweep.json").get("sparsities") if kind == "sweep" \
+            else None
+    except (OSError, ValueError, AttributeError):
+        axis = None
+    by_sparsity = sparsity_axis(groups)
+    depths = sorted({g["layers"] for g in groups})
+    if by_sparsity:
+        for depth in depths:
+            md += [f"## Test accuracy against sparsity, depth {depth}", "",
+                   "Mean ± standard deviation over seeds; rows are sparsities (the fraction of "
+                   "masked weights removed); iterative methods (imp, ugs) give every row from "
+                   "the rounds of one run.", "",
+                   sparsity_table(groups, depth, axis, markdown=True), ""]
+    if kind == "sweep" and (len(depths) > 1 or not by_sparsity):
         md += ["## Test accuracy", "", "Mean ± standard deviation over seeds; rows are depths.",
-               "", accuracy_table(groups, markdown=True), ""]
+               "", accuracy_table(on_axis(groups, axis), markdown=True), ""]
         if metrics:
             md += ["## Last-layer over-smoothing metrics", "",
                    "Metrics of the last layer's output (the logits), mean over seeds.", "",
@@ -399,20 +534,35 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
 
     written["results.csv"] = _write_text(run_dir / "results.csv", _csv(groups, metrics))
     plots = []
-    if kind == "sweep":
-        written["accuracy_vs_depth.png"] = plot_accuracy(groups, run_dir / "accuracy_vs_depth.png")
+    if kind == "sweep" and len(depths) > 1:
+        written["accuracy_vs_depth.png"] = plot_accuracy(on_axis(groups, axis),
+                                                         run_dir / "accuracy_vs_depth.png")
         plots.append(("Test accuracy against depth", "accuracy_vs_depth.png"))
+    if by_sparsity:
+        for depth in depths:
+            name = f"accuracy_vs_sparsity_L{depth}.png"
+            written[name] = plot_sparsity(groups, depth, run_dir / name)
+            plots.append((f"Test accuracy against sparsity, depth {depth}", name))
     if metrics:
         curves = {}
         for m in _methods(groups):
-            deepest = max((g for g in groups if g["method"] == m), key=lambda g: g["layers"])
-            curves[f"{m} (L{deepest['layers']})"] = layer_means(deepest["records"], metrics)
+            traced = [g for g in groups if g["method"] == m
+                      and any(r.get("layers") for r in g["records"])]
+            if not traced:
+                continue
+            deepest = max(traced, key=lambda g: (g["layers"], g["sparsity"] or 0.0))
+            label = f"{m} (L{deepest['layers']}" + (
+                f", s={deepest['sparsity']:g})" if by_sparsity and deepest["sparsity"] is not None
+                else ")")
+            curves[label] = layer_means([r for r in deepest["records"] if r.get("layers")],
+                                        metrics)
         for metric in metrics:
             name = f"layers_{metric}.png"
             written[name] = plot_layers(curves, metric, run_dir / name)
             plots.append((f"{METRIC_LABELS.get(metric, metric)} by layer"
                           + (" (deepest model of each method)" if kind == "sweep" else ""), name))
-    md += ["## Files", "", "- per-(method, depth) numbers: [results.csv](results.csv)", ""]
+    md += ["## Files", "", "- per-(method, depth, sparsity) numbers: [results.csv](results.csv)",
+           ""]
     if plots:
         md += ["## Plots", ""]
         for title, name in plots:

@@ -58,27 +58,93 @@ CELL_KEYS = ("layers", "method", "seed")
 
 @dataclass(frozen=True)
 class Cell:
-    """One (method, depth, seed) point of a sweep."""
+    """One (method, depth, seed[, sparsity]) point of a sweep; ``sparsity`` is
+    set only on a sweep's sparsity axis, for methods that read it."""
 
     method: str
     depth: int
     seed: int
+    sparsity: float | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.method}/L{self.depth}/seed_{self.seed}"
+        axis = "" if self.sparsity is None else f"/s{self.sparsity:g}"
+        return f"{self.method}/L{self.depth}{axis}/seed_{self.seed}"
 
     def path(self, out: Path) -> Path:
-        return out / "cells" / self.method / f"L{self.depth}" / f"seed_{self.seed}.json"
+        return out / "cells" / f"{self.name}.json"
+
+    @classmethod
+    def from_path(cls, path: Path, out: Path) -> Cell:
+        """The cell a record file belongs to (``ValueError`` if the path is not one)."""
+        parts = path.relative_to(Path(out) / "cells").parts
+        if len(parts) not in (3, 4) or not parts[1].startswith("L") \
+                or not parts[-1].startswith("seed_") or not parts[-1].endswith(".json"):
+            raise ValueError(str(path))
+        sparsity = None
+        if len(parts) == 4:
+            if not parts[2].startswith("s"):
+                raise ValueError(str(path))
+            sparsity = float(parts[2][1:])
+        return cls(parts[0], int(parts[1][1:]), int(parts[-1][5:-5]), sparsity)
 
 
 class SweepError(UserError):
     """One or more cells failed; the finished records are kept."""
 
 
-def cell_order(depths: list[int], methods: list[str], seeds: list[int]) -> list[Cell]:
-    """Seed by seed, deepest first, methods interleaved."""
-    return [Cell(m, d, s) for s in seeds for d in sorted(depths, reverse=True) for m in methods]
+def cell_order(depths: list[int], methods: list[str], seeds: list[int],
+               sparsities: list[float] | None = None) -> list[Cell]:
+    """Seed by seed, deepest first, methods interleaved; on a sparsity axis,
+    one cell per sparsity for methods that read it (an iterative method: one
+    cell, at the highest sparsity, whose rounds pass through the others) and
+    one for the others (e.g. dense, the reference)."""
+    from gnnmask.methods import get_method_class
+
+    def axis(m: str) -> list[float | None]:
+        cls = get_method_class(m)
+        if not sparsities or "sparsity" not in cls.reads:
+            return [None]
+        return [max(sparsities)] if cls.iterative else sorted(sparsities)
+
+    return [Cell(m, d, s, x) for s in seeds for d in sorted(depths, reverse=True)
+            for m in methods for x in axis(m)]
+
+
+def cell_config(base: RunConfig, cell: Cell, sparsities: list[float] | None = None) -> RunConfig:
+    """The configuration of ``cell`` (resolved): ``base`` for its method
+    (:func:`for_method`) at its depth, seed and sparsity; an iterative method
+    also stops exactly at the axis' other sparsities (``extra["stops"]``)."""
+    from gnnmask.methods import get_method_class
+
+    changes: dict[str, Any] = {"layers": cell.depth, "seed": cell.seed}
+    if cell.sparsity is not None:
+        changes["sparsity"] = cell.sparsity
+    config = for_method(base, cell.method, **changes)
+    if cell.sparsity is not None and get_method_class(cell.method).iterative:
+        stops = sorted(x for x in sparsities or [] if x < cell.sparsity)
+        if stops:
+            config = config.replace(extra={**config.extra, "stops": stops})
+    return resolve_config(config)
+
+
+def check_sparsities(sparsities, base: RunConfig, methods: list[str]) -> list[float] | None:
+    """The sparsity axis, checked: distinct values ``0 <= s < 1``, no
+    ``--sparsity`` beside it, and a method that reads it."""
+    from gnnmask.methods import get_method_class
+
+    if sparsities is None:
+        return None
+    values = _unique(float(x) for x in sparsities)
+    if not values or any(not 0.0 <= x < 1.0 for x in values):
+        raise UserError(f"--sparsities {sparsities!r} is invalid; allowed: distinct fractions "
+                        "0 <= s < 1, e.g. 0.5,0.8,0.9")
+    if base.sparsity is not None:
+        raise UserError("--sparsity and --sparsities were both given; allowed: one of them")
+    if not any("sparsity" in get_method_class(m).reads for m in methods):
+        raise UserError(f"--sparsities: no method of the sweep ({', '.join(methods)}) reads a "
+                        "sparsity")
+    return sorted(values)
 
 
 def _unique(values) -> list:
@@ -189,7 +255,7 @@ def _lock(out: Path) -> Iterator[None]:
 
 def _clean_stale(out: Path) -> None:
     """Delete temporary files left by a killed process (we hold the lock)."""
-    for tmp in (out / "cells").glob("*/L*/.*.tmp"):
+    for tmp in (out / "cells").rglob(".*.tmp"):
         tmp.unlink(missing_ok=True)
     for tmp in out.glob(".sweep.json.*.tmp"):
         tmp.unlink(missing_ok=True)
@@ -250,6 +316,7 @@ def sweep(
     progress: bool = False,
     *,
     mode: str = "auto",
+    sparsities: list[float] | None = None,
     on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every (depth, method, seed) cell not yet finished under ``out``.
@@ -262,6 +329,8 @@ def sweep(
         progress: a tqdm bar over cells, with one line per finished cell.
         mode: ``auto``, ``resume`` or ``overwrite`` (see
             :mod:`gnnmask.experiments.store`).
+        sparsities: a sparsity axis (see :func:`cell_order`; cells are then
+            keyed by method, depth, sparsity and seed).
         on_cell: called as ``on_cell(cell, record)`` after each cell trained here.
 
     Every cell's configuration, the device, the output folder and the dataset
@@ -275,13 +344,13 @@ def sweep(
     check_mode(mode)
     depths, methods, seeds = _check_lists(depths, methods, seeds)
     out = Path(out)
-    cells = cell_order(depths, methods, seeds)
     _check_used(base, methods)
-    configs = {c: resolve_config(for_method(base, c.method, layers=c.depth, seed=c.seed))
-               for c in cells}
+    sparsities = check_sparsities(sparsities, base, methods)
+    cells = cell_order(depths, methods, seeds, sparsities)
+    configs = {c: cell_config(base, c, sparsities) for c in cells}
     resolve_device(base.device)
     check_output_dir(out)
-    found = {p: read_record(p) for p in out.glob("cells/*/L*/seed_*.json")}
+    found = {p: read_record(p) for p in out.glob("cells/**/seed_*.json")}
     if mode == "resume" and not any(found.values()):
         raise UserError(f"nothing to resume in {out}: it holds no finished cell")
     todo = [c for c in cells if mode == "overwrite" or found.get(c.path(out)) is None]
@@ -318,6 +387,8 @@ def sweep(
             "depths": sorted(_unique([*(spec or {}).get("depths", []), *depths])),
             "methods": _unique([*(spec or {}).get("methods", []), *methods]),
             "seeds": _unique([*(spec or {}).get("seeds", []), *seeds]),
+            "sparsities": sorted(_unique([*((spec or {}).get("sparsities") or []),
+                                          *(sparsities or [])])) or None,
         })
         log.info("sweep: %s / %s (hidden %d), depths %s x methods %s x seeds %s = %d cells "
                  "-> %s/", configs[cells[0]].dataset, base.model, base.hidden,
@@ -383,18 +454,20 @@ def sweep(
             if others else ""
         raise SweepError(f"cell {cell.name} failed: {_describe(err)}{also}; finished records "
                          f"are kept in {out}, re-run to retry")
-    return [records[Cell(m, d, s)] for m in methods for d in depths for s in seeds]
+    return [records[c] for c in sorted(cells, key=lambda c: (methods.index(c.method),
+                                                             depths.index(c.depth),
+                                                             -1 if c.sparsity is None else
+                                                             c.sparsity, seeds.index(c.seed)))]
 
 
 def load_cells(out: str | os.PathLike) -> tuple[list[tuple[Cell, dict[str, Any]]], list[Path]]:
     """Every finished cell record under ``out/cells``, and the paths of the
     cell files that are not readable records (truncated, garbage, misnamed)."""
     found, unreadable = [], []
-    for path in sorted(Path(out).glob("cells/*/L*/seed_*.json")):
+    for path in sorted(Path(out).glob("cells/**/seed_*.json")):
         record = read_record(path)
         try:
-            cell = Cell(path.parent.parent.name, int(path.parent.name[1:]),
-                        int(path.stem.removeprefix("seed_")))
+            cell = Cell.from_path(path, Path(out))
         except ValueError:
             record = None
         if record is None:

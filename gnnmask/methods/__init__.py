@@ -1,8 +1,8 @@
 """Training methods as small strategy objects behind one interface (:class:`Method`)."""
 
 from gnnmask.errors import UserError
-from gnnmask.methods import dense, masked  # noqa: F401,I001  (register the built-in methods)
-from gnnmask.methods.base import METHODS, Method, register_method
+from gnnmask.methods import dense, lottery, masked, sparse  # noqa: F401,I001  (register them)
+from gnnmask.methods.base import METHODS, Method, Phase, register_method
 
 
 def get_method_class(name: str) -> type[Method]:
@@ -11,4 +11,4 @@ def get_method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-__all__ = ["METHODS", "Method", "get_method_class", "register_method"]
+__all__ = ["METHODS", "Method", "Phase", "get_method_class", "register_method"]

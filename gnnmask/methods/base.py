@@ -4,7 +4,10 @@ A method is a small strategy object. The engine (:mod:`gnnmask.train`) owns the
 loop; a method only decides
 
 * how the freshly built model is prepared (e.g. masks attached, weights frozen),
-* which tensors the optimiser updates,
+* which tensors the optimiser updates, and what the model is called with
+  (e.g. a pruned graph with learnt edge weights),
+* how many training phases it needs (iterative pruning: a round of training,
+  pruning and rewinding per sparsity level) and what happens between them,
 * what happens around each optimisation step (sparsity schedules, pruning,
   regrowth, ...), and
 * what it reports per epoch and exports at the end.
@@ -16,12 +19,24 @@ give it a unique ``name`` and register it with :func:`register_method`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from gnnmask.errors import UserError
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training run of a method: ``config.epochs`` epochs from a fresh
+    optimiser, ending with the best validation state restored. ``reported``
+    phases become entries of the record's ``rounds``."""
+
+    round: int = 0
+    name: str = "train"
+    reported: bool = True
 
 
 class Method:
@@ -37,6 +52,9 @@ class Method:
         options: ``{key: one-line description}`` of the ``config.extra``
             options it reads; any other key is refused.
         masks: whether the prepared model carries masks (and so has a ticket).
+        iterative: whether one run passes through several sparsities (one
+            reported phase each), which a sparsity sweep reads from its
+            ``rounds`` instead of running each sparsity.
     """
 
     name: ClassVar[str] = "base"
@@ -44,6 +62,7 @@ class Method:
     reads: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[dict[str, str]] = {}
     masks: ClassVar[bool] = False
+    iterative: ClassVar[bool] = False
 
     def __init__(self, config):
         self.config = config
@@ -78,6 +97,26 @@ class Method:
     def parameters(self, model: nn.Module) -> Iterable[torch.Tensor] | list[dict]:
         """Tensors (or optimiser parameter groups) the optimiser updates."""
         return [p for p in model.parameters() if p.requires_grad]
+
+    def inputs(self, data) -> tuple:
+        """What the model is called with: ``model(*method.inputs(data))``."""
+        return data.x, data.edge_index
+
+    # -- phases ---------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        """The training phases, in order (one by default)."""
+        return [Phase()]
+
+    def start_phase(self, phase: Phase, model: nn.Module, data) -> None:
+        """Called before each phase (e.g. prune and rewind before a round)."""
+
+    def state(self) -> dict[str, Any]:
+        """Method state kept with the best model of a phase (e.g. learnt edge
+        masks that live outside the model); restored by :meth:`load_state`."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
 
     # -- around each step -----------------------------------------------------
     def on_epoch_start(self, epoch: int, model: nn.Module) -> None:

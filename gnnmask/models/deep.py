@@ -52,8 +52,10 @@ RESIDUALS = ("none", "plain", "initial")
 GCN_FAMILY = ("gcn", "gcnii", "appnp")
 
 
-def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32) -> Tensor:
-    """:math:`\\tilde D^{-1/2}(A+I)\\tilde D^{-1/2}` as a transposed CSR matrix.
+def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
+                         edge_weight: Tensor | None = None) -> Tensor:
+    """:math:`\\tilde D^{-1/2}(A+I)\\tilde D^{-1/2}` as a transposed CSR matrix
+    (``A`` weighted by ``edge_weight`` when given).
 
     ``edge_index`` may be a ``[2, E]`` index tensor or an already sparse
     adjacency (``torch.sparse`` or ``torch_sparse.SparseTensor``); the latter is
@@ -61,7 +63,7 @@ def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32) -> Ten
     """
     if is_sparse(edge_index):
         return gcn_norm(edge_index, num_nodes=num_nodes, dtype=dtype)[0]
-    ei, w = gcn_norm(edge_index, None, num_nodes=num_nodes, dtype=dtype)
+    ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype)
     # adj_t[i, j] carries the message j -> i.
     return to_torch_csr_tensor(ei.flip(0), w, size=(num_nodes, num_nodes))
 
@@ -74,12 +76,13 @@ class Adjacency(NamedTuple):
     adj: Tensor
 
 
-def gcn_adjacency(edge_index, num_nodes: int, dtype=torch.float32) -> Adjacency:
+def gcn_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
+                  edge_weight: Tensor | None = None) -> Adjacency:
     """:func:`normalized_adjacency` and its transpose, both as CSR matrices."""
     if is_sparse(edge_index):
         adj_t = normalized_adjacency(edge_index, num_nodes, dtype)
         return Adjacency(adj_t, adj_t.t().to_sparse_csr())
-    ei, w = gcn_norm(edge_index, None, num_nodes=num_nodes, dtype=dtype)
+    ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype)
     size = (num_nodes, num_nodes)
     return Adjacency(to_torch_csr_tensor(ei.flip(0), w, size=size),
                      to_torch_csr_tensor(ei, w, size=size))
@@ -269,12 +272,21 @@ class DeepGNN(nn.Module):
         then the logits."""
         return [*self.hidden, self.logits]
 
-    def _graph(self, x: Tensor, edge_index):
+    def _graph(self, x: Tensor, edge_index, edge_weight: Tensor | None) -> tuple:
+        """The graph arguments every layer is called with."""
+        n = x.size(0)
+        if edge_weight is not None and self.name not in GCN_FAMILY:
+            raise UserError(f"model {self.name!r} takes no edge weights; allowed: "
+                            f"{', '.join(GCN_FAMILY)}")
+        if edge_weight is not None and edge_weight.requires_grad:
+            # differentiable in the edge weights (e.g. learnt edge masks): PyG's
+            # message passing over the normalised, weighted edges
+            return gcn_norm(edge_index, edge_weight, num_nodes=n, dtype=x.dtype)
         if self.name == "gcn":
-            return gcn_adjacency(edge_index, x.size(0), dtype=x.dtype)
+            return (gcn_adjacency(edge_index, n, x.dtype, edge_weight),)
         if self.name in GCN_FAMILY:
-            return normalized_adjacency(edge_index, x.size(0), dtype=x.dtype)
-        return edge_index
+            return (normalized_adjacency(edge_index, n, x.dtype, edge_weight),)
+        return (edge_index,)
 
     def _mix(self, h: Tensor, prev: Tensor, first: Tensor | None) -> Tensor:
         if self.residual == "plain" and h.shape == prev.shape:
@@ -283,27 +295,30 @@ class DeepGNN(nn.Module):
             return (1 - self.alpha) * h + self.alpha * first
         return h
 
-    def forward(self, x: Tensor, edge_index, return_hidden: bool = False):
+    def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
+                return_hidden: bool = False):
         """Class logits ``[N, out_dim]``; with ``return_hidden=True`` also the
         list of hidden states ``[x, h^(1), ..., h^(L-1)]`` (inputs of each layer
-        after the first, i.e. every intermediate representation)."""
-        graph = self._graph(x, edge_index)
+        after the first, i.e. every intermediate representation).
+        ``edge_weight`` (GCN family only) weights the edges before the
+        normalisation; gradients reach it."""
+        graph = self._graph(x, edge_index, edge_weight)
         hidden = [x]
         if self.lin_in is not None:
             h = self.act(self.lin_in(dropout(x, self.dropout, self.training)))
             x0 = h
             for i, conv in enumerate(self.convs):
-                z = conv(dropout(h, self.dropout, self.training), x0, graph)
+                z = conv(dropout(h, self.dropout, self.training), x0, *graph)
                 h = self.hidden[i](self._mix(self.act(self.norms[i](z)), h, None))
                 hidden.append(h)
             out = self.lin_out(dropout(h, self.dropout, self.training))
             if self.prop is not None:
-                out = self.prop(out, graph)
+                out = self.prop(out, *graph)
             out = self.logits(out)
         else:
             h, first = x, None
             for i, conv in enumerate(self.convs):
-                z = conv(dropout(h, self.dropout, self.training), graph)
+                z = conv(dropout(h, self.dropout, self.training), *graph)
                 if i == len(self.convs) - 1:
                     out = self.logits(z)
                     break

@@ -76,6 +76,12 @@ def _schedules():
     return SCHEDULES
 
 
+def _distributions():
+    from gnnmask.masks import DISTRIBUTIONS
+
+    return DISTRIBUTIONS
+
+
 def _optimizers():
     from gnnmask.train.optim import OPTIMIZERS
 
@@ -120,6 +126,14 @@ class RunConfig:
     schedule: str | None = _opt(None, "method", "sparsity schedule", _schedules)
     schedule_end: float | None = _opt(None, "method", "fraction of training over which the "
                                       "sparsity schedule ramps")
+    density_dist: str | None = _opt(None, "method", "layer-wise densities of sparse training "
+                                    "(erk: Erdős–Rényi-Kernel; global: one threshold)",
+                                    _distributions)
+    rewind_epoch: int | None = _opt(None, "method", "iterative pruning rewinds the weights to "
+                                    "those after this many epochs of the first round (0: the "
+                                    "initialisation)")
+    edge_sparsity: float | None = _opt(None, "method", "graph lottery tickets: fraction of "
+                                       "edges removed at the end")
     # optimisation
     optimizer: str = _opt("adam", "optimisation", "optimiser", _optimizers)
     lr: float = _opt(0.01, "optimisation", "learning rate")
@@ -160,7 +174,7 @@ class RunConfig:
 
 #: Fields only some methods read (see ``Method.reads``).
 METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule",
-                 "schedule_end")
+                 "schedule_end", "density_dist", "rewind_epoch", "edge_sparsity")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {
@@ -188,7 +202,8 @@ def resolve_config(config: RunConfig) -> RunConfig:
     values = config.to_dict()
     values["dataset"] = get_info(config.dataset).name  # the registry's spelling
     for key, value in {**FALLBACKS, **method_cls.defaults}.items():
-        if values.get(key) is None:
+        unread = key in METHOD_FIELDS and key not in method_cls.reads
+        if values.get(key) is None and not unread:
             values[key] = value
     resolved = RunConfig.from_dict(values)
     validate_config(resolved)
@@ -216,6 +231,13 @@ def validate_config(c: RunConfig) -> None:
         raise UserError(f"--dropout {c.dropout!r} is out of range; allowed: 0 <= dropout < 1")
     if c.sparsity is not None and not 0.0 <= c.sparsity < 1.0:
         raise UserError(f"--sparsity {c.sparsity!r} is out of range; allowed: 0 <= sparsity < 1")
+    if c.edge_sparsity is not None and not 0.0 <= c.edge_sparsity < 1.0:
+        raise UserError(f"--edge-sparsity {c.edge_sparsity!r} is out of range; allowed: "
+                        "0 <= sparsity < 1")
+    if c.rewind_epoch is not None and not (isinstance(c.rewind_epoch, int)
+                                           and 0 <= c.rewind_epoch < c.epochs):
+        raise UserError(f"--rewind-epoch {c.rewind_epoch!r} is out of range; allowed: an "
+                        f"integer 0..{c.epochs - 1} (below --epochs)")
     if c.schedule_end is not None and not 0.0 < c.schedule_end <= 1.0:
         raise UserError(
             f"--schedule-end {c.schedule_end!r} is out of range; allowed: 0 < fraction <= 1"

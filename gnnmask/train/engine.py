@@ -91,7 +91,7 @@ def build(config: RunConfig, data):
         config.model, data.num_features, config.hidden, data.num_classes, config.layers,
         dropout=config.dropout, activation=config.activation, bias=config.bias,
         norm=config.norm, residual=config.residual, heads=config.heads,
-    )
+    ).to(data.x.device)
     model = method.prepare(model, data)
     return model, method
 
@@ -111,7 +111,7 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     rate used; the gradient norm before clipping when ``config.grad_clip``)."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    out = model(data.x, data.edge_index)
+    out = model(*method.inputs(data))
     loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask],
                            label_smoothing=config.label_smoothing)
     penalty = method.penalty(model)
@@ -128,10 +128,10 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     return row
 
 
-def _evaluate(model, data, evaluate_accuracy) -> tuple[dict[str, float], float]:
+def _evaluate(model, method, data, evaluate_accuracy) -> tuple[dict[str, float], float]:
     model.eval()
     with torch.no_grad():
-        out = model(data.x, data.edge_index)
+        out = model(*method.inputs(data))
         val_loss = float(F.cross_entropy(out[data.val_mask], data.y[data.val_mask]))
         pred = out.argmax(dim=-1)
     accs = {
@@ -147,14 +147,78 @@ DEFAULT_LAYER_METRICS = ("mad", "dirichlet", "dirichlet_normalized", "smv",
                          "group_distance_ratio", "effective_rank", "numerical_rank")
 
 
-def _layer_metrics(model, data, which: str) -> list[dict[str, Any]]:
+def _layer_metrics(model, method, data, which: str) -> list[dict[str, Any]]:
     """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``)."""
     if which == "none":
         return []
     from gnnmask.metrics import trace
 
     names = {"all": None, "default": DEFAULT_LAYER_METRICS}.get(which)
-    return trace(model, data, metrics=names if names or which == "all" else which.split(","))
+    return trace(model, data, metrics=names if names or which == "all" else which.split(","),
+                 forward=lambda m, d: m(*method.inputs(d)))
+
+
+def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, progress,
+         log_every, sync) -> tuple[list[dict[str, Any]], int, str]:
+    """One training phase: ``config.epochs`` epochs (or fewer, with
+    ``patience``) from a fresh optimiser, keeping the state (model and
+    method) with the best validation accuracy among the selectable epochs,
+    restored at the end. Returns the phase's history, its best epoch and the
+    optimiser implementation used (``fused`` or ``default``)."""
+    optimizer = make_optimizer(config, method, model)
+    scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
+    bad_epochs = 0
+    epochs = range(config.epochs)
+    bar = None
+    where = f" {phase.name} {phase.round}" if len(method.phases()) > 1 else ""
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(epochs, desc=f"{config.method}{where} L{config.layers} seed {config.seed}",
+                   leave=False, dynamic_ncols=True)
+        epochs = bar
+    for epoch in epochs:
+        method.on_epoch_start(epoch, model)
+        sync()
+        t0 = time.perf_counter()
+        step = training_step(config, model, method, optimizer, data, epoch)
+        sync()
+        step_s = time.perf_counter() - t0
+        if scheduler is not None:
+            scheduler.step()
+        accs, val_loss = _evaluate(model, method, data, evaluate_accuracy)
+        row = {"epoch": epoch, "loss": step["loss"], "val_loss": val_loss, **accs,
+               "step_s": step_s, "lr": step["lr"],
+               **({"grad_norm": step["grad_norm"]} if "grad_norm" in step else {}),
+               **method.epoch_info(model)}
+        if where:
+            row["phase"] = f"{phase.name} {phase.round}"
+        history.append(row)
+        if log_every and ((epoch + 1) % log_every == 0 or epoch + 1 == config.epochs):
+            log.info("%s %s%s L%d seed %d: epoch %d/%d  loss %.4f  val %.4f  test %.4f",
+                     config.dataset, config.method, where, config.layers, config.seed,
+                     epoch + 1, config.epochs, row["loss"], accs["val_acc"], accs["test_acc"])
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
+                            test=f"{accs['test_acc']:.3f}")
+        if method.selectable(epoch):
+            if accs["val_acc"] > best["val_acc"]:
+                best = {"val_acc": accs["val_acc"], "epoch": epoch,
+                        "state": copy.deepcopy(model.state_dict()),
+                        "method": copy.deepcopy(method.state())}
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+                if config.patience and bad_epochs >= config.patience:
+                    break
+    if bar is not None:
+        bar.close()
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+        method.load_state(best["method"])
+    return history, best["epoch"], "fused" if optimizer.defaults.get("fused") else "default"
 
 
 def train(
@@ -166,6 +230,12 @@ def train(
     return_model: bool = False,
 ) -> dict[str, Any] | tuple[dict[str, Any], nn.Module]:
     """Train one model for one seed and return its record.
+
+    Each of the method's phases (one for most methods; several rounds of
+    pruning and retraining for iterative ones, see ``Method.phases``) trains
+    ``config.epochs`` epochs from a fresh optimiser and keeps its best
+    validation state; the record describes the model after the last phase,
+    and ``rounds`` every reported phase.
 
     Args:
         config: the run configuration (``None`` fields take method defaults).
@@ -187,61 +257,25 @@ def train(
         )
     data = data.to(device)
     model, method = build(config, data)
-    model = model.to(device)
-    optimizer = make_optimizer(config, method, model)
-
-    scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
-    bad_epochs = 0
-    epochs = range(config.epochs)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(epochs, desc=f"{config.method} L{config.layers} seed {config.seed}",
-                   leave=False, dynamic_ncols=True)
-        epochs = bar
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
-    for epoch in epochs:
-        method.on_epoch_start(epoch, model)
-        sync()
-        t0 = time.perf_counter()
-        step = training_step(config, model, method, optimizer, data, epoch)
-        sync()
-        step_s = time.perf_counter() - t0
-        if scheduler is not None:
-            scheduler.step()
-        accs, val_loss = _evaluate(model, data, evaluate_accuracy)
-        row = {"epoch": epoch, "loss": step["loss"], "val_loss": val_loss, **accs,
-               "step_s": step_s, "lr": step["lr"],
-               **({"grad_norm": step["grad_norm"]} if "grad_norm" in step else {}),
-               **method.epoch_info(model)}
-        history.append(row)
-        if log_every and ((epoch + 1) % log_every == 0 or epoch + 1 == config.epochs):
-            log.info("%s %s L%d seed %d: epoch %d/%d  loss %.4f  val %.4f  test %.4f",
-                     config.dataset, config.method, config.layers, config.seed, epoch + 1,
-                     config.epochs, row["loss"], accs["val_acc"], accs["test_acc"])
-        if bar is not None:
-            bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
-                            test=f"{accs['test_acc']:.3f}")
-        if method.selectable(epoch):
-            if accs["val_acc"] > best["val_acc"]:
-                best = {"val_acc": accs["val_acc"], "epoch": epoch,
-                        "state": copy.deepcopy(model.state_dict())}
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-                if config.patience and bad_epochs >= config.patience:
-                    break
-    if bar is not None:
-        bar.close()
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    final, _ = _evaluate(model, data, evaluate_accuracy)
-    layers = _layer_metrics(model, data, config.layer_metrics)
+    history: list[dict[str, Any]] = []
+    rounds: list[dict[str, Any]] = []
+    phases = method.phases()
+    for phase in phases:
+        method.start_phase(phase, model, data)
+        phase_history, best_epoch, impl = _fit(config, model, method, data, phase,
+                                               evaluate_accuracy, progress=progress,
+                                               log_every=log_every, sync=sync)
+        history += phase_history
+        if phase.reported:
+            final, _ = _evaluate(model, method, data, evaluate_accuracy)
+            rounds.append({"round": phase.round, "phase": phase.name, **final,
+                           "best_epoch": best_epoch, "epochs_run": len(phase_history),
+                           "nonzero_params": count_parameters(model)[1],
+                           **method.epoch_info(model)})
+    final, _ = _evaluate(model, method, data, evaluate_accuracy)
+    layers = _layer_metrics(model, method, data, config.layer_metrics)
     total, nonzero = count_parameters(model)
     steps = [r["step_s"] for r in history]
     record = {
@@ -253,8 +287,8 @@ def train(
                           "features": int(data.num_features), "classes": int(data.num_classes)},
         "model_repr": repr(model),
         "method": method.export(model),
-        "optimizer_impl": "fused" if optimizer.defaults.get("fused") else "default",
-        "best_epoch": best["epoch"],
+        "optimizer_impl": impl,
+        "best_epoch": rounds[-1]["best_epoch"] if rounds else -1,
         **final,
         "params": total,
         "nonzero_params": nonzero,
@@ -264,5 +298,7 @@ def train(
         "layers": layers,
         "history": history,
     }
+    if len(phases) > 1:
+        record["rounds"] = rounds
     method.finalize(model)
     return (record, model) if return_model else record

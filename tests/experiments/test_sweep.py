@@ -50,7 +50,7 @@ def base(**kw):
 
 def cell_files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes()
-            for p in sorted(out.glob("cells/*/L*/seed_*.json"))}
+            for p in sorted(out.glob("cells/**/seed_*.json"))}
 
 
 def test_sweep_writes_each_cell_and_rerun_skips(tmp_path):
@@ -107,16 +107,21 @@ def test_failed_cell_is_named_and_others_are_kept(tmp_path):
                                        "cells/sweep-fail/L3/seed_0.json"]
 
 
-def test_resume_after_sigkill(tmp_path, capsys):
+@pytest.mark.parametrize("axis, total", [
+    (["--methods", "dense", "--seeds", "0,1,2"], 9),
+    (["--methods", "dense,random,imp", "--sparsities", "0.5,0.8", "--seeds", "0,1"], 16),
+])
+def test_resume_after_sigkill(tmp_path, capsys, axis, total):
     out = tmp_path / "sw"
-    argv = ["sweep", "--depths", "1,2,3", "--methods", "dense", "--seeds", "0,1,2",
-            "--epochs", "40", "--hidden", "8", "--device", "cpu", "--out", str(out), "--quiet"]
+    argv = ["sweep", "--depths", "1,2,3" if total == 9 else "1,2", *axis, "--epochs", "40",
+            "--hidden", "8", "--device", "cpu", "--out", str(out), "--quiet",
+            "--layer-metrics", "none"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "gnnmask", *argv], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while not list(out.glob("cells/*/L*/seed_*.json")):
+        while not list(out.glob("cells/**/seed_*.json")):
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "no cell finished in time"
             time.sleep(0.01)
@@ -125,15 +130,20 @@ def test_resume_after_sigkill(tmp_path, capsys):
         proc.wait()
         proc.stderr.close()
     before = cell_files(out)
-    assert 1 <= len(before) < 9
+    assert 1 <= len(before) < total
     for raw in before.values():
         assert json.loads(raw)["config"]["hidden"] == 8  # complete, parsable records only
 
     assert main(argv + ["--no-report"]) == 0
     after = cell_files(out)
-    assert len(after) == 9 and {k: after[k] for k in before} == before
+    assert len(after) == total and {k: after[k] for k in before} == before
     assert not [p for p in out.rglob("*.tmp")]
     assert "test accuracy" in capsys.readouterr().out
+    if total == 16:  # one imp run per depth and seed serves both sparsities
+        assert sorted(k for k in after if k.startswith("cells/imp")) == [
+            f"cells/imp/L{d}/s0.8/seed_{s}.json" for d in (1, 2) for s in (0, 1)]
+        rounds = json.loads(after["cells/imp/L1/s0.8/seed_0.json"])["rounds"]
+        assert 0.5 in [r["sparsity"] for r in rounds]
 
 
 def test_parallel_jobs_give_the_same_cells(tmp_path, capsys):

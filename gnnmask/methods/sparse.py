@@ -1,0 +1,152 @@
+"""Static sparse training: a fixed mask chosen once, then the weights trained.
+
+Every method here attaches fixed masks over trainable weights
+(:func:`gnnmask.masks.sparsify`) at exactly ``sparsity`` (the fraction of the
+masked weights removed), split over the layers by ``density_dist``, and then
+trains like dense training (pruned entries stay exactly zero). They differ
+only in the saliency that picks the mask (:mod:`gnnmask.methods.pruners`),
+computed on the training graph before the first step:
+
+``random``     random scores: static random sparse training (Liu et al., ICLR
+               2022, "The unreasonable effectiveness of random pruning": wide
+               randomly pruned networks can match dense ones; ERK densities).
+``magnitude``  ``|w|`` at initialisation.
+``snip``       ``|g ⊙ w|`` (Lee et al., ICLR 2019).
+``grasp``      ``w ⊙ Hg`` kept largest (Wang et al., ICLR 2020).
+``synflow``    iterative synaptic flow, data-free (Tanaka et al., NeurIPS 2020).
+
+Density distributions: ``uniform``, ``erk`` (Erdős–Rényi-Kernel, Evci et
+al., ICML 2020) and ``global`` (one threshold over all scores); defaults:
+``erk`` for ``random``, ``global`` for the saliency methods, as in their
+papers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gnnmask.errors import UserError
+from gnnmask.masks import get_mask_group, sparsify
+from gnnmask.methods import pruners
+from gnnmask.methods.base import Method, register_method
+
+
+def _positive_int(cls, config, key: str, default: int) -> None:
+    value = config.extra.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"--extra {key}={value!r} is invalid for method {cls.name!r}; "
+                        "allowed: a positive integer")
+
+
+class SparseMethod(Method):
+    """Shared logic: a fixed mask at ``sparsity`` from :meth:`saliency`, then
+    ordinary training of every parameter."""
+
+    name = "sparse"
+    masks = True
+    reads = ("sparsity", "density_dist")
+    defaults = {"sparsity": 0.9, "density_dist": "global", "dropout": 0.5, "bias": True,
+                "weight_decay": 5e-4}
+
+    def saliency(self, model: nn.Module, data) -> dict[str, torch.Tensor] | None:
+        """``{name: score}`` of the masked weights (``None``: random)."""
+        return None
+
+    def loss(self, data):
+        """The training loss of logits (what the data-driven pruners score)."""
+        return lambda out: F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+
+    def prepare(self, model: nn.Module, data) -> nn.Module:
+        started = time.perf_counter()
+        scores = self.saliency(model, data)
+        self.prune_time_s = time.perf_counter() - started
+        return sparsify(model, sparsity=self.config.sparsity,
+                        distribution=self.config.density_dist, scores=scores,
+                        seed=self.config.seed)
+
+    def epoch_info(self, model: nn.Module) -> dict[str, Any]:
+        return {"achieved_sparsity": get_mask_group(model).achieved_sparsity()["overall"]}
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        group = get_mask_group(model)
+        achieved = group.achieved_sparsity()
+        return {
+            "achieved_sparsity": achieved["overall"],
+            "per_layer_sparsity": achieved["per_tensor"],
+            "target_sparsity": self.config.sparsity,
+            **({"density_dist": self.config.density_dist} if "density_dist" in self.reads
+               else {}),
+            "masked_weights": sum(m.numel() for m in group.masks().values()),
+            "prune_time_s": getattr(self, "prune_time_s", 0.0),
+        }
+
+
+@register_method
+class Random(SparseMethod):
+    """Static random sparse training (random mask at init, ERK densities by default)."""
+
+    name = "random"
+    defaults = {**SparseMethod.defaults, "density_dist": "erk"}
+
+
+@register_method
+class Magnitude(SparseMethod):
+    """Pruning at initialisation by weight magnitude |w|."""
+
+    name = "magnitude"
+
+    def saliency(self, model, data):
+        return pruners.magnitude_scores(model)
+
+
+@register_method
+class SNIP(SparseMethod):
+    """SNIP (Lee et al. 2019): connection sensitivity |g ⊙ w| at initialisation."""
+
+    name = "snip"
+
+    def saliency(self, model, data):
+        return pruners.snip_scores(model, lambda m: m(*self.inputs(data)), self.loss(data))
+
+
+@register_method
+class GraSP(SparseMethod):
+    """GraSP (Wang et al. 2020): keep the largest w ⊙ Hg (gradient flow preserved)."""
+
+    name = "grasp"
+    options = {"grasp_temperature": "temperature of the logits in both passes (default 200)"}
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        t = config.extra.get("grasp_temperature", 200.0)
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise UserError(f"--extra grasp_temperature={t!r} is invalid; allowed: a number > 0")
+
+    def saliency(self, model, data):
+        return pruners.grasp_scores(model, lambda m: m(*self.inputs(data)), self.loss(data),
+                                    float(self.config.extra.get("grasp_temperature", 200.0)))
+
+
+@register_method
+class SynFlow(SparseMethod):
+    """SynFlow (Tanaka et al. 2020): data-free iterative synaptic-flow pruning."""
+
+    name = "synflow"
+    options = {"synflow_iterations": "pruning iterations, exponential schedule (default 100)"}
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        _positive_int(cls, config, "synflow_iterations", 100)
+
+    def saliency(self, model, data):
+        x, *graph = self.inputs(data)
+        ones = torch.ones_like(x, dtype=torch.float64)
+        return pruners.synflow_scores(model, lambda m: m(ones, *graph), self.config.sparsity,
+                                      int(self.config.extra.get("synflow_iterations", 100)))
