@@ -389,6 +389,59 @@ def plot_layers(curves: dict[str, list[dict]], metric: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_itop(groups: Sequence[dict], path: Path) -> Path | None:
+    """The exploration rate ``R_s`` (fraction of the masked weights ever
+    active, Liu et al. 2021) against epoch, mean over seeds, for every group
+    whose records hold it (dynamic sparse training); ``None`` if none do."""
+    fig, ax = _figure()
+    drawn = False
+    for g in groups:
+        rows = [[r.get("itop_rate") for r in rec.get("history", [])] for rec in g["records"]]
+        rows = [r for r in rows if r and all(v is not None for v in r)]
+        if not rows:
+            continue
+        n = min(len(r) for r in rows)
+        mean = [statistics.fmean(r[i] for r in rows) for i in range(n)]
+        label = f"{g['method']} L{g['layers']}" + (
+            f" s={g['sparsity']:g}" if g["sparsity"] is not None else "")
+        ax.plot(range(n), mean, label=label)
+        drawn = True
+    if not drawn:
+        return None
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("R_s: fraction of masked weights ever active")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_gradient_flow(record: dict, path: Path) -> Path | None:
+    """Gradient norm per weight tensor (and overall) against epoch, from a
+    record's ``gradient_flow`` (``--grad-flow-every``); ``None`` without."""
+    flows = record.get("gradient_flow") or []
+    if not flows:
+        return None
+    fig, ax = _figure()
+    epochs = list(range(len(flows)))
+    names = [n for n in flows[0]["per_layer"] if not n.endswith(".bias")]
+    for i, name in enumerate(names):
+        ax.plot(epochs, [f["per_layer"].get(name, float("nan")) for f in flows],
+                color=f"C{i % 10}", alpha=0.8, linewidth=1,
+                label=name if len(names) <= 10 else None)
+    ax.plot(epochs, [f["total"] for f in flows], color="black", linewidth=2, label="total")
+    ax.set_yscale("log")
+    ticks = sorted(set(range(0, len(flows), max(1, len(flows) // 8))))
+    ax.set_xticks(ticks, [str(flows[i]["epoch"] + 1) for i in ticks])
+    ax.set_xlabel("epoch (0: at initialisation)")
+    ax.set_ylabel("gradient L2 norm")
+    c = record["config"]
+    ax.set_title(f"{c['method']} L{c['layers']}" + (
+        f" s={c['sparsity']:g}" if c.get("sparsity") is not None else "") + f" seed {c['seed']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
+    return _save(fig, path)
+
+
 def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     sparsity = any("achieved_sparsity" in g for g in groups)
     header = ["method", "depth", "sparsity", "n_seeds", "seeds", "test_acc_mean",
@@ -485,7 +538,8 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     run_dir = out_dir
     for tmp in run_dir.glob(".*.tmp"):  # left by a killed report
         if tmp.name.split(".")[1] in ("report", "results", "accuracy_vs_depth") or \
-                tmp.name.startswith((".layers_", ".accuracy_vs_sparsity")):
+                tmp.name.startswith((".layers_", ".accuracy_vs_sparsity", ".gradient_flow_",
+                                     ".itop_rate")):
             tmp.unlink(missing_ok=True)
     groups = summarize_groups(records)
     metrics = metric_names(records)
@@ -543,6 +597,19 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
             name = f"accuracy_vs_sparsity_L{depth}.png"
             written[name] = plot_sparsity(groups, depth, run_dir / name)
             plots.append((f"Test accuracy against sparsity, depth {depth}", name))
+    path = plot_itop(groups, run_dir / "itop_rate.png")
+    if path is not None:
+        written["itop_rate.png"] = path
+        plots.append(("In-time over-parameterisation rate against epoch", "itop_rate.png"))
+    for m in _methods(groups):
+        traced = [r for g in groups if g["method"] == m for r in g["records"]
+                  if r.get("gradient_flow")]
+        if traced:
+            deepest = max(traced, key=lambda r: (r["config"]["layers"],
+                                                 r["config"].get("sparsity") or 0.0))
+            name = f"gradient_flow_{m}.png"
+            written[name] = plot_gradient_flow(deepest, run_dir / name)
+            plots.append((f"Gradient norm per layer, {m} (deepest model)", name))
     if metrics:
         curves = {}
         for m in _methods(groups):

@@ -33,8 +33,8 @@ _GROUP_ATTR = "_mask_group"
 def resolve_scale(scale: str, rule, weight_init: str) -> str:
     """``"auto"`` is ``"keep"`` (multiply kept weights by ``1/sqrt(1 - s)``)
     unless the rule learns its sparsity (Bernoulli, hard-concrete) or the
-    weights are ``scaled-signed-constant`` (which fold that factor into the
-    weights already): then ``"none"``. Without ``keep`` the signal of a
+    weights are ``scaled-signed-constant`` (whose values already account for
+    the density): then ``"none"``. Without ``keep`` the signal of a
     deep GCN without normalisation fades by ``sqrt(1 - s)`` per layer
     (measurements in docs/RESULTS.md)."""
     check_choice("scale", scale, SCALES)

@@ -26,6 +26,27 @@ Weights (:data:`WEIGHT_INITS`):
                      fraction ``1 - sparsity``: ``std' = sqrt(2 / (fan_in (1 -
                      sparsity)))`` (edge-popup's ``scale_fan``), i.e. the
                      variance a layer of ``(1 - s) fan_in`` random inputs needs.
+``orthogonal``       ``sqrt(2) Q`` with ``Q`` a random (semi-)orthogonal matrix
+                     (orthonormal rows or columns, whichever are fewer; QR of
+                     a Gaussian matrix, Saxe et al. 2014): norms preserved
+                     through depth, up to the ReLU gain.
+
+There is no sparse orthogonal (EOI) choice for frozen weights: an EOI matrix
+at the ticket's own density leaves the mask nothing to choose (every entry
+outside its support is zero, so the mask must equal the support), and at
+density 1 it is a dense orthogonal matrix, ``orthogonal``.
+
+Sparse trainable weights (:func:`sparse_init_`, :data:`SPARSE_INITS`), after
+the mask is chosen:
+
+``default``          the model's own initialisation, masked.
+``gradient-flow``    Evci et al. (AAAI 2022): every output unit's kept
+                     weights drawn from ``N(0, 2 / fan_in_j)`` with ``fan_in_j``
+                     its *actual* number of kept inputs, so each unit's output
+                     variance is that of a dense He-initialised unit.
+``eoi``              the mask of each layer replaced by the support of an EOI
+                     matrix with the layer's number of kept weights, the
+                     weights by ``sqrt(2) A``.
 
 Scores (:data:`SCORE_INITS`): ``kaiming-uniform``, ``kaiming-normal`` (as
 above), ``uniform`` (``U(0, 1)``) and ``constant`` (all 1; note that ties are
@@ -42,7 +63,9 @@ from torch import Tensor
 
 from gnnmask.errors import check_choice
 
-WEIGHT_INITS = ("kaiming-uniform", "kaiming-normal", "signed-constant", "scaled-signed-constant")
+WEIGHT_INITS = ("kaiming-uniform", "kaiming-normal", "signed-constant", "scaled-signed-constant",
+                "orthogonal")
+SPARSE_INITS = ("default", "gradient-flow", "eoi")
 SCORE_INITS = ("kaiming-uniform", "kaiming-normal", "uniform", "constant")
 RELU_GAIN = math.sqrt(2.0)
 _SCORE_STREAM = 0x9E3779B97F4A7C15  # golden-ratio offset: an independent score seed
@@ -83,11 +106,98 @@ def draw(
         if init == "scaled-signed-constant":
             std = RELU_GAIN / math.sqrt(fan_in(shape) * (1.0 - sparsity))
         return t.bernoulli_(0.5, generator=gen).mul_(2 * std).sub_(std)
+    if init == "orthogonal":
+        return t.copy_(RELU_GAIN * orthogonal_matrix(shape, gen))
     if init == "uniform":
         return t.uniform_(0.0, 1.0, generator=gen)
     if init == "constant":
         return t.fill_(1.0)
     raise AssertionError(init)  # names are checked by the callers
+
+
+def _matrix_shape(shape: Sequence[int]) -> tuple[int, int]:
+    """``[out, in, *kernel]`` seen as ``out x (in * kernel)``."""
+    shape = tuple(shape)
+    return (shape[0], math.prod(shape[1:])) if len(shape) > 1 else (1, shape[0])
+
+
+def orthogonal_matrix(shape: Sequence[int], gen: torch.Generator) -> Tensor:
+    """A float32 random (semi-)orthogonal tensor of ``shape`` (as a matrix
+    ``out x in``): QR of a Gaussian matrix with the signs of ``R``'s diagonal
+    folded in (Haar-distributed)."""
+    n, m = _matrix_shape(shape)
+    a = torch.randn(max(n, m), min(n, m), generator=gen, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)
+    q = q * torch.sign(torch.diagonal(r))
+    return (q if n >= m else q.t()).reshape(shape).float()
+
+
+def eoi_matrix(shape: Sequence[int], density: float,
+               gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A sparse semi-orthogonal matrix at ``density`` and its mask
+    (Nowak et al., ICML 2024).
+
+    Starting from the identity ``I_{n x m}`` (``n <= m``, transposed
+    otherwise), random Givens rotations of column pairs ``(i, j)`` by random
+    angles are applied while they keep the number of non-zeros at or below
+    ``k = round(density * n * m)`` (``n x m`` is ``out x in``). Right
+    multiplication by a rotation keeps ``A A^T = I``. The mask is the support of
+    ``A``, completed with random zero-valued entries to exactly ``k`` (what
+    the paper does for convolutions): the weights are exactly orthogonal and
+    the density exact. A density below ``1 / max(n, m)`` is out of reach and
+    gives the identity's support. Returns ``(A, mask)`` as float32 and bool
+    tensors of ``shape``."""
+    n, m = _matrix_shape(shape)
+    rows, cols = min(n, m), max(n, m)
+    k = int(math.floor(density * n * m + 0.5))
+    a = torch.eye(rows, cols, dtype=torch.float64)
+    support = a != 0
+    counts = support.sum(0)
+    nnz = rows
+    for _ in range(64 * cols * max(1, int(math.log2(max(2, k / rows))))):
+        if nnz >= k:
+            break
+        i, j = torch.randint(cols, (2,), generator=gen).tolist()
+        if i == j:
+            continue
+        union = support[:, i] | support[:, j]
+        size = int(union.sum())
+        if nnz - int(counts[i]) - int(counts[j]) + 2 * size > k:
+            continue  # this pair would overshoot; another may fit
+        phi = float(torch.rand((), generator=gen, dtype=torch.float64)) * 2 * math.pi
+        c, s = math.cos(phi), math.sin(phi)
+        ai, aj = a[:, i].clone(), a[:, j].clone()
+        a[:, i], a[:, j] = c * ai + s * aj, -s * ai + c * aj
+        nnz += 2 * size - int(counts[i]) - int(counts[j])
+        support[:, i] = support[:, j] = union
+        counts[i] = counts[j] = size
+    mask = support.clone()
+    missing = k - int(mask.sum())
+    if missing > 0:  # zero-valued entries make the density exact
+        free = (~mask).view(-1).nonzero().view(-1)
+        mask.view(-1)[free[torch.randperm(free.numel(), generator=gen)[:missing]]] = True
+    if n > m:
+        a, mask = a.t(), mask.t()
+    return a.reshape(shape).float(), mask.reshape(shape)
+
+
+@torch.no_grad()
+def sparse_init(mask: Tensor, init: str, gen: torch.Generator) -> tuple[Tensor, Tensor] | None:
+    """New ``(weight, mask)`` for a trainable tensor under ``mask`` (see
+    :data:`SPARSE_INITS`; ``None`` for ``default``): ``gradient-flow`` keeps the
+    mask, ``eoi`` replaces it by the support of its matrix, with the same
+    number of entries. Float32 CPU tensors; the weight is zero off the mask."""
+    check_choice("sparse weight init", init, SPARSE_INITS)
+    mask = mask.cpu()
+    if init == "default":
+        return None
+    if init == "gradient-flow":
+        rows = mask.reshape(mask.shape[0], -1)
+        fan = rows.sum(1, keepdim=True).clamp(min=1).to(torch.float32)
+        w = torch.randn(rows.shape, generator=gen) * torch.sqrt(2.0 / fan)
+        return (w * rows).reshape(mask.shape), mask
+    a, eoi_mask = eoi_matrix(mask.shape, int(mask.sum()) / mask.numel(), gen)
+    return RELU_GAIN * a, eoi_mask
 
 
 def _direct(t: Tensor) -> bool:

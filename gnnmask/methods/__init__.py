@@ -1,7 +1,7 @@
 """Training methods as small strategy objects behind one interface (:class:`Method`)."""
 
 from gnnmask.errors import UserError
-from gnnmask.methods import dense, lottery, masked, sparse  # noqa: F401,I001  (register them)
+from gnnmask.methods import dense, dynamic, lottery, masked, sparse  # noqa: F401,I001
 from gnnmask.methods.base import METHODS, Method, Phase, register_method
 
 

@@ -55,6 +55,8 @@ class Method:
         iterative: whether one run passes through several sparsities (one
             reported phase each), which a sparsity sweep reads from its
             ``rounds`` instead of running each sparsity.
+        trains_weights: whether the optimiser updates the network's weights
+            (not, for mask-only methods).
     """
 
     name: ClassVar[str] = "base"
@@ -63,6 +65,7 @@ class Method:
     options: ClassVar[dict[str, str]] = {}
     masks: ClassVar[bool] = False
     iterative: ClassVar[bool] = False
+    trains_weights: ClassVar[bool] = True
 
     def __init__(self, config):
         self.config = config
@@ -99,8 +102,10 @@ class Method:
         return [p for p in model.parameters() if p.requires_grad]
 
     def inputs(self, data) -> tuple:
-        """What the model is called with: ``model(*method.inputs(data))``."""
-        return data.x, data.edge_index
+        """What the model is called with: ``model(*method.inputs(data))``
+        (``data.features``: the features as the engine hands them to the
+        model, see :func:`gnnmask.train.engine.model_features`)."""
+        return features(data), data.edge_index
 
     # -- phases ---------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -151,6 +156,11 @@ class Method:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def features(data):
+    """``data.features`` where the engine set it, else ``data.x``."""
+    return data.features if "features" in data else data.x
 
 
 METHODS: dict[str, type[Method]] = {}

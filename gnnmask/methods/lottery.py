@@ -47,7 +47,7 @@ from torch.nn.utils import parametrize
 from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group, select_masks, sparsify, update_masks
 from gnnmask.masks.select import keep_mask, round_half_up
-from gnnmask.methods.base import Phase, register_method
+from gnnmask.methods.base import Phase, features, register_method
 from gnnmask.methods.sparse import SparseMethod
 
 
@@ -272,8 +272,8 @@ class UGS(_Rewinding):
     def inputs(self, data) -> tuple:
         ei = self.edge_index[:, self.edge_keep]
         if self.edge_mask is None:
-            return data.x, ei
-        return data.x, ei, self.edge_mask[self.edge_keep]
+            return features(data), ei
+        return features(data), ei, self.edge_mask[self.edge_keep]
 
     def penalty(self, model: nn.Module):
         if self.edge_mask is None:

@@ -27,6 +27,7 @@ from torch import nn
 from gnnmask.errors import UserError, check_choice
 from gnnmask.masks import (
     SCALES,
+    WEIGHT_INITS,
     get_mask_group,
     make_schedule,
     mask_model,
@@ -45,6 +46,7 @@ class MaskedMethod(Method):
 
     name = "masked"
     masks = True
+    trains_weights = False
     reads = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule", "schedule_end")
     options = {
         "mask_scale": "auto | keep | none: scale kept weights by 1/sqrt(1 - sparsity) "
@@ -59,6 +61,8 @@ class MaskedMethod(Method):
     @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
+        if config.weight_init is not None:
+            check_choice("frozen-weight --weight-init", config.weight_init, WEIGHT_INITS)
         extra = config.extra
         check_choice("--extra mask_scale", extra.get("mask_scale", "auto"), SCALES)
         if not isinstance(extra.get("mask_bias", False), bool):

@@ -15,6 +15,10 @@ computed on the training graph before the first step:
 ``grasp``      ``w ⊙ Hg`` kept largest (Wang et al., ICLR 2020).
 ``synflow``    iterative synaptic flow, data-free (Tanaka et al., NeurIPS 2020).
 
+``--weight-init`` then re-initialises the kept weights (:func:`reinit`):
+``default`` (the model's own), ``gradient-flow`` (Evci et al., AAAI 2022) or
+``eoi`` (exact orthogonal, Nowak et al., ICML 2024).
+
 Density distributions: ``uniform``, ``erk`` (Erdős–Rényi-Kernel, Evci et
 al., ICML 2020) and ``global`` (one threshold over all scores); defaults:
 ``erk`` for ``random``, ``global`` for the saliency methods, as in their
@@ -31,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gnnmask.errors import UserError
-from gnnmask.masks import get_mask_group, sparsify
+from gnnmask.masks import get_mask_group, sparsify, update_masks
+from gnnmask.masks.init import SPARSE_INITS, generator, sparse_init
 from gnnmask.methods import pruners
 from gnnmask.methods.base import Method, register_method
 
@@ -43,15 +48,39 @@ def _positive_int(cls, config, key: str, default: int) -> None:
                         "allowed: a positive integer")
 
 
+@torch.no_grad()
+def reinit(model: nn.Module, init: str, seed: int) -> None:
+    """Re-initialise the masked trainable weights by ``init`` (one of
+    :data:`~gnnmask.masks.init.SPARSE_INITS`: ``gradient-flow`` scales each
+    unit by its actual fan-in, ``eoi`` also moves each layer's mask to the
+    support of an exactly orthogonal matrix with as many entries)."""
+    if init == "default":
+        return
+    group = get_mask_group(model)
+    gen = generator(seed, stream=2)
+    for name, (module, attr) in group.targets.items():
+        weight = module.parametrizations[attr].original
+        new_weight, new_mask = sparse_init(group.members[name].mask, init, gen)
+        update_masks(model, {name: new_mask})
+        weight.copy_(new_weight.to(device=weight.device, dtype=weight.dtype))
+
+
 class SparseMethod(Method):
     """Shared logic: a fixed mask at ``sparsity`` from :meth:`saliency`, then
     ordinary training of every parameter."""
 
     name = "sparse"
     masks = True
-    reads = ("sparsity", "density_dist")
-    defaults = {"sparsity": 0.9, "density_dist": "global", "dropout": 0.5, "bias": True,
-                "weight_decay": 5e-4}
+    reads = ("sparsity", "density_dist", "weight_init")
+    defaults = {"sparsity": 0.9, "density_dist": "global", "weight_init": "default",
+                "dropout": 0.5, "bias": True, "weight_decay": 5e-4}
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        if config.weight_init is not None and config.weight_init not in SPARSE_INITS:
+            raise UserError(f"--weight-init {config.weight_init!r} is not a sparse "
+                            f"initialisation; allowed for {cls.name!r}: {', '.join(SPARSE_INITS)}")
 
     def saliency(self, model: nn.Module, data) -> dict[str, torch.Tensor] | None:
         """``{name: score}`` of the masked weights (``None``: random)."""
@@ -65,9 +94,11 @@ class SparseMethod(Method):
         started = time.perf_counter()
         scores = self.saliency(model, data)
         self.prune_time_s = time.perf_counter() - started
-        return sparsify(model, sparsity=self.config.sparsity,
-                        distribution=self.config.density_dist, scores=scores,
-                        seed=self.config.seed)
+        model = sparsify(model, sparsity=self.config.sparsity,
+                         distribution=self.config.density_dist, scores=scores,
+                         seed=self.config.seed)
+        reinit(model, self.config.weight_init or "default", self.config.seed)
+        return model
 
     def epoch_info(self, model: nn.Module) -> dict[str, Any]:
         return {"achieved_sparsity": get_mask_group(model).achieved_sparsity()["overall"]}
@@ -82,6 +113,7 @@ class SparseMethod(Method):
             **({"density_dist": self.config.density_dist} if "density_dist" in self.reads
                else {}),
             "masked_weights": sum(m.numel() for m in group.masks().values()),
+            "weight_init": self.config.weight_init,
             "prune_time_s": getattr(self, "prune_time_s", 0.0),
         }
 
@@ -146,7 +178,7 @@ class SynFlow(SparseMethod):
         _positive_int(cls, config, "synflow_iterations", 100)
 
     def saliency(self, model, data):
-        x, *graph = self.inputs(data)
-        ones = torch.ones_like(x, dtype=torch.float64)
+        graph = self.inputs(data)[1:]
+        ones = torch.ones_like(data.x, dtype=torch.float64)
         return pruners.synflow_scores(model, lambda m: m(ones, *graph), self.config.sparsity,
                                       int(self.config.extra.get("synflow_iterations", 100)))

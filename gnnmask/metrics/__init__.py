@@ -14,6 +14,9 @@ device; computed on ``x``'s device), and where needed ``edge_index``
 :func:`numerical_rank`      singular values above a tolerance
 ==========================  ==================================================
 
+and, for training dynamics, :func:`gradient_flow` (the gradient norm per
+trained tensor, Evci et al. 2022) of any model.
+
 Shared conventions: the graph is read as undirected, unweighted and simple
 (direction ignored, duplicates merged, self-loops dropped); no ``N x N``
 matrix is formed beyond ``chunk_size`` entries; MAD is exact in
@@ -30,6 +33,7 @@ of gnnmask's training engine, methods or CLI.
 from ._common import EXACT_MAX_NODES, Graph, as_graph
 from .distance import group_distance_ratio, mad, mad_gap, smv
 from .energy import dirichlet_energy
+from .gradflow import gradient_flow
 from .rank import effective_rank, numerical_rank
 from .registry import METRICS, compute_metrics
 from .trace import format_table, trace
@@ -43,6 +47,7 @@ __all__ = [
     "dirichlet_energy",
     "effective_rank",
     "format_table",
+    "gradient_flow",
     "group_distance_ratio",
     "mad",
     "mad_gap",

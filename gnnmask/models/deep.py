@@ -50,6 +50,8 @@ ACTIVATIONS = {
 NORMS = ("none", "batch", "pair", "layer")
 RESIDUALS = ("none", "plain", "initial")
 GCN_FAMILY = ("gcn", "gcnii", "appnp")
+#: Models whose first layer takes sparse CSR input features (:func:`sparse_linear`).
+SPARSE_INPUT = ("gcn",)
 
 
 def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
@@ -109,10 +111,48 @@ class GCNLayer(GCNConv):
     parameters and ``state_dict`` keys are ``GCNConv``'s."""
 
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
-        if not isinstance(edge_index, Adjacency):
+        if x.layout == torch.sparse_csr:  # sparse input features: see sparse_linear
+            x = sparse_linear(x, self.lin.weight)
+            if not isinstance(edge_index, Adjacency):
+                return self.propagate(edge_index, x=x, edge_weight=edge_weight) + (
+                    0 if self.bias is None else self.bias)
+            out = _Propagate.apply(x, edge_index.adj_t, edge_index.adj)
+        elif not isinstance(edge_index, Adjacency):
             return super().forward(x, edge_index, edge_weight)
-        out = _Propagate.apply(self.lin(x), edge_index.adj_t, edge_index.adj)
+        else:
+            out = _Propagate.apply(self.lin(x), edge_index.adj_t, edge_index.adj)
         return out + self.bias if self.bias is not None else out
+
+
+class _SparseLinear(torch.autograd.Function):
+    """``x W^T`` for a sparse CSR ``x`` without gradient: the backward
+    ``dL/dW = (x^T G)^T`` multiplies the transposed (CSC) view of ``x``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:
+        ctx.x = x
+        return x @ weight.t()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, (ctx.x.t() @ grad).t()
+
+
+def sparse_linear(x: Tensor, weight: Tensor) -> Tensor:
+    """``x W^T`` for sparse CSR input features ``x`` (bag-of-words features
+    are ~1% non-zero): the first layer's cost scales with the non-zeros of
+    ``x`` instead of its size (figures in docs/RESULTS.md)."""
+    return _SparseLinear.apply(x, weight)
+
+
+def sparse_features(x: Tensor, max_density: float = 0.05) -> Tensor:
+    """``x`` as a CSR tensor when at most ``max_density`` of it is non-zero
+    (what :class:`DeepGNN` GCN layers consume fastest), else ``x`` itself."""
+    if x.layout != torch.strided or x.numel() == 0:
+        return x
+    if int(torch.count_nonzero(x)) > max_density * x.numel():
+        return x
+    return x.to_sparse_csr()
 
 
 class _BoolMaskDropout(torch.autograd.Function):
@@ -139,9 +179,16 @@ class _BoolMaskDropout(torch.autograd.Function):
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """Inverted dropout, ``x * m / (1 - p)`` with ``m_i ~ Bernoulli(1 - p)``:
     :func:`torch.nn.functional.dropout` on accelerators, a faster sampler of the
-    same distribution on the CPU (:class:`_BoolMaskDropout`)."""
+    same distribution on the CPU (:class:`_BoolMaskDropout`). For sparse CSR
+    features only the stored entries are drawn (the zeros stay zero either
+    way)."""
     if not training or p == 0.0:
         return x
+    if x.layout == torch.sparse_csr:  # input features: drop among the stored entries
+        values = x.values()
+        keep = torch.rand(values.shape, device=values.device) >= p
+        return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(),
+                                       values * keep / (1.0 - p), x.shape)
     if x.device.type != "cpu" or p >= 1.0:
         return F.dropout(x, p, training)
     return _BoolMaskDropout.apply(x, p)
@@ -219,6 +266,10 @@ class DeepGNN(nn.Module):
         self.name, self.num_layers = name, layers
         self.dropout, self.residual, self.alpha = dropout, residual, alpha
         self.act = ACTIVATIONS[activation]()
+        #: Weight of an extra identity skip ``h_l += ghost_skip * h_(l-1)`` (hidden
+        #: layers of equal width); 0 is the plain model. Training tricks set it
+        #: (``gnnmask.train.tricks``, ghost skip connections).
+        self.ghost_skip = 0.0
         self.lin_in = self.lin_out = self.prop = None
 
         if name in ("gcnii", "appnp"):
@@ -290,9 +341,11 @@ class DeepGNN(nn.Module):
 
     def _mix(self, h: Tensor, prev: Tensor, first: Tensor | None) -> Tensor:
         if self.residual == "plain" and h.shape == prev.shape:
-            return h + prev
-        if self.residual == "initial" and first is not None:
-            return (1 - self.alpha) * h + self.alpha * first
+            h = h + prev
+        elif self.residual == "initial" and first is not None:
+            h = (1 - self.alpha) * h + self.alpha * first
+        if self.ghost_skip and h.shape == prev.shape:  # see the ghost_skip attribute
+            h = h + self.ghost_skip * prev
         return h
 
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,

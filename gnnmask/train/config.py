@@ -59,9 +59,9 @@ def _rules():
 
 
 def _weight_inits():
-    from gnnmask.masks import WEIGHT_INITS
+    from gnnmask.masks.init import SPARSE_INITS, WEIGHT_INITS
 
-    return WEIGHT_INITS
+    return tuple(dict.fromkeys(WEIGHT_INITS + SPARSE_INITS))
 
 
 def _score_inits():
@@ -120,8 +120,9 @@ class RunConfig:
     method: str = _opt("dense", "method", "training method (see `gnnmask methods`)", _methods)
     sparsity: float | None = _opt(None, "method", "fraction of weights removed, 0 <= s < 1")
     mask_rule: str | None = _opt(None, "method", "how masks are chosen from scores", _rules)
-    weight_init: str | None = _opt(None, "method", "frozen-weight initialisation",
-                                   _weight_inits)
+    weight_init: str | None = _opt(None, "method", "weight initialisation: of the frozen "
+                                   "weights (mask-only methods) or of the kept trainable "
+                                   "weights (sparse methods)", _weight_inits)
     score_init: str | None = _opt(None, "method", "score initialisation", _score_inits)
     schedule: str | None = _opt(None, "method", "sparsity schedule", _schedules)
     schedule_end: float | None = _opt(None, "method", "fraction of training over which the "
@@ -134,6 +135,8 @@ class RunConfig:
                                     "initialisation)")
     edge_sparsity: float | None = _opt(None, "method", "graph lottery tickets: fraction of "
                                        "edges removed at the end")
+    itop: bool | None = _opt(None, "method", "dynamic sparse training: the in-time "
+                             "over-parameterisation recipe (true/false)")
     # optimisation
     optimizer: str = _opt("adam", "optimisation", "optimiser", _optimizers)
     lr: float = _opt(0.01, "optimisation", "learning rate")
@@ -146,8 +149,17 @@ class RunConfig:
     label_smoothing: float = _opt(0.0, "optimisation", "cross-entropy against (1-eps) "
                                   "one-hot + eps/classes (Szegedy et al. 2016)")
     epochs: int = _opt(200, "optimisation", "training epochs (full-batch steps)")
+    # training tricks for sparse networks (gnnmask.train.tricks, the ToST recipe)
+    ghost_soft: int = _opt(0, "tricks", "ghost soft neurons: anneal SiLU to ReLU over the "
+                           "first N epochs (0: off)")
+    ghost_skip: int = _opt(0, "tricks", "ghost skip connections: an identity skip phased out "
+                           "over the first N epochs (0: off)")
+    rescale_init: int = _opt(0, "tricks", "layer-wise rescaled initialisation: learn one "
+                             "scale per weight tensor for N steps before training (0: off)")
     patience: int = _opt(0, "optimisation", "stop after this many epochs without a better "
                          "validation accuracy (0: off)")
+    grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "
+                                "tensor at initialisation and every N epochs (0: off)")
     layer_metrics: str = _opt("default", "optimisation", "per-layer over-smoothing metrics of "
                               "the final model: default (all but mad_gap), all, none or a "
                               "comma-separated list")
@@ -174,7 +186,7 @@ class RunConfig:
 
 #: Fields only some methods read (see ``Method.reads``).
 METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule",
-                 "schedule_end", "density_dist", "rewind_epoch", "edge_sparsity")
+                 "schedule_end", "density_dist", "rewind_epoch", "edge_sparsity", "itop")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {
@@ -207,6 +219,9 @@ def resolve_config(config: RunConfig) -> RunConfig:
             values[key] = value
     resolved = RunConfig.from_dict(values)
     validate_config(resolved)
+    from gnnmask.train.tricks import check_tricks
+
+    check_tricks(resolved, method_cls)
     return resolved
 
 
@@ -254,6 +269,10 @@ def validate_config(c: RunConfig) -> None:
         )
     if not isinstance(c.epochs, int) or c.epochs < 1:
         raise UserError(f"--epochs {c.epochs!r} is invalid; allowed: a positive integer")
+    if isinstance(c.grad_flow_every, bool) or not isinstance(c.grad_flow_every, int) \
+            or c.grad_flow_every < 0:
+        raise UserError(f"--grad-flow-every {c.grad_flow_every!r} is invalid; allowed: 0 (off) "
+                        "or a positive number of epochs")
     if c.patience < 0:
         raise UserError(f"--patience {c.patience!r} is invalid; allowed: 0 (off) or more")
     if c.layer_metrics not in ("default", "all", "none"):

@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from gnnmask.errors import UserError
 from gnnmask.train import optim
 from gnnmask.train.config import RunConfig, resolve_config
 from gnnmask.train.records import versions
+from gnnmask.train.tricks import Tricks
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,15 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
                 nonzero += int(torch.count_nonzero(t))
     return total, nonzero
 
+
+
+def model_features(config: RunConfig, x: Tensor) -> Tensor:
+    """The node features as the model consumes them: a sparse CSR tensor for
+    GCN stacks when at most 5% of ``x`` is non-zero (bag-of-words features;
+    :func:`gnnmask.models.deep.sparse_features`), else ``x``."""
+    from gnnmask.models.deep import SPARSE_INPUT, sparse_features
+
+    return sparse_features(x) if config.model in SPARSE_INPUT else x
 
 
 def build(config: RunConfig, data):
@@ -158,16 +168,30 @@ def _layer_metrics(model, method, data, which: str) -> list[dict[str, Any]]:
                  forward=lambda m, d: m(*method.inputs(d)))
 
 
-def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, progress,
-         log_every, sync) -> tuple[list[dict[str, Any]], int, str]:
+def _flow_probe(config: RunConfig, method, data):
+    """``model -> gradient_flow(...)`` on the training nodes (``None`` if off)."""
+    if not config.grad_flow_every:
+        return None
+    from gnnmask.metrics import gradient_flow
+
+    def loss(out):
+        return F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+
+    return lambda model: gradient_flow(model, lambda m: m(*method.inputs(data)), loss)
+
+
+def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, progress,
+         log_every, sync) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, str]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
     ``patience``) from a fresh optimiser, keeping the state (model and
     method) with the best validation accuracy among the selectable epochs,
-    restored at the end. Returns the phase's history, its best epoch and the
+    restored at the end. Returns the phase's history, its gradient-flow
+    measurements (``config.grad_flow_every``), its best epoch and the
     optimiser implementation used (``fused`` or ``default``)."""
     optimizer = make_optimizer(config, method, model)
     scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
     history: list[dict[str, Any]] = []
+    flow = _flow_probe(config, method, data)
     best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
     bad_epochs = 0
     epochs = range(config.epochs)
@@ -179,7 +203,11 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, pr
         bar = tqdm(epochs, desc=f"{config.method}{where} L{config.layers} seed {config.seed}",
                    leave=False, dynamic_ncols=True)
         epochs = bar
+    flows: list[dict[str, Any]] = []
+    if flow is not None:  # at initialisation (of the phase), before the first step
+        flows.append({"epoch": -1, **flow(model)})
     for epoch in epochs:
+        tricks.on_epoch_start(epoch, model)
         method.on_epoch_start(epoch, model)
         sync()
         t0 = time.perf_counter()
@@ -195,6 +223,9 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, pr
                **method.epoch_info(model)}
         if where:
             row["phase"] = f"{phase.name} {phase.round}"
+        if flow is not None and (epoch + 1) % config.grad_flow_every == 0:
+            flows.append({"epoch": epoch, **({"phase": row["phase"]} if where else {}),
+                          **flow(model)})
         history.append(row)
         if log_every and ((epoch + 1) % log_every == 0 or epoch + 1 == config.epochs):
             log.info("%s %s%s L%d seed %d: epoch %d/%d  loss %.4f  val %.4f  test %.4f",
@@ -218,7 +249,8 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, pr
     if best["state"] is not None:
         model.load_state_dict(best["state"])
         method.load_state(best["method"])
-    return history, best["epoch"], "fused" if optimizer.defaults.get("fused") else "default"
+    impl = "fused" if optimizer.defaults.get("fused") else "default"
+    return history, flows, best["epoch"], impl
 
 
 def train(
@@ -255,19 +287,24 @@ def train(
         data = load_dataset(
             config.dataset, root=config.data_root, split=config.split, seed=config.seed
         )
-    data = data.to(device)
+    data = copy.copy(data.to(device))
+    data.features = model_features(config, data.x)
     model, method = build(config, data)
+    tricks = Tricks(config)
+    scales = tricks.rescale(model, method, data)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
+    flows: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
     phases = method.phases()
     for phase in phases:
         method.start_phase(phase, model, data)
-        phase_history, best_epoch, impl = _fit(config, model, method, data, phase,
-                                               evaluate_accuracy, progress=progress,
-                                               log_every=log_every, sync=sync)
+        phase_history, phase_flows, best_epoch, impl = _fit(
+            config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
+            progress=progress, log_every=log_every, sync=sync)
         history += phase_history
+        flows += phase_flows
         if phase.reported:
             final, _ = _evaluate(model, method, data, evaluate_accuracy)
             rounds.append({"round": phase.round, "phase": phase.name, **final,
@@ -300,5 +337,9 @@ def train(
     }
     if len(phases) > 1:
         record["rounds"] = rounds
+    if flows:
+        record["gradient_flow"] = flows
+    if tricks.active:
+        record["tricks"] = {**tricks.export(), **({"scales": scales} if scales else {})}
     method.finalize(model)
     return (record, model) if return_model else record

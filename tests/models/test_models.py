@@ -166,3 +166,29 @@ def test_cpu_dropout_is_inverted_bernoulli_with_matching_gradient():
     a = dropout(x, 0.5, True)
     torch.manual_seed(1)
     assert torch.equal(a, dropout(x, 0.5, True))  # seeded: reproducible
+
+
+def test_sparse_input_features_give_the_dense_outputs_and_gradients():
+    from gnnmask.models.deep import sparse_features
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(40, 30, generator=g) * (torch.rand(40, 30, generator=g) < 0.04)
+    edge_index = to_undirected(torch.randint(0, 40, (2, 120), generator=g), num_nodes=40)
+    xs = sparse_features(x)
+    assert xs.layout == torch.sparse_csr and sparse_features(torch.ones(3, 3)).layout == \
+        torch.strided  # dense features stay dense
+    runs = []
+    for inp in (x, xs):
+        torch.manual_seed(0)
+        model = build_model("gcn", 30, 8, 3, 3, dropout=0.0)
+        out = model(inp, edge_index)
+        out.square().sum().backward()
+        runs.append((out, [p.grad for p in model.parameters()]))
+    (a, ga), (b, gb) = runs
+    assert torch.allclose(a, b, atol=1e-6)
+    assert all(torch.allclose(u, v, atol=1e-5) for u, v in zip(ga, gb))
+    # dropout draws among the stored entries only: zeros stay zero, the rest scale by 1/(1-p)
+    from gnnmask.models.deep import dropout
+
+    dropped = dropout(xs, 0.5, True).to_dense()
+    assert ((dropped == 0) | (dropped == 2 * x)).all() and (dropped[x == 0] == 0).all()

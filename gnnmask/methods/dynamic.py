@@ -1,0 +1,189 @@
+"""Dynamic sparse training: the mask changes during training, at constant sparsity.
+
+Both methods start from a fixed random mask (``density_dist``, ERK by
+default) and, every ``update_interval`` steps until ``update_end`` of
+training, replace in every layer a fraction ``alpha_t`` of its active weights
+(:func:`topology_update`): the ``n = floor(alpha_t * active)`` active weights
+of smallest ``|w|`` are dropped and ``n`` entries among those inactive after
+the drop are grown, at zero, with zeroed optimiser moments; a dropped entry
+grown again keeps its value. Each layer's count, hence the sparsity, stays
+exact. ``alpha_t = alpha / 2 (1 + cos(pi t / T_end))`` (cosine decay, Evci
+et al. 2020), ``alpha = 0.3``.
+
+``set``   Mocanu et al. (Nature Communications 2018): grow at random,
+          uniformly over the inactive entries.
+``rigl``  Evci et al. (ICML 2020): grow the entries of largest ``|dL/dW|``,
+          the dense gradient of the effective weight at this step.
+
+Full-batch training takes one step per epoch, so intervals are in epochs; the
+default ``update_interval`` is 10 (15 updates in 200 epochs), against RigL's
+100 steps of a minibatch run of tens of thousands.
+
+In-time over-parameterisation (Liu et al., ICML 2021): ``R_s``, the fraction
+of the masked weights that have been active at any time, is recorded every
+epoch (``itop_rate``) and at the end. ``--itop`` applies the paper's recipe
+for a high ``R_s``: updates through the whole run (``update_end = 1``), an
+initial drop fraction of 0.5 cosine-annealed to 0.005, and an interval
+giving 50 updates (``max(1, epochs // 50)``); explicit options override it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from gnnmask.errors import UserError
+from gnnmask.masks import get_mask_group, prune_and_regrow
+from gnnmask.masks.init import generator
+from gnnmask.methods.base import register_method
+from gnnmask.methods.sparse import SparseMethod
+
+#: ITOP's end value of the drop fraction (Liu et al. 2021, their code's eta_min).
+ITOP_FINAL_FRACTION = 0.005
+
+
+@torch.no_grad()
+def topology_update(model: nn.Module, fraction: float, grow_scores: dict[str, torch.Tensor],
+                    optimizer=None) -> dict[str, int]:
+    """Per masked tensor, drop the ``floor(fraction * active)`` active entries
+    of smallest ``|w|`` and grow as many of the largest ``grow_scores`` among
+    the entries inactive after the drop (new weights 0, optimiser state
+    zeroed). Returns ``{name: number replaced}``."""
+    group = get_mask_group(model)
+    changed = {}
+    for name, member in group.members.items():
+        mask = member.mask.reshape(-1)
+        n = int(fraction * int(mask.sum()))
+        if n == 0:
+            changed[name] = 0
+            continue
+        module, attr = group.targets[name]
+        w = module.parametrizations[attr].original.reshape(-1)
+        drop_scores = torch.where(mask, w.abs(), torch.inf)
+        drop = torch.topk(drop_scores, n, largest=False).indices
+        after = mask.clone()
+        after[drop] = False
+        grow_scores_l = torch.where(after, -torch.inf, grow_scores[name].reshape(-1).float())
+        grow = torch.topk(grow_scores_l, n).indices
+        regrown = mask[grow]  # dropped now, grown back: keeps its value
+        prune_and_regrow(model, name, drop[~torch.isin(drop, grow)], grow[~regrown],
+                         optimizer)
+        changed[name] = int((~regrown).sum())
+    return changed
+
+
+class DynamicSparse(SparseMethod):
+    """Shared logic of SET and RigL: schedule, updates, ``R_s``."""
+
+    reads = ("sparsity", "density_dist", "weight_init", "itop")
+    defaults = {**SparseMethod.defaults, "density_dist": "erk", "itop": False}
+    options = {
+        "update_interval": "epochs (= full-batch steps) between topology updates (default 10)",
+        "drop_fraction": "initial fraction alpha of each layer's active weights replaced "
+                         "(default 0.3, cosine-decayed)",
+        "update_end": "fraction of training after which the topology stays fixed "
+                      "(default 0.75)",
+    }
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        extra = config.extra
+        interval = extra.get("update_interval", 10)
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise UserError(f"--extra update_interval={interval!r} is invalid; allowed: a "
+                            "positive integer")
+        for key in ("drop_fraction", "update_end"):
+            value = extra.get(key, 0.5)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 < value <= 1:
+                raise UserError(f"--extra {key}={value!r} is invalid; allowed: a fraction "
+                                "0 < x <= 1")
+
+    def __init__(self, config):
+        super().__init__(config)
+        extra, itop = config.extra, bool(config.itop)
+        self.interval = int(extra.get("update_interval",
+                                      max(1, config.epochs // 50) if itop else 10))
+        self.alpha = float(extra.get("drop_fraction", 0.5 if itop else 0.3))
+        self.end = float(extra.get("update_end", 1.0 if itop else 0.75))
+        self.final = ITOP_FINAL_FRACTION if itop else 0.0
+        self.gen = generator(config.seed, stream=3)
+        self.updates: list[dict[str, Any]] = []
+
+    def prepare(self, model: nn.Module, data) -> nn.Module:
+        model = super().prepare(model, data)
+        self.fired = {n: m.clone() for n, m in get_mask_group(model).masks().items()}
+        return model
+
+    def fraction(self, step: int) -> float:
+        """``alpha_t`` at optimiser step ``step`` (cosine decay to the end value)."""
+        t_end = self.end * self.config.epochs
+        return self.final + (self.alpha - self.final) / 2 * (1 + math.cos(math.pi * step / t_end))
+
+    def updates_at(self, step: int) -> bool:
+        """Whether the topology changes after optimiser step ``step`` (1-based)."""
+        return step % self.interval == 0 and step < self.end * self.config.epochs
+
+    def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
+        get_mask_group(model).track_dense_grad = self.updates_at(epoch + 1)
+
+    def grow_scores(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def after_step(self, epoch: int, model: nn.Module, optimizer) -> None:
+        step = epoch + 1
+        group = get_mask_group(model)
+        if not self.updates_at(step):
+            return
+        alpha = self.fraction(step)
+        changed = topology_update(model, alpha, self.grow_scores(model), optimizer)
+        group.track_dense_grad = False
+        group.dense_grads()  # read or not, cleared
+        for name, mask in group.masks().items():
+            self.fired[name] |= mask
+        self.updates.append({"step": step, "fraction": alpha, "replaced": changed})
+
+    def itop_rate(self) -> float:
+        """``R_s``: the fraction of masked weights ever active."""
+        total = sum(m.numel() for m in self.fired.values())
+        return sum(int(m.sum()) for m in self.fired.values()) / total
+
+    def epoch_info(self, model: nn.Module) -> dict[str, Any]:
+        return {**super().epoch_info(model), "itop_rate": self.itop_rate()}
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        return {**super().export(model), "itop_rate": self.itop_rate(),
+                "itop_rate_per_layer": {n: int(m.sum()) / m.numel()
+                                        for n, m in self.fired.items()},
+                "update_interval": self.interval, "drop_fraction": self.alpha,
+                "update_end": self.end, "updates": self.updates}
+
+
+@register_method
+class SET(DynamicSparse):
+    """SET (Mocanu et al. 2018): drop the smallest magnitudes, regrow at random."""
+
+    name = "set"
+
+    def grow_scores(self, model):
+        group = get_mask_group(model)
+        return {n: torch.rand(m.mask.shape, generator=self.gen).to(m.mask.device)
+                for n, m in group.members.items()}
+
+
+@register_method
+class RigL(DynamicSparse):
+    """RigL (Evci et al. 2020): drop the smallest magnitudes, regrow the largest gradients."""
+
+    name = "rigl"
+
+    def grow_scores(self, model):
+        grads = get_mask_group(model).dense_grads(clear=False)
+        missing = [n for n, g in grads.items() if g is None]
+        if missing:
+            raise RuntimeError(f"no dense gradient recorded for {missing[:3]}")
+        return {n: g.abs() for n, g in grads.items()}

@@ -1,0 +1,86 @@
+"""Training tricks for sparse networks (ToST components)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gnnmask.data import load_dataset
+from gnnmask.errors import UserError
+from gnnmask.masks import get_mask_group
+from gnnmask.models import build_model
+from gnnmask.train import RunConfig, resolve_config, train
+from gnnmask.train.engine import build
+from gnnmask.train.tricks import GhostActivation, Tricks
+
+
+@pytest.fixture(scope="module")
+def csbm():
+    return load_dataset("csbm", nodes=240, classes=3, features=12, seed=0)
+
+
+def small(**kw):
+    base = dict(dataset="csbm", layers=4, hidden=16, epochs=6, device="cpu", dropout=0.0,
+                layer_metrics="none", method="random", sparsity=0.8)
+    return RunConfig(**{**base, **kw})
+
+
+def test_ghost_activation_mixes_silu_into_relu():
+    x = torch.linspace(-3, 3, 13)
+    assert torch.allclose(GhostActivation(0.25)(x), 0.75 * F.silu(x) + 0.25 * F.relu(x))
+    assert torch.equal(GhostActivation(1.0)(x), F.relu(x))
+
+
+def test_ghost_components_anneal_to_the_plain_model_by_their_epoch(csbm):
+    config = resolve_config(small(ghost_soft=4, ghost_skip=2))
+    model, _ = build(config, csbm)
+    tricks = Tricks(config)
+    tricks.on_epoch_start(1, model)
+    assert isinstance(model.act, GhostActivation) and model.act.level == 0.25
+    assert model.ghost_skip == 0.5
+    tricks.on_epoch_start(2, model)
+    assert model.ghost_skip == 0.0 and model.act.level == 0.5
+    tricks.on_epoch_start(4, model)
+    assert isinstance(model.act, nn.ReLU)
+    record, trained = train(config, data=csbm, return_model=True)
+    assert record["tricks"] == {"ghost_soft": 4, "ghost_skip": 2}
+    torch.manual_seed(0)
+    plain = build_model("gcn", 12, 16, 3, 4, dropout=0.0)
+    from gnnmask.masks import unmask_model
+
+    unmask_model(trained)
+    plain.load_state_dict(trained.state_dict())
+    trained.eval(), plain.eval()
+    assert torch.equal(trained(csbm.x, csbm.edge_index), plain(csbm.x, csbm.edge_index))
+
+
+def test_rescaled_init_gives_unit_std_outputs_and_keeps_the_mask(csbm):
+    config = resolve_config(small(rescale_init=6, layers=6, weight_init="default"))
+    model, method = build(config, csbm)
+    group = get_mask_group(model)
+    masks = {n: m.clone() for n, m in group.masks().items()}
+    factors = Tricks(config).rescale(model, method, csbm)
+    assert len(factors) == 6 and any(abs(f - 1) > 0.1 for f in factors.values())
+    stds = []
+    hooks = [module.register_forward_hook(lambda m, a, out: stds.append(float(out.detach().std())))
+             for module, _ in group.targets.values()]
+    model.eval()
+    model(*method.inputs(csbm))
+    for h in hooks:
+        h.remove()
+    assert all(abs(s - 1) < 0.15 for s in stds), stds
+    for name, (module, attr) in group.targets.items():
+        assert torch.equal(group.masks()[name], masks[name])
+        assert (module.parametrizations[attr].original[~masks[name]] == 0).all()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(method="ugt", rescale_init=3), "keeps its weights frozen"),
+    (dict(ghost_soft=3, activation="tanh"), "anneals to ReLU"),
+    (dict(ghost_skip=-1), "--ghost-skip -1"),
+])
+def test_tricks_that_cannot_apply_are_refused(kw, match):
+    with pytest.raises(UserError, match=match):
+        resolve_config(small(**kw))
