@@ -17,7 +17,8 @@ Fixed masks over trainable weights (sparse training)::
 Modules: :mod:`~gnnmask.masks.core` (the straight-through parametrization
 and the mask group; read it first), :mod:`~gnnmask.masks.rules` (mask
 rules), :mod:`~gnnmask.masks.select` (exact k-smallest selection),
-:mod:`~gnnmask.masks.sparse` (trainable-weight masks, layer densities),
+:mod:`~gnnmask.masks.sparse` (trainable-weight masks),
+:mod:`~gnnmask.masks.densities` (layer-wise sparsity budgets),
 :mod:`~gnnmask.masks.init`, :mod:`~gnnmask.masks.schedules`,
 :mod:`~gnnmask.masks.tickets` and :mod:`~gnnmask.masks.api`.
 
@@ -43,12 +44,11 @@ from gnnmask.masks.api import (
     unmask_model,
 )
 from gnnmask.masks.core import SCALES, MaskGroup, MaskParametrization
+from gnnmask.masks.densities import DISTRIBUTIONS, layer_densities
 from gnnmask.masks.init import SCORE_INITS, WEIGHT_INITS
 from gnnmask.masks.rules import RULES, MaskRule, register_rule, resolve_rule
 from gnnmask.masks.schedules import SCHEDULES, Schedule, make_schedule
 from gnnmask.masks.sparse import (
-    DISTRIBUTIONS,
-    layer_densities,
     prune_and_regrow,
     select_masks,
     sparsify,

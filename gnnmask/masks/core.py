@@ -4,7 +4,8 @@ A masked tensor ``w`` is replaced, wherever its module reads it, by
 
 .. math::  W = c \\cdot w \\odot m,
 
-with ``m`` a boolean mask of ``w``'s shape and ``c`` a scalar scale. Two uses:
+with ``m`` a boolean mask of ``w``'s shape and ``c`` a scale (one per tensor,
+or one per output unit). Two uses:
 
 * **score masks over frozen weights** (untrained tickets,
   :func:`~gnnmask.masks.mask_model`): ``w`` is frozen and random, the mask is
@@ -22,9 +23,20 @@ with ``m`` a boolean mask of ``w``'s shape and ``c`` a scalar scale. Two uses:
   entries receive exactly zero gradient; the mask changes only when a
   method prunes or regrows entries.
 
-``c`` is 1, or :math:`1/\\sqrt{1 - s}` for ``scale="keep"``: removing a
-fraction ``s`` of a layer's weights at random shrinks the variance of its
-output by ``1 - s``; the factor restores it.
+``c`` restores the variance a layer's output loses when a fraction of its
+weights is removed (removing a fraction ``s`` at random shrinks it by
+``1 - s``); :data:`SCALES`:
+
+``none``   ``c = 1``.
+``keep``   ``c = 1/sqrt(1 - s)`` for the target sparsity ``s``, the same for
+           every tensor.
+``layer``  ``c_l = 1/sqrt(d_l)`` with ``d_l`` the fraction of tensor ``l``
+           its mask actually keeps (a global threshold can leave some layers
+           far sparser than ``s``).
+``unit``   ``c_lj = sqrt(n_l / k_lj)`` for output unit ``j`` (row ``j`` of
+           ``[out, in, ...]``), with ``k_lj`` its kept inputs of ``n_l``: the
+           variance each unit would have with all its inputs (units with no
+           input kept get 1).
 
 **Masks change only when someone refreshes them.** :meth:`MaskGroup.refresh`
 computes every mask from the current scores (one pooled threshold for the
@@ -53,7 +65,7 @@ from torch import Tensor, nn
 from gnnmask.errors import UserError
 from gnnmask.masks.rules import MaskRule, resolve_rule
 
-SCALES = ("auto", "none", "keep")
+SCALES = ("auto", "none", "keep", "layer", "unit")
 
 
 def check_sparsity(sparsity) -> float:
@@ -92,7 +104,8 @@ class MaskParametrization(nn.Module):
 
     State: ``scores`` (a trainable parameter; ``None`` for masks over
     trainable weights), and the buffers ``mask`` (boolean, ``w``'s shape) and
-    ``scale`` (``c``, a 0-d tensor), both set by :meth:`MaskGroup.refresh`
+    ``scale`` (``c``: 0-d, or ``[out, 1, ...]`` for ``scale="unit"``), both
+    set by :meth:`MaskGroup.refresh`
     or by a method. The rule and the sparsity are shared through the
     :class:`MaskGroup` (a plain attribute, not a sub-module).
     """
@@ -102,7 +115,9 @@ class MaskParametrization(nn.Module):
         self.name, self.group = name, group
         self.scores = None if scores is None else nn.Parameter(scores)
         self.register_buffer("mask", torch.ones_like(weight, dtype=torch.bool))
-        self.register_buffer("scale", torch.ones((), dtype=weight.dtype, device=weight.device))
+        shape = (weight.shape[0],) + (1,) * (weight.dim() - 1) \
+            if group.scale == "unit" and weight.dim() > 1 else ()
+        self.register_buffer("scale", torch.ones(shape, dtype=weight.dtype, device=weight.device))
         #: ``dL/dW`` of the effective tensor, summed over the training passes
         #: since it was last read, while ``group.track_dense_grad`` is on.
         self.dense_grad: Tensor | None = None
@@ -138,8 +153,8 @@ class MaskGroup:
     """
 
     def __init__(self, rule, sparsity: float, scale: str, recipe: dict):
-        if scale not in ("none", "keep"):
-            raise UserError(f"unknown scale {scale!r}; allowed: none, keep")
+        if scale not in SCALES[1:]:
+            raise UserError(f"unknown scale {scale!r}; allowed: {', '.join(SCALES[1:])}")
         self.rule: MaskRule = resolve_rule(rule)
         self.scale = scale
         self.recipe = recipe
@@ -159,13 +174,26 @@ class MaskGroup:
 
     @property
     def factor(self) -> float:
-        """The scale ``c``: ``1/sqrt(1 - sparsity)`` for ``scale="keep"``, else 1."""
+        """The global scale: ``1/sqrt(1 - sparsity)`` for ``scale="keep"``, else 1."""
         return 1.0 / math.sqrt(1.0 - self._sparsity) if self.scale == "keep" else 1.0
+
+    def _scale(self, member: MaskParametrization) -> Tensor | float:
+        """``c`` of one member, from the target sparsity or its own mask."""
+        if self.scale in ("none", "keep"):
+            return self.factor
+        mask = member.mask
+        if self.scale == "layer":
+            kept = int(mask.sum())
+            return math.sqrt(mask.numel() / kept) if kept else 1.0
+        rows = mask.reshape(mask.shape[0], -1) if mask.dim() > 1 else mask.view(1, -1)
+        kept = rows.sum(1).to(member.scale.dtype)
+        c = torch.where(kept > 0, torch.sqrt(rows.shape[1] / kept.clamp(min=1)), 1.0)
+        return c.view(member.scale.shape)
 
     @torch.no_grad()
     def refresh(self, sparsity: float | None = None) -> None:
         """Recompute every mask from the current scores, at ``sparsity`` if
-        given (else the current one), and set the scale ``c``. The ``fixed``
+        given (else the current one), and set the scales ``c``. The ``fixed``
         rule keeps its masks and only updates ``c``."""
         if sparsity is not None:
             self._sparsity = check_sparsity(sparsity)
@@ -179,7 +207,11 @@ class MaskGroup:
             for m, keep in zip(members, keeps):
                 m.mask.copy_(keep)
         for m in members:
-            m.scale.fill_(self.factor)
+            c = self._scale(m)
+            if isinstance(c, Tensor):
+                m.scale.copy_(c)
+            else:
+                m.scale.fill_(c)
 
     @torch.no_grad()
     def set_masks(self, masks: dict[str, Tensor]) -> None:

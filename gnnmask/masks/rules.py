@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from gnnmask.errors import UserError
+from gnnmask.masks.densities import keep_counts, layer_densities
 from gnnmask.masks.select import keep_mask, keep_masks_pooled, round_half_up
 
 RULES: dict[str, type[MaskRule]] = {}
@@ -103,6 +104,30 @@ class GlobalThreshold(MaskRule):
     def keep_pooled(self, scores: list[Tensor], sparsity: float) -> list[Tensor]:
         total = sum(s.numel() for s in scores)
         return keep_masks_pooled(scores, round_half_up(sparsity * total))
+
+
+@register_rule
+class ERK(MaskRule):
+    """Untrained tickets with a per-layer budget: each tensor keeps its
+    Erdős–Rényi-Kernel share of the weights (:mod:`gnnmask.masks.densities`:
+    small layers denser), chosen by largest raw score within the tensor,
+    instead of one global threshold that can leave some layers far sparser
+    than the target. Exactly ``round(sparsity * total)`` entries go overall."""
+
+    name = "erk"
+    pooled = True
+
+    def keep(self, scores: Tensor, sparsity: float) -> Tensor:
+        return self.keep_pooled([scores], sparsity)[0]
+
+    def keep_pooled(self, scores: list[Tensor], sparsity: float) -> list[Tensor]:
+        sizes = [s.numel() for s in scores]
+        total = sum(sizes)
+        kept = total - round_half_up(sparsity * total)
+        counts = keep_counts(sizes, layer_densities([s.shape for s in scores], sparsity, "erk"),
+                             kept)
+        return [keep_mask(s.detach().reshape(-1), n - k).view(s.shape)
+                for s, n, k in zip(scores, sizes, counts)]
 
 
 @register_rule

@@ -238,7 +238,7 @@ def test_sparsity_out_of_range(stack, bad):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"rule": "magnitude"}, "unknown mask rule 'magnitude'; allowed: global, topk"),
+        ({"rule": "magnitude"}, "unknown mask rule 'magnitude'; allowed: global, erk, topk"),
         ({"weight_init": "xavier"}, "unknown weight init 'xavier'"),
         ({"score_init": "normal"}, "unknown score init 'normal'"),
         ({"scale": "half"}, "unknown scale 'half'"),

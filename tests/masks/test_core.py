@@ -177,3 +177,25 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("scale", ["layer", "unit"])
+def test_per_layer_and_per_unit_scales_follow_the_kept_fraction(stack, scale):
+    model = mask_model(stack((6, 40, 30, 3)), sparsity=0.7, rule="global", scale=scale)
+    group = get_mask_group(model)
+    for name, member in group.members.items():
+        mask = member.mask
+        module, attr = group.targets[name]
+        w = module.parametrizations[attr].original.detach()
+        if scale == "layer":
+            c = math.sqrt(mask.numel() / int(mask.sum()))
+            assert member.scale.dim() == 0 and float(member.scale) == pytest.approx(c)
+            expected = w * mask * c
+        else:
+            kept = mask.sum(1, keepdim=True).float()
+            c = torch.where(kept > 0, torch.sqrt(mask.shape[1] / kept.clamp(min=1)), 1.0)
+            assert torch.allclose(member.scale, c)
+            expected = w * mask * c
+        assert torch.allclose(getattr(module, attr), expected)
+    # the per-layer fractions differ under a global threshold; the scales follow them
+    assert len({round(float(m.scale.mean()), 6) for m in group.members.values()}) > 1

@@ -103,7 +103,7 @@ def test_resolver_takes_names_and_instances_and_names_the_allowed():
     assert isinstance(resolve_rule("global"), GlobalThreshold)
     rule = GlobalThreshold()
     assert resolve_rule(rule) is rule
-    with pytest.raises(UserError, match="unknown mask rule 'magnitude'; allowed: global, topk"):
+    with pytest.raises(UserError, match="unknown mask rule 'magnitude'; allowed: global, erk, topk"):
         resolve_rule("magnitude")
     with pytest.raises(UserError, match="chooses no masks from scores"):
         mask_model(nn.Linear(3, 3), rule="fixed")
@@ -135,3 +135,19 @@ def test_a_new_rule_is_one_subclass(stack):
             register_rule(type("Other", (BottomK,), {}))
     finally:
         RULES.pop("bottomk-test", None)
+
+
+def test_erk_rule_splits_the_budget_by_layer_and_keeps_largest_raw_scores(stack):
+    from gnnmask.masks import layer_densities
+
+    model = mask_model(stack((F_IN, 40, 30, 3)), sparsity=0.8, rule="erk")
+    group = get_mask_group(model)
+    masks = group.masks()
+    n = sum(m.numel() for m in masks.values())
+    assert sum(int((~m).sum()) for m in masks.values()) == math.floor(0.8 * n + 0.5)
+    densities = layer_densities([m.shape for m in masks.values()], 0.8, "erk")
+    for (name, keep), d in zip(masks.items(), densities):
+        assert abs(int(keep.sum()) - d * keep.numel()) <= 1
+        s = group.members[name].scores.detach()
+        if 0 < keep.sum() < keep.numel():
+            assert s[~keep].max() <= s[keep].min()
