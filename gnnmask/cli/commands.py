@@ -163,32 +163,86 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _evaluation_row(record: dict) -> dict:
+    """The headline numbers of a record's ``evaluation``."""
+    ev = record.get("evaluation") or {}
+    row = {"seed": record.get("seed"), "test_acc": record.get("test_acc")}
+    if "calibration" in ev:
+        row["ece"] = ev["calibration"]["ece"]
+    if "ood" in ev:
+        row["ood_auroc"] = ev["ood"]["auroc"]
+    if "robustness" in ev:
+        r = ev["robustness"]
+        for kind in ("features", "edges"):
+            for b, acc in zip(r["budgets"], r[kind]):
+                row[f"{kind}@{b:g}"] = acc
+    return row
+
+
 def cmd_evaluate(args) -> int:
+    if args.run:
+        return _evaluate_run(args)
+    if not args.ticket or not args.dataset:
+        raise UserError("evaluate needs --run RUN_DIR, or --ticket PATH with --dataset NAME")
+    import torch
+
     from gnnmask.data import evaluate_accuracy, load_dataset
     from gnnmask.masks import load_ticket, read_ticket
+    from gnnmask.metrics import evaluate_model, holdout_classes
+    from gnnmask.train.config import evaluation_names
 
+    names = evaluation_names(args.evaluations)
+    if "ood" in names and not args.holdout_classes:
+        raise UserError("--evaluations ood needs --holdout-classes F: the fraction of classes "
+                        "the ticket was trained without (drawn from --seed)")
     header, _ = read_ticket(args.ticket)
     seed = args.seed if args.seed is not None else int(header["build_seed"])
     model = load_ticket(args.ticket)
     data = load_dataset(args.dataset, root=args.data_root, split=args.split, seed=seed)
+    if args.holdout_classes:
+        held = torch.tensor(holdout_classes(int(data.num_classes), args.holdout_classes, seed))
+        out = torch.isin(data.y, held)
+        data.ood_mask, data.test_mask = data.test_mask & out, data.test_mask & ~out
     try:
-        import torch
-
         with torch.no_grad():
             pred = model(data.x, data.edge_index).argmax(-1)
+        row = {f"{s}_acc": evaluate_accuracy(data, pred, getattr(data, f"{s}_mask"))
+               for s in ("train", "val", "test")}
+        result = evaluate_model(lambda d: model(d.x, d.edge_index), data, names, seed=seed)
     except RuntimeError as e:
         raise UserError(f"ticket {args.ticket!r} does not fit dataset {args.dataset!r}: "
                         f"{' '.join(str(e).split())[:200]}") from None
-    row = {f"{s}_acc": evaluate_accuracy(data, pred, getattr(data, f"{s}_mask"))
-           for s in ("train", "val", "test")}
     row["sparsity"] = header["sparsity"]
     if args.json:
-        print_json(row)
-    else:
-        print(f"{args.ticket}: {data.name}, sparsity {row['sparsity']:g}")
-        print(_table([("train", "val", "test"),
-                      tuple(_fmt(row[f"{s}_acc"]) for s in ("train", "val", "test"))],
-                     align_right=True))
+        print_json({**row, "evaluation": result})
+        return 0
+    print(f"{args.ticket}: {data.name}, sparsity {row['sparsity']:g}")
+    shown = _evaluation_row({"test_acc": row["test_acc"], "evaluation": result})
+    shown.pop("seed")
+    shown = {"train_acc": row["train_acc"], "val_acc": row["val_acc"], **shown}
+    print(_table([tuple(shown), tuple(_fmt(v) for v in shown.values())], align_right=True))
+    return 0
+
+
+def _evaluate_run(args) -> int:
+    from gnnmask.experiments.report import load_records
+
+    _, records, unreadable = load_records(args.run)
+    rows = [_evaluation_row(r) | {"cell": f"{r['config']['method']}/L{r['config']['layers']}"}
+            for r in records]
+    if not any(len(r) > 3 for r in rows):
+        raise UserError(f"the records in {args.run!r} hold no evaluations; train with "
+                        "--evaluations calibration,robustness[,ood --holdout-classes F]")
+    if args.json:
+        print_json(rows)
+        return 0
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cols.remove("cell")
+    table = [("cell", *cols)] + [(r["cell"], *(_fmt(r.get(c)) if c != "seed" else
+                                              str(r.get(c)) for c in cols)) for r in rows]
+    print(_table(table, align_right=True))
+    for path in unreadable:
+        print(f"note: {path} is not a readable record; left out")
     return 0
 
 
@@ -213,9 +267,18 @@ def add_parsers(sub) -> None:
                             "datasets", "metrics"])
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("evaluate", help="accuracy of a saved ticket on a dataset")
-    p.add_argument("--ticket", required=True, metavar="PATH", help="a saved ticket")
-    p.add_argument("--dataset", required=True, help="dataset to evaluate on")
+    p = sub.add_parser("evaluate", help="accuracy, calibration, robustness and OOD detection "
+                                        "of a ticket, or the stored evaluations of a run")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="RUN_DIR", help="a train or sweep folder (prints the "
+                     "evaluations its records hold)")
+    src.add_argument("--ticket", metavar="PATH", help="a saved ticket (needs --dataset)")
+    p.add_argument("--dataset", default=None, help="dataset to evaluate the ticket on")
+    p.add_argument("--evaluations", default="calibration,robustness",
+                   help="none, all or a comma-separated list of calibration, robustness, ood "
+                        "(default: calibration,robustness)")
+    p.add_argument("--holdout-classes", type=float, default=0.0, metavar="F",
+                   help="the fraction of classes the ticket was trained without (for ood)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--split", type=int, default=0, help="split number (default: 0)")
     p.add_argument("--seed", type=int, default=None,

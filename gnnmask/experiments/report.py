@@ -158,8 +158,53 @@ def summarize_groups(records: Sequence[dict]) -> list[dict[str, Any]]:
         s["records"] = rs
         s["last"] = {m: _fmean((r.get("layers") or [{}])[-1].get(m) for r in rs)
                      for m in metrics}
+        s["evaluation"] = evaluation_means(rs)
         out.append(s)
     return out
+
+
+def evaluation_means(records: Sequence[dict]) -> dict[str, Any]:
+    """Means over ``records`` of their ``evaluation`` (``--evaluations``):
+    ``ece``, ``ood_auroc``, and per perturbation budget the accuracies under
+    ``features`` and ``edges`` perturbations; ``{}`` without evaluations."""
+    evs = [r["evaluation"] for r in records if r.get("evaluation")]
+    out: dict[str, Any] = {}
+    if not evs:
+        return out
+    if all("calibration" in e for e in evs):
+        out["ece"] = statistics.fmean(e["calibration"]["ece"] for e in evs)
+        bins = [e["calibration"]["bins"] for e in evs]
+        out["bins"] = [{"confidence": _fmean(b[i]["confidence"] for b in bins),
+                        "accuracy": _fmean(b[i]["accuracy"] for b in bins),
+                        "count": sum(b[i]["count"] for b in bins)} for i in range(len(bins[0]))]
+    if all("ood" in e for e in evs):
+        out["ood_auroc"] = statistics.fmean(e["ood"]["auroc"] for e in evs)
+    if all("robustness" in e for e in evs):
+        out["budgets"] = evs[0]["robustness"]["budgets"]
+        for kind in ("features", "edges"):
+            out[kind] = [statistics.fmean(e["robustness"][kind][i] for e in evs)
+                         for i in range(len(out["budgets"]))]
+    return out
+
+
+def evaluation_table(groups: Sequence[dict], markdown: bool = False) -> str:
+    """Test accuracy, ECE, OOD AUROC and accuracy under perturbation, per group."""
+    budgets = next((g["evaluation"]["budgets"] for g in groups
+                    if "budgets" in g["evaluation"]), [])
+    header = ["method", "depth", "sparsity", "test acc", "ECE", "OOD AUROC",
+              *[f"features {b:g}" for b in budgets], *[f"edges {b:g}" for b in budgets]]
+    rows = []
+    for g in groups:
+        e = g["evaluation"]
+        if not e:
+            continue
+        rows.append([g["method"], str(g["layers"]),
+                     "-" if g["sparsity"] is None else f"{g['sparsity']:g}",
+                     _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"])),
+                     _num(e.get("ece")), _num(e.get("ood_auroc")),
+                     *[_num(v) for v in e.get("features", [None] * len(budgets))],
+                     *[_num(v) for v in e.get("edges", [None] * len(budgets))]])
+    return render_table(header, rows, markdown)
 
 
 # -- tables ------------------------------------------------------------------
@@ -442,6 +487,44 @@ def plot_gradient_flow(record: dict, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _label(g: dict) -> str:
+    return f"{g['method']} L{g['layers']}" + (
+        f" s={g['sparsity']:g}" if g["sparsity"] is not None else "")
+
+
+def plot_robustness(groups: Sequence[dict], path: Path) -> Path:
+    """Test accuracy against the perturbation budget: features (solid) and
+    edges (dashed), one colour per group."""
+    fig, ax = _figure()
+    for i, g in enumerate(g for g in groups if "budgets" in g["evaluation"]):
+        e = g["evaluation"]
+        ax.plot([0.0, *e["budgets"]], [g["test_acc"], *e["features"]], color=f"C{i % 10}",
+                marker="o", markersize=3, label=f"{_label(g)} features")
+        ax.plot([0.0, *e["budgets"]], [g["test_acc"], *e["edges"]], color=f"C{i % 10}",
+                marker="s", markersize=3, linestyle="--", label=f"{_label(g)} edges")
+    ax.set_xlabel("perturbation budget (fraction of nodes / edges)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
+    return _save(fig, path)
+
+
+def plot_reliability(groups: Sequence[dict], path: Path) -> Path:
+    """Reliability diagram: accuracy against confidence per bin, one line per group."""
+    fig, ax = _figure()
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="calibrated")
+    for g in groups:
+        bins = [b for b in g["evaluation"].get("bins", []) if b["count"]]
+        if bins:
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                    markersize=3, label=f"{_label(g)} (ECE {g['evaluation']['ece']:.3f})")
+    ax.set_xlabel("confidence (max softmax)")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
+    return _save(fig, path)
+
+
 def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     sparsity = any("achieved_sparsity" in g for g in groups)
     header = ["method", "depth", "sparsity", "n_seeds", "seeds", "test_acc_mean",
@@ -539,7 +622,7 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     for tmp in run_dir.glob(".*.tmp"):  # left by a killed report
         if tmp.name.split(".")[1] in ("report", "results", "accuracy_vs_depth") or \
                 tmp.name.startswith((".layers_", ".accuracy_vs_sparsity", ".gradient_flow_",
-                                     ".itop_rate")):
+                                     ".itop_rate", ".robustness", ".reliability")):
             tmp.unlink(missing_ok=True)
     groups = summarize_groups(records)
     metrics = metric_names(records)
@@ -582,6 +665,13 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     if not metrics:
         md += ["The records hold no per-layer metrics (`layers`), so there are no metric "
                "tables or plots.", ""]
+    if any(g["evaluation"] for g in groups):
+        md += ["## Evaluation beyond accuracy", "",
+               "Expected calibration error (15 bins) on the test nodes; OOD AUROC of the "
+               "negative maximum softmax, test nodes of the held-out classes against the "
+               "others; test accuracy with a fraction of the nodes' features randomised or "
+               "of the edges rewired (means over seeds).", "",
+               evaluation_table(groups, markdown=True), ""]
     if unreadable:
         md += ["## Unreadable records", "", "Left out of every table and plot:", "",
                *[f"- `{p}`" for p in unreadable], ""]
@@ -597,6 +687,13 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
             name = f"accuracy_vs_sparsity_L{depth}.png"
             written[name] = plot_sparsity(groups, depth, run_dir / name)
             plots.append((f"Test accuracy against sparsity, depth {depth}", name))
+    evaluated = [g for g in groups if g["evaluation"]]
+    if any("budgets" in g["evaluation"] for g in evaluated):
+        written["robustness.png"] = plot_robustness(evaluated, run_dir / "robustness.png")
+        plots.append(("Accuracy under feature and edge perturbations", "robustness.png"))
+    if any("bins" in g["evaluation"] for g in evaluated):
+        written["reliability.png"] = plot_reliability(evaluated, run_dir / "reliability.png")
+        plots.append(("Reliability diagram (15 bins)", "reliability.png"))
     path = plot_itop(groups, run_dir / "itop_rate.png")
     if path is not None:
         written["itop_rate.png"] = path

@@ -15,7 +15,10 @@ device; computed on ``x``'s device), and where needed ``edge_index``
 ==========================  ==================================================
 
 and, for training dynamics, :func:`gradient_flow` (the gradient norm per
-trained tensor, Evci et al. 2022) of any model.
+trained tensor, Evci et al. 2022) of any model; for evaluation beyond
+accuracy (:mod:`gnnmask.metrics.evaluation`), calibration (ECE, reliability),
+AUROC of out-of-distribution scores and seeded feature and edge
+perturbations.
 
 Shared conventions: the graph is read as undirected, unweighted and simple
 (direction ignored, duplicates merged, self-loops dropped); no ``N x N``
@@ -33,6 +36,16 @@ of gnnmask's training engine, methods or CLI.
 from ._common import EXACT_MAX_NODES, Graph, as_graph
 from .distance import group_distance_ratio, mad, mad_gap, smv
 from .energy import dirichlet_energy
+from .evaluation import (
+    auroc,
+    evaluate_model,
+    expected_calibration_error,
+    holdout_classes,
+    ood_scores,
+    perturb_edges,
+    perturb_features,
+    reliability,
+)
 from .gradflow import gradient_flow
 from .rank import effective_rank, numerical_rank
 from .registry import METRICS, compute_metrics
@@ -40,6 +53,14 @@ from .trace import format_table, trace
 
 __all__ = [
     "EXACT_MAX_NODES",
+    "auroc",
+    "evaluate_model",
+    "expected_calibration_error",
+    "holdout_classes",
+    "ood_scores",
+    "perturb_edges",
+    "perturb_features",
+    "reliability",
     "METRICS",
     "Graph",
     "as_graph",

@@ -160,6 +160,12 @@ class RunConfig:
                          "validation accuracy (0: off)")
     grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "
                                 "tensor at initialisation and every N epochs (0: off)")
+    evaluations: str = _opt("none", "evaluation", "evaluations of the final model beyond "
+                            "accuracy: none, all or a comma-separated list of calibration, "
+                            "robustness, ood")
+    holdout_classes: float = _opt(0.0, "evaluation", "leave this fraction of the classes out "
+                                  "of training and validation (out-of-distribution test nodes "
+                                  "for the ood evaluation)")
     layer_metrics: str = _opt("default", "optimisation", "per-layer over-smoothing metrics of "
                               "the final model: default (all but mad_gap), all, none or a "
                               "comma-separated list")
@@ -194,6 +200,20 @@ FALLBACKS: dict[str, Any] = {
     "bias": True,
     "weight_decay": 5e-4,
 }
+
+
+def evaluation_names(text: str) -> list[str]:
+    """``--evaluations`` as a list (``none``: [], ``all``: every one)."""
+    from gnnmask.metrics.evaluation import EVALUATIONS
+
+    if text in ("none", ""):
+        return []
+    names = list(EVALUATIONS) if text == "all" else [p.strip() for p in text.split(",")]
+    bad = [n for n in names if n not in EVALUATIONS]
+    if bad:
+        raise UserError(f"--evaluations {bad[0]!r} is unknown; allowed: none, all or a "
+                        f"comma-separated list of {', '.join(EVALUATIONS)}")
+    return names
 
 
 def flag(name: str) -> str:
@@ -275,6 +295,13 @@ def validate_config(c: RunConfig) -> None:
                         "or a positive number of epochs")
     if c.patience < 0:
         raise UserError(f"--patience {c.patience!r} is invalid; allowed: 0 (off) or more")
+    if not 0.0 <= c.holdout_classes < 1.0:
+        raise UserError(f"--holdout-classes {c.holdout_classes!r} is out of range; allowed: "
+                        "0 <= fraction < 1")
+    wanted = evaluation_names(c.evaluations)
+    if "ood" in wanted and not c.holdout_classes:
+        raise UserError("--evaluations ood needs --holdout-classes F (the classes left out of "
+                        "training are the out-of-distribution test nodes)")
     if c.layer_metrics not in ("default", "all", "none"):
         from gnnmask.metrics import METRICS
 

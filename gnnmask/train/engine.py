@@ -180,6 +180,41 @@ def _flow_probe(config: RunConfig, method, data):
     return lambda model: gradient_flow(model, lambda m: m(*method.inputs(data)), loss)
 
 
+def _hold_out(config: RunConfig, data) -> list[int]:
+    """Remove ``config.holdout_classes`` of the classes from the training and
+    validation nodes; their test nodes become ``data.ood_mask`` and leave
+    ``data.test_mask`` (in-distribution test nodes). Returns those classes."""
+    if not config.holdout_classes:
+        return []
+    from gnnmask.metrics import holdout_classes
+
+    held = holdout_classes(int(data.num_classes), config.holdout_classes, config.seed)
+    out = torch.isin(data.y, torch.tensor(held, device=data.y.device))
+    data.ood_mask = data.test_mask & out
+    data.train_mask, data.val_mask = data.train_mask & ~out, data.val_mask & ~out
+    data.test_mask = data.test_mask & ~out
+    return held
+
+
+@torch.no_grad()
+def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
+    """The ``--evaluations`` of the final model (:func:`gnnmask.metrics.evaluate_model`)."""
+    from gnnmask.metrics import evaluate_model
+    from gnnmask.train.config import evaluation_names
+
+    names = evaluation_names(config.evaluations)
+    if not names:
+        return {}
+    model.eval()
+
+    def forward(d):
+        if d is not data:  # a perturbed copy: the model's features from its new x
+            d.features = model_features(config, d.x)
+        return model(*method.inputs(d))
+
+    return evaluate_model(forward, data, names, seed=config.seed)
+
+
 def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, progress,
          log_every, sync) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, str]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
@@ -288,6 +323,7 @@ def train(
             config.dataset, root=config.data_root, split=config.split, seed=config.seed
         )
     data = copy.copy(data.to(device))
+    held_out = _hold_out(config, data)
     data.features = model_features(config, data.x)
     model, method = build(config, data)
     tricks = Tricks(config)
@@ -339,6 +375,11 @@ def train(
         record["rounds"] = rounds
     if flows:
         record["gradient_flow"] = flows
+    if held_out:
+        record["held_out_classes"] = held_out
+    evaluation = _evaluations(config, model, method, data)
+    if evaluation:
+        record["evaluation"] = evaluation
     if tricks.active:
         record["tricks"] = {**tricks.export(), **({"scales": scales} if scales else {})}
     method.finalize(model)
