@@ -12,6 +12,7 @@ device; computed on ``x``'s device), and where needed ``edge_index``
 :func:`group_distance_ratio` DGN's inter/intra-class distance ratio (Zhou et al. 2020)
 :func:`effective_rank`      Roy & Vetterli 2007
 :func:`numerical_rank`      singular values above a tolerance
+:func:`mean_norm`           the representations' scale, mean row norm
 ==========================  ==================================================
 
 and, for training dynamics, :func:`gradient_flow` (the gradient norm per
@@ -35,7 +36,7 @@ of gnnmask's training engine, methods or CLI.
 
 from ._common import EXACT_MAX_NODES, Graph, as_graph
 from .distance import group_distance_ratio, mad, mad_gap, smv
-from .energy import dirichlet_energy
+from .energy import dirichlet_energy, mean_norm
 from .evaluation import (
     auroc,
     evaluate_model,
@@ -72,6 +73,7 @@ __all__ = [
     "group_distance_ratio",
     "mad",
     "mad_gap",
+    "mean_norm",
     "numerical_rank",
     "smv",
     "trace",

@@ -1,4 +1,4 @@
-"""Dirichlet energy of node features on a graph."""
+"""Dirichlet energy of node features on a graph, and their scale."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from torch import Tensor
 
 from ._common import DEFAULT_CHUNK, as_graph, check_positive, check_x, row_blocks
 
-__all__ = ["dirichlet_energy"]
+__all__ = ["dirichlet_energy", "mean_norm"]
+
+
+def mean_norm(x: Tensor) -> float:
+    r"""The scale of the representations: :math:`\frac1N \sum_i \|x_i\|_2`.
+    Without normalisation a deep network can lose its signal (the norm falls
+    towards 0 with depth) or blow it up; the Dirichlet energy moves with it,
+    so read the two together (or use MAD, which is scale-free)."""
+    x = check_x(x)
+    return float(torch.linalg.vector_norm(x.float(), dim=1).mean()) if x.numel() else 0.0
 
 
 def dirichlet_energy(x: Tensor, edge_index, normalized: bool = False,

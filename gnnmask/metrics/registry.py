@@ -12,7 +12,7 @@ from gnnmask.errors import UserError, check_choice
 
 from ._common import as_graph, check_x
 from .distance import group_distance_ratio, mad, mad_gap, smv
-from .energy import dirichlet_energy
+from .energy import dirichlet_energy, mean_norm
 from .rank import effective_rank, numerical_rank
 
 __all__ = ["METRICS", "compute_metrics"]
@@ -28,6 +28,7 @@ METRICS: dict[str, Callable[..., float]] = {
     "group_distance_ratio": group_distance_ratio,
     "effective_rank": effective_rank,
     "numerical_rank": numerical_rank,
+    "norm": mean_norm,
 }
 _GRAPH = {"mad", "mad_gap", "dirichlet", "dirichlet_normalized"}  # take edge_index 2nd
 _NEEDS_GRAPH = _GRAPH - {"mad"}  # mad only needs it for target neighbors/remote

@@ -160,6 +160,8 @@ class RunConfig:
                          "validation accuracy (0: off)")
     grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "
                                 "tensor at initialisation and every N epochs (0: off)")
+    trace_every: int = _opt(0, "optimisation", "record the per-layer metrics (norm, MAD, "
+                            "rank, ...) at initialisation and every N epochs (0: off)")
     evaluations: str = _opt("none", "evaluation", "evaluations of the final model beyond "
                             "accuracy: none, all or a comma-separated list of calibration, "
                             "robustness, ood")
@@ -289,10 +291,11 @@ def validate_config(c: RunConfig) -> None:
         )
     if not isinstance(c.epochs, int) or c.epochs < 1:
         raise UserError(f"--epochs {c.epochs!r} is invalid; allowed: a positive integer")
-    if isinstance(c.grad_flow_every, bool) or not isinstance(c.grad_flow_every, int) \
-            or c.grad_flow_every < 0:
-        raise UserError(f"--grad-flow-every {c.grad_flow_every!r} is invalid; allowed: 0 (off) "
-                        "or a positive number of epochs")
+    for name in ("grad_flow_every", "trace_every"):
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UserError(f"{flag(name)} {value!r} is invalid; allowed: 0 (off) or a "
+                            "positive number of epochs")
     if c.patience < 0:
         raise UserError(f"--patience {c.patience!r} is invalid; allowed: 0 (off) or more")
     if not 0.0 <= c.holdout_classes < 1.0:

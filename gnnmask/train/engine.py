@@ -154,7 +154,7 @@ def _evaluate(model, method, data, evaluate_accuracy) -> tuple[dict[str, float],
 #: Per-layer metrics recorded by default: all but ``mad_gap``, whose hop
 #: distances cost seconds per layer even on Cora (ask for it by name or "all").
 DEFAULT_LAYER_METRICS = ("mad", "dirichlet", "dirichlet_normalized", "smv",
-                         "group_distance_ratio", "effective_rank", "numerical_rank")
+                         "group_distance_ratio", "effective_rank", "numerical_rank", "norm")
 
 
 def _layer_metrics(model, method, data, which: str) -> list[dict[str, Any]]:
@@ -216,13 +216,14 @@ def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
 
 
 def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, progress,
-         log_every, sync) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, str]:
+         log_every, sync) -> tuple[list[dict[str, Any]], dict[str, list], int, str]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
     ``patience``) from a fresh optimiser, keeping the state (model and
     method) with the best validation accuracy among the selectable epochs,
-    restored at the end. Returns the phase's history, its gradient-flow
-    measurements (``config.grad_flow_every``), its best epoch and the
-    optimiser implementation used (``fused`` or ``default``)."""
+    restored at the end. Returns the phase's history, its periodic probes
+    (``gradient_flow`` every ``config.grad_flow_every`` epochs, ``layer_trace``
+    every ``config.trace_every``), its best epoch and the optimiser
+    implementation used (``fused`` or ``default``)."""
     optimizer = make_optimizer(config, method, model)
     scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
     history: list[dict[str, Any]] = []
@@ -241,6 +242,10 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     flows: list[dict[str, Any]] = []
     if flow is not None:  # at initialisation (of the phase), before the first step
         flows.append({"epoch": -1, **flow(model)})
+    traces: list[dict[str, Any]] = []
+    every = config.trace_every
+    if every:
+        traces.append({"epoch": -1, "layers": _layer_metrics(model, method, data, "default")})
     for epoch in epochs:
         tricks.on_epoch_start(epoch, model)
         method.on_epoch_start(epoch, model)
@@ -261,6 +266,10 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         if flow is not None and (epoch + 1) % config.grad_flow_every == 0:
             flows.append({"epoch": epoch, **({"phase": row["phase"]} if where else {}),
                           **flow(model)})
+        if every and (epoch + 1) % every == 0:
+            traces.append({"epoch": epoch, **({"phase": row["phase"]} if where else {}),
+                           **method.epoch_info(model),
+                           "layers": _layer_metrics(model, method, data, "default")})
         history.append(row)
         if log_every and ((epoch + 1) % log_every == 0 or epoch + 1 == config.epochs):
             log.info("%s %s%s L%d seed %d: epoch %d/%d  loss %.4f  val %.4f  test %.4f",
@@ -285,7 +294,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         model.load_state_dict(best["state"])
         method.load_state(best["method"])
     impl = "fused" if optimizer.defaults.get("fused") else "default"
-    return history, flows, best["epoch"], impl
+    return history, {"gradient_flow": flows, "layer_trace": traces}, best["epoch"], impl
 
 
 def train(
@@ -331,16 +340,17 @@ def train(
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
-    flows: list[dict[str, Any]] = []
+    probes: dict[str, list] = {"gradient_flow": [], "layer_trace": []}
     rounds: list[dict[str, Any]] = []
     phases = method.phases()
     for phase in phases:
         method.start_phase(phase, model, data)
-        phase_history, phase_flows, best_epoch, impl = _fit(
+        phase_history, phase_probes, best_epoch, impl = _fit(
             config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
             progress=progress, log_every=log_every, sync=sync)
         history += phase_history
-        flows += phase_flows
+        for key, values in phase_probes.items():
+            probes[key] += values
         if phase.reported:
             final, _ = _evaluate(model, method, data, evaluate_accuracy)
             rounds.append({"round": phase.round, "phase": phase.name, **final,
@@ -373,8 +383,7 @@ def train(
     }
     if len(phases) > 1:
         record["rounds"] = rounds
-    if flows:
-        record["gradient_flow"] = flows
+    record.update({key: values for key, values in probes.items() if values})
     if held_out:
         record["held_out_classes"] = held_out
     evaluation = _evaluations(config, model, method, data)
