@@ -15,16 +15,17 @@ et al. 2020), ``alpha = 0.3``.
 ``rigl``  Evci et al. (ICML 2020): grow the entries of largest ``|dL/dW|``,
           the dense gradient of the effective weight at this step.
 
-Full-batch training takes one step per epoch, so intervals are in epochs; the
-default ``update_interval`` is 10 (15 updates in 200 epochs), against RigL's
-100 steps of a minibatch run of tens of thousands.
+Intervals count optimiser steps. Full-batch training takes one step per
+epoch, so the default ``update_interval`` of 10 gives 15 updates in 200
+epochs (RigL's 100 steps are meant for runs of tens of thousands of
+minibatch steps).
 
 In-time over-parameterisation (Liu et al., ICML 2021): ``R_s``, the fraction
 of the masked weights that have been active at any time, is recorded every
 epoch (``itop_rate``) and at the end. ``--itop`` applies the paper's recipe
 for a high ``R_s``: updates through the whole run (``update_end = 1``), an
 initial drop fraction of 0.5 cosine-annealed to 0.005, and an interval
-giving 50 updates (``max(1, epochs // 50)``); explicit options override it.
+giving 50 updates (``max(1, steps // 50)``); explicit options override it.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class DynamicSparse(SparseMethod):
     reads = ("sparsity", "density_dist", "weight_init", "itop")
     defaults = {**SparseMethod.defaults, "density_dist": "erk", "itop": False}
     options = {
-        "update_interval": "epochs (= full-batch steps) between topology updates (default 10)",
+        "update_interval": "optimiser steps between topology updates (default 10; full-batch "
+                           "training takes one step per epoch)",
         "drop_fraction": "initial fraction alpha of each layer's active weights replaced "
                          "(default 0.3, cosine-decayed)",
         "update_end": "fraction of training after which the topology stays fixed "
@@ -106,8 +108,8 @@ class DynamicSparse(SparseMethod):
     def __init__(self, config):
         super().__init__(config)
         extra, itop = config.extra, bool(config.itop)
-        self.interval = int(extra.get("update_interval",
-                                      max(1, config.epochs // 50) if itop else 10))
+        self.itop = itop
+        self.interval = extra.get("update_interval")  # the default depends on the steps
         self.alpha = float(extra.get("drop_fraction", 0.5 if itop else 0.3))
         self.end = float(extra.get("update_end", 1.0 if itop else 0.75))
         self.final = ITOP_FINAL_FRACTION if itop else 0.0
@@ -116,36 +118,44 @@ class DynamicSparse(SparseMethod):
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
         model = super().prepare(model, data)
-        self.fired = {n: m.clone() for n, m in get_mask_group(model).masks().items()}
+        group = get_mask_group(model)
+        self.fired = {n: m.clone() for n, m in group.masks().items()}
+        batch = self.config.batch_size
+        self.steps_per_epoch = 1 if not batch else -(-int(data.train_mask.sum()) // batch)
+        if self.interval is None:
+            self.interval = max(1, self.total_steps // 50) if self.itop else 10
+        self.step = 0
+        group.track_dense_grad = self.updates_at(1)
         return model
 
     def fraction(self, step: int) -> float:
         """``alpha_t`` at optimiser step ``step`` (cosine decay to the end value)."""
-        t_end = self.end * self.config.epochs
+        t_end = self.end * self.total_steps
         return self.final + (self.alpha - self.final) / 2 * (1 + math.cos(math.pi * step / t_end))
 
     def updates_at(self, step: int) -> bool:
         """Whether the topology changes after optimiser step ``step`` (1-based)."""
-        return step % self.interval == 0 and step < self.end * self.config.epochs
+        return step % self.interval == 0 and step < self.end * self.total_steps
 
-    def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
-        get_mask_group(model).track_dense_grad = self.updates_at(epoch + 1)
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps of the run (``epochs`` times the steps per epoch)."""
+        return self.config.epochs * self.steps_per_epoch
 
     def grow_scores(self, model: nn.Module) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def after_step(self, epoch: int, model: nn.Module, optimizer) -> None:
-        step = epoch + 1
+        self.step += 1
         group = get_mask_group(model)
-        if not self.updates_at(step):
-            return
-        alpha = self.fraction(step)
-        changed = topology_update(model, alpha, self.grow_scores(model), optimizer)
-        group.track_dense_grad = False
-        group.dense_grads()  # read or not, cleared
-        for name, mask in group.masks().items():
-            self.fired[name] |= mask
-        self.updates.append({"step": step, "fraction": alpha, "replaced": changed})
+        if self.updates_at(self.step):
+            alpha = self.fraction(self.step)
+            changed = topology_update(model, alpha, self.grow_scores(model), optimizer)
+            group.dense_grads()  # read or not, cleared
+            for name, mask in group.masks().items():
+                self.fired[name] |= mask
+            self.updates.append({"step": self.step, "fraction": alpha, "replaced": changed})
+        group.track_dense_grad = self.updates_at(self.step + 1)  # for the next step
 
     def itop_rate(self) -> float:
         """``R_s``: the fraction of masked weights ever active."""

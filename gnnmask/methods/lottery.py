@@ -200,6 +200,10 @@ class UGS(_Rewinding):
                 raise UserError(f"--extra {key}={value!r} is invalid; allowed: a number >= 0")
         from gnnmask.models.deep import GCN_FAMILY
 
+        if config.batch_size:
+            raise UserError("method 'ugs' learns a mask over the whole graph's edges; allowed: "
+                            "full-batch training (--batch-size 0)")
+
         if config.model not in GCN_FAMILY:
             raise UserError(f"method 'ugs' masks the edges of a GCN propagation; --model "
                             f"{config.model!r} takes no edge weights; allowed: "

@@ -148,7 +148,11 @@ class RunConfig:
                                    "(default: no clipping)")
     label_smoothing: float = _opt(0.0, "optimisation", "cross-entropy against (1-eps) "
                                   "one-hot + eps/classes (Szegedy et al. 2016)")
-    epochs: int = _opt(200, "optimisation", "training epochs (full-batch steps)")
+    epochs: int = _opt(200, "optimisation", "training epochs")
+    batch_size: int = _opt(0, "optimisation", "mini-batches of this many training nodes with "
+                           "sampled neighbourhoods (0: full-batch)")
+    num_neighbors: str = _opt("10", "optimisation", "mini-batches: neighbours sampled per node "
+                              "and layer, one value or one per layer (-1: all)")
     # training tricks for sparse networks (gnnmask.train.tricks, the ToST recipe)
     ghost_soft: int = _opt(0, "tricks", "ghost soft neurons: anneal SiLU to ReLU over the "
                            "first N epochs (0: off)")
@@ -298,6 +302,13 @@ def validate_config(c: RunConfig) -> None:
                             "positive number of epochs")
     if c.patience < 0:
         raise UserError(f"--patience {c.patience!r} is invalid; allowed: 0 (off) or more")
+    if isinstance(c.batch_size, bool) or not isinstance(c.batch_size, int) or c.batch_size < 0:
+        raise UserError(f"--batch-size {c.batch_size!r} is invalid; allowed: 0 (full-batch) or "
+                        "a positive number of nodes")
+    if c.batch_size:
+        from gnnmask.data.sampling import parse_fanout
+
+        parse_fanout(c.num_neighbors, c.layers)
     if not 0.0 <= c.holdout_classes < 1.0:
         raise UserError(f"--holdout-classes {c.holdout_classes!r} is out of range; allowed: "
                         "0 <= fraction < 1")

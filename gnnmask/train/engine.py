@@ -114,15 +114,18 @@ def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.O
 
 
 def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
-                  epoch: int) -> dict[str, float]:
-    """One full-batch training step: forward, loss (+ the method's penalty),
-    backward, optional gradient clipping, optimiser step, with the method's
-    hooks around them. Returns ``{"loss", "lr"[, "grad_norm"]}`` (the learning
-    rate used; the gradient norm before clipping when ``config.grad_clip``)."""
+                  epoch: int, targets=None) -> dict[str, float]:
+    """One training step: forward, loss (+ the method's penalty), backward,
+    optional gradient clipping, optimiser step, with the method's hooks
+    around them. The loss is taken over ``targets`` (default: the training
+    nodes; a mini-batch's seed nodes). Returns ``{"loss", "lr"[,
+    "grad_norm"]}`` (the learning rate used; the gradient norm before
+    clipping when ``config.grad_clip``)."""
+    targets = data.train_mask if targets is None else targets
     model.train()
     optimizer.zero_grad(set_to_none=True)
     out = model(*method.inputs(data))
-    loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask],
+    loss = F.cross_entropy(out[targets], data.y[targets],
                            label_smoothing=config.label_smoothing)
     penalty = method.penalty(model)
     if penalty is not None:
@@ -135,6 +138,26 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
         row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trained, config.grad_clip))
     optimizer.step()
     method.after_step(epoch, model, optimizer)
+    return row
+
+
+def training_epoch(config: RunConfig, model: nn.Module, method, optimizer, data, epoch: int,
+                   loader=None) -> dict[str, float]:
+    """One epoch: one full-batch :func:`training_step`, or, with a
+    mini-batch ``loader`` (:func:`gnnmask.data.sampling.neighbor_loader`), one
+    step per batch of training nodes and their sampled neighbourhoods (the
+    loss over the batch's seed nodes; ``loss`` is their mean)."""
+    if loader is None:
+        return training_step(config, model, method, optimizer, data, epoch)
+    rows = []
+    for batch in loader:
+        batch = batch.to(data.x.device)
+        batch.features = model_features(config, batch.x)
+        rows.append(training_step(config, model, method, optimizer, batch, epoch,
+                                  targets=slice(0, batch.batch_size)))
+    row = {"loss": statistics.fmean(r["loss"] for r in rows), "lr": rows[-1]["lr"]}
+    if "grad_norm" in rows[-1]:
+        row["grad_norm"] = max(r["grad_norm"] for r in rows)
     return row
 
 
@@ -215,8 +238,8 @@ def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
     return evaluate_model(forward, data, names, seed=config.seed)
 
 
-def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, progress,
-         log_every, sync) -> tuple[list[dict[str, Any]], dict[str, list], int, str]:
+def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, loader,
+         progress, log_every, sync) -> tuple[list[dict[str, Any]], dict[str, list], int, str]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
     ``patience``) from a fresh optimiser, keeping the state (model and
     method) with the best validation accuracy among the selectable epochs,
@@ -251,7 +274,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         method.on_epoch_start(epoch, model)
         sync()
         t0 = time.perf_counter()
-        step = training_step(config, model, method, optimizer, data, epoch)
+        step = training_epoch(config, model, method, optimizer, data, epoch, loader)
         sync()
         step_s = time.perf_counter() - t0
         if scheduler is not None:
@@ -337,6 +360,13 @@ def train(
     model, method = build(config, data)
     tricks = Tricks(config)
     scales = tricks.rescale(model, method, data)
+    loader = None
+    if config.batch_size:
+        from gnnmask.data.sampling import neighbor_loader, parse_fanout
+
+        loader = neighbor_loader(data, data.train_mask.nonzero().view(-1),
+                                 parse_fanout(config.num_neighbors, config.layers),
+                                 config.batch_size, seed=config.seed)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
@@ -347,7 +377,7 @@ def train(
         method.start_phase(phase, model, data)
         phase_history, phase_probes, best_epoch, impl = _fit(
             config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
-            progress=progress, log_every=log_every, sync=sync)
+            loader=loader, progress=progress, log_every=log_every, sync=sync)
         history += phase_history
         for key, values in phase_probes.items():
             probes[key] += values

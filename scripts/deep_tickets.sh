@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Deep tickets (docs/RESULTS.md, "Deep tickets"): why 32-layer mask-only GCNs
+# collapse at real sparsity, and which levers help. Cora, width 128, 400
+# epochs, lr 0.005, seed 0 unless a step says otherwise.
+#
+#   scripts/deep_tickets.sh [trace|levers|best]
+#
+# trace:  ugt at sparsity 0.04, 0.5 and 0.9 with per-layer traces and gradient
+#         norms every 25 epochs (then: python scripts/plot_deep.py)
+# levers: one flag at a time, at sparsity 0.5 and 0.9
+# best:   the recipe that holds up, 3 seeds, at 32 and 64 layers
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GNNMASK=${GNNMASK:-.venv/bin/gnnmask}
+OUT=${OUT:-runs/deep}
+ROOT=${DATA_ROOT:+--data-root $DATA_ROOT}
+what=${1:-all}
+BASE="--dataset cora --model gcn --hidden 128 --epochs 400 --lr 0.005 --method ugt"
+
+run() {  # run NAME ARGS...
+  local name=$1; shift
+  "$GNNMASK" train $ROOT $BASE --quiet --json --out "$OUT/$name" "$@" \
+    | tee -a "$OUT/results.jsonl"
+}
+mkdir -p "$OUT"
+
+if [ "$what" = all ] || [ "$what" = trace ]; then
+  for s in 0.04 0.5 0.9; do
+    run "trace-s$s" --layers 32 --sparsity "$s" --trace-every 25 --grad-flow-every 25
+  done
+fi
+if [ "$what" = all ] || [ "$what" = levers ]; then
+  for s in 0.5 0.9; do
+    run "lever-baseline-s$s" --layers 32 --sparsity "$s"
+    run "lever-scale-layer-s$s" --layers 32 --sparsity "$s" --extra mask_scale=layer
+    run "lever-scale-unit-s$s" --layers 32 --sparsity "$s" --extra mask_scale=unit
+    run "lever-rule-erk-s$s" --layers 32 --sparsity "$s" --mask-rule erk
+    run "lever-orthogonal-s$s" --layers 32 --sparsity "$s" --weight-init orthogonal
+    run "lever-signed-s$s" --layers 32 --sparsity "$s" --weight-init signed-constant
+    run "lever-pairnorm-s$s" --layers 32 --sparsity "$s" --norm pair
+    run "lever-initial-s$s" --layers 32 --sparsity "$s" --residual initial
+    run "lever-gcnii-s$s" --layers 32 --sparsity "$s" --model gcnii
+    run "lever-appnp-s$s" --layers 32 --sparsity "$s" --model appnp
+    run "lever-cubic-s$s" --layers 32 --sparsity "$s" --schedule cubic
+    run "lever-ramp25-s$s" --layers 32 --sparsity "$s" --schedule-end 0.25
+    run "lever-smooth-s$s" --layers 32 --sparsity "$s" --label-smoothing 0.1
+    run "lever-lr001-s$s" --layers 32 --sparsity "$s" --lr 0.001
+  done
+fi
