@@ -80,12 +80,26 @@ def parse_sparsities(text: str | None) -> list[float] | None:
                         "fractions, e.g. 0.5,0.8,0.9") from None
 
 
+def _executor(args, out: Path):
+    from gnnmask.experiments.executors import make_executor
+
+    return make_executor(
+        getattr(args, "executor", "local"), jobs=args.jobs, out=out,
+        ray_address=getattr(args, "ray_address", None),
+        cpus_per_cell=getattr(args, "cpus_per_cell", 1.0),
+        gpus_per_cell=getattr(args, "gpus_per_cell", 0.0),
+        slurm_partition=getattr(args, "slurm_partition", None),
+        slurm_time=getattr(args, "slurm_time", 60),
+        slurm_local=getattr(args, "slurm_local", False))
+
+
 def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int,
                mode: str = "auto", sparsities=None) -> list[dict]:
     from gnnmask.experiments import sweep
 
     return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=show_progress(args),
-                 mode=mode, sparsities=sparsities, on_cell=_cell_logger(args))
+                 mode=mode, sparsities=sparsities, executor=_executor(args, out),
+                 on_cell=_cell_logger(args))
 
 
 def _dry_run(base, depths, methods, seeds, out: Path, sparsities) -> None:
@@ -109,8 +123,7 @@ def cmd_sweep(args) -> int:
     depths, methods = parse_depths(args.depths), parse_methods(args.methods)
     seeds = parse_seeds(args.seeds)
     base = config_from_args(args)
-    if not isinstance(args.jobs, int) or args.jobs < 1:
-        raise UserError(f"--jobs {args.jobs!r} is invalid; allowed: a positive integer")
+    _executor(args, Path("."))  # bad executor options fail before anything runs
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/{base.dataset}-{base.model}-sweep-{stamp}")
     sparsities = parse_sparsities(args.sparsities)
@@ -249,9 +262,25 @@ def add_parsers(sub) -> None:
     g.add_argument("--sparsities", default=None, metavar="S1,S2,...",
                    help="a sparsity axis, e.g. 0.5,0.8,0.9,0.95,0.99 (cells by method, depth, "
                         "sparsity and seed; methods without a sparsity run once)")
-    g.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    g.add_argument("--jobs", type=int, default=1,
+                   help="parallel worker processes of the local executor (default: 1)")
     g.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="write the report when the sweep finishes (default: yes)")
+    e = p.add_argument_group("executor")
+    e.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
+                   help="where cells run: local processes, Ray tasks or a Slurm job array "
+                        "(default: local)")
+    e.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join (e.g. auto or ray://head:10001; default: start a "
+                        "local instance)")
+    e.add_argument("--cpus-per-cell", type=float, default=1.0,
+                   help="CPUs per cell (Ray tasks, Slurm jobs; default: 1)")
+    e.add_argument("--gpus-per-cell", type=float, default=0.0,
+                   help="GPUs per cell, fractions share a card under Ray (default: 0)")
+    e.add_argument("--slurm-partition", default=None, help="Slurm partition")
+    e.add_argument("--slurm-time", type=int, default=60, help="minutes per cell (default: 60)")
+    e.add_argument("--slurm-local", action="store_true",
+                   help="run the job array on this machine (submitit's local executor)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="report.md, results.csv and plots of a run or sweep folder")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,7 +51,9 @@ def _setup_logging(args) -> None:
     for h in list(logger.handlers):
         logger.removeHandler(h)
     console = logging.StreamHandler(sys.stderr if getattr(args, "json", False) else sys.stdout)
-    console.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    quiet = getattr(args, "quiet", False) or (  # torchrun's other ranks keep quiet
+        getattr(args, "distributed", False) and os.environ.get("RANK", "0") != "0")
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(console)
     path = getattr(args, "log_file", None)

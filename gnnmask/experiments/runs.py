@@ -30,6 +30,7 @@ from gnnmask.experiments.store import (
     remove,
 )
 from gnnmask.train import RunConfig, resolve_config, resolve_device, train, write_json_atomic
+from gnnmask.train.engine import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ def run_seeds(
     done = {p: r for p, r in found.items() if r is not None}
     if mode == "resume" and not done:
         raise UserError(f"nothing to resume in {out}: it holds no finished record")
+    main = is_main_process() if resolved.distributed else True
     if mode == "overwrite":
-        remove([*found, *[p for p in [out / "summary.json"] if p.exists()]], out)
+        if main:
+            remove([*found, *[p for p in [out / "summary.json"] if p.exists()]], out)
         found, done = {}, {}
     for record in done.values():
         diff = config_diff(record["config"], base)
@@ -123,8 +126,9 @@ def run_seeds(
         loaded[todo[0]] = load_dataset(resolved.dataset, root=resolved.data_root,
                                        split=resolved.split, seed=todo[0])
     every = sorted({*seeds, *(r["seed"] for r in done.values())})
-    write_json_atomic(out / "config.json", {**{k: v for k, v in base.items() if k != "seed"},
-                                            "seeds": every})
+    if main:  # in a distributed run, rank 0 writes and the other ranks train alongside
+        write_json_atomic(out / "config.json", {**{k: v for k, v in base.items()
+                                                   if k != "seed"}, "seeds": every})
     records = []
     for seed in seeds:
         if seed in finished:
@@ -132,6 +136,9 @@ def run_seeds(
             continue
         record, model = train(resolved.replace(seed=seed), data=loaded.pop(seed, data),
                               progress=progress, log_every=log_every, return_model=True)
+        if not main:
+            records.append(record)
+            continue
         if on_record is not None:
             on_record(record, model)
         write_json_atomic(out / f"seed_{seed}.json", record)
@@ -142,5 +149,6 @@ def run_seeds(
     summary = summarize(records)
     summary["out"] = str(out)
     summary["skipped_seeds"] = skipped
-    write_json_atomic(out / "summary.json", summary)
+    if main:
+        write_json_atomic(out / "summary.json", summary)
     return summary

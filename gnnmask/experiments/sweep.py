@@ -24,7 +24,8 @@ refused with a :class:`~gnnmask.errors.UserError` instead of being mixed in
 (output modes: :mod:`gnnmask.experiments.store`).
 
 Cells run seed by seed, deepest first within a seed, so the first complete
-depth curve comes early and long cells start first when ``jobs > 1``.
+depth curve comes early and long cells start first in parallel executors
+(local processes, Ray, Slurm: :mod:`gnnmask.experiments.executors`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,15 +268,6 @@ def _dataset(name: str, root, split: int, seed: int):
     return load_dataset(name, root=root, split=split, seed=seed)
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    from gnnmask.train.runtime import configure_process
-
-    configure_process()  # before the thread pool starts: see gnnmask.train.runtime
-    torch.set_num_threads(threads)
-
-
 def run_cell(config: dict[str, Any], path: str) -> dict[str, Any]:
     """Train one resolved config and write its record atomically to ``path``."""
     from gnnmask.train import train
@@ -287,17 +277,6 @@ def run_cell(config: dict[str, Any], path: str) -> dict[str, Any]:
     record = train(cfg, data=data)
     write_json_atomic(path, record)
     return record
-
-
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])  # import torch once, not once per worker
-    else:
-        ctx = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads,))
 
 
 def _describe(err: BaseException) -> str:
@@ -317,6 +296,7 @@ def sweep(
     *,
     mode: str = "auto",
     sparsities: list[float] | None = None,
+    executor=None,
     on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every (depth, method, seed) cell not yet finished under ``out``.
@@ -325,12 +305,15 @@ def sweep(
         base: shared settings; its ``layers``, ``method`` and ``seed`` are ignored.
         depths, methods, seeds: the grid (duplicates dropped).
         out: the sweep folder (see the module docstring).
-        jobs: parallel worker processes (``1``: train in this process).
+        jobs: parallel worker processes (``1``: train in this process) of the
+            default, local executor.
         progress: a tqdm bar over cells, with one line per finished cell.
         mode: ``auto``, ``resume`` or ``overwrite`` (see
             :mod:`gnnmask.experiments.store`).
         sparsities: a sparsity axis (see :func:`cell_order`; cells are then
             keyed by method, depth, sparsity and seed).
+        executor: where the cells run (:mod:`gnnmask.experiments.executors`;
+            default: local, ``jobs`` processes).
         on_cell: called as ``on_cell(cell, record)`` after each cell trained here.
 
     Every cell's configuration, the device, the output folder and the dataset
@@ -339,8 +322,9 @@ def sweep(
     finished earlier or now. Raises :class:`SweepError` naming the failed
     cells after the others finished.
     """
-    if not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"--jobs {jobs!r} is invalid; allowed: a positive integer")
+    from gnnmask.experiments.executors import make_executor
+
+    executor = executor or make_executor("local", jobs=jobs)
     check_mode(mode)
     depths, methods, seeds = _check_lists(depths, methods, seeds)
     out = Path(out)
@@ -416,33 +400,14 @@ def sweep(
                 on_cell(cell, record)
 
         try:
-            if jobs == 1:
-                for cell in todo:
-                    try:
-                        record = run_cell(configs[cell].to_dict(), str(cell.path(out)))
-                    except Exception as e:  # noqa: BLE001 - reported below; others go on
-                        failures.append((cell, e))
-                        if isinstance(e, UserError):  # e.g. a missing dataset: stop early
-                            break
-                        continue
-                    done(cell, record)
-            elif todo:
-                pool = _pool(min(jobs, len(todo)))
-                try:
-                    futures = {pool.submit(run_cell, configs[c].to_dict(), str(c.path(out))): c
-                               for c in todo}
-                    for future in as_completed(futures):
-                        if future.cancelled():
-                            continue
-                        try:
-                            done(futures[future], future.result())
-                        except Exception as e:  # noqa: BLE001
-                            failures.append((futures[future], e))
-                            if isinstance(e, UserError):
-                                for f in futures:
-                                    f.cancel()
-                finally:
-                    pool.shutdown(wait=True, cancel_futures=True)
+            calls = [(c, (configs[c].to_dict(), str(c.path(out)))) for c in todo]
+            for cell, result in executor.run(run_cell, calls):
+                if not isinstance(result, BaseException):
+                    done(cell, result)
+                    continue
+                failures.append((cell, result))
+                if isinstance(result, UserError):  # e.g. a missing dataset: stop early
+                    break
         finally:
             if bar is not None:
                 bar.close()

@@ -200,9 +200,10 @@ class UGS(_Rewinding):
                 raise UserError(f"--extra {key}={value!r} is invalid; allowed: a number >= 0")
         from gnnmask.models.deep import GCN_FAMILY
 
-        if config.batch_size:
+        if config.batch_size or config.distributed:
             raise UserError("method 'ugs' learns a mask over the whole graph's edges; allowed: "
-                            "full-batch training (--batch-size 0)")
+                            "full-batch training in one process (--batch-size 0, no "
+                            "--distributed)")
 
         if config.model not in GCN_FAMILY:
             raise UserError(f"method 'ugs' masks the edges of a GCN propagation; --model "

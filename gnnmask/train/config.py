@@ -177,6 +177,11 @@ class RunConfig:
                               "comma-separated list")
     # run
     seed: int = _opt(0, "run", "random seed")
+    distributed: bool = _opt(False, "run", "one run over several processes (torchrun): "
+                             "DistributedDataParallel, each rank its share of the training "
+                             "nodes, records written by rank 0 (true/false)")
+    check_masks: bool = _opt(False, "run", "record every rank's mask checksum each epoch and "
+                             "stop if they differ (true/false)")
     device: str = _opt("auto", "run", "auto, cpu, cuda or cuda:N")
     extra: dict[str, Any] = field(default_factory=dict, metadata=dict(
         group="method", help="method option KEY=VALUE (see `gnnmask methods`)", choices=None))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import parametrize
 
 from gnnmask.errors import UserError
@@ -122,22 +123,23 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     "grad_norm"]}`` (the learning rate used; the gradient norm before
     clipping when ``config.grad_clip``)."""
     targets = data.train_mask if targets is None else targets
+    net = model.module if isinstance(model, DistributedDataParallel) else model
     model.train()
     optimizer.zero_grad(set_to_none=True)
     out = model(*method.inputs(data))
     loss = F.cross_entropy(out[targets], data.y[targets],
                            label_smoothing=config.label_smoothing)
-    penalty = method.penalty(model)
+    penalty = method.penalty(net)
     if penalty is not None:
         loss = loss + penalty
     loss.backward()
-    method.after_backward(epoch, model)
+    method.after_backward(epoch, net)
     row = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
     if config.grad_clip is not None:
         trained = [p for g in optimizer.param_groups for p in g["params"]]
         row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trained, config.grad_clip))
     optimizer.step()
-    method.after_step(epoch, model, optimizer)
+    method.after_step(epoch, net, optimizer)
     return row
 
 
@@ -148,7 +150,8 @@ def training_epoch(config: RunConfig, model: nn.Module, method, optimizer, data,
     step per batch of training nodes and their sampled neighbourhoods (the
     loss over the batch's seed nodes; ``loss`` is their mean)."""
     if loader is None:
-        return training_step(config, model, method, optimizer, data, epoch)
+        return training_step(config, model, method, optimizer, data, epoch,
+                             targets=getattr(data, "rank_train_mask", None))
     rows = []
     for batch in loader:
         batch = batch.to(data.x.device)
@@ -203,6 +206,63 @@ def _flow_probe(config: RunConfig, method, data):
     return lambda model: gradient_flow(model, lambda m: m(*method.inputs(data)), loss)
 
 
+def rank_and_world(config: RunConfig) -> tuple[int, int]:
+    """``(rank, world size)`` of this process: ``(0, 1)`` unless
+    ``config.distributed``, which joins the process group ``torchrun`` set up
+    (gloo on CPU, NCCL on CUDA)."""
+    if not config.distributed:
+        return 0, 1
+    import os
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+            raise UserError("--distributed needs the environment torchrun sets up; allowed: "
+                            "torchrun --nproc-per-node N -m gnnmask train ... --distributed")
+        backend = "nccl" if resolve_device(config.device).type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _ddp(model: nn.Module) -> DistributedDataParallel:
+    """``model`` under DDP without buffer syncs in the forward pass."""
+    import inspect
+
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        return DistributedDataParallel(model, forward_sync_buffers=False)
+    return DistributedDataParallel(model, broadcast_buffers=False)
+
+
+def is_main_process() -> bool:
+    """Whether this process writes records: rank 0, or the only process."""
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _mask_checksums(model: nn.Module) -> list[int] | None:
+    """Every rank's checksum of the masks (a hash of the kept positions),
+    gathered; a mismatch is an error. ``None`` for a model without masks."""
+    import torch.distributed as dist
+
+    from gnnmask.masks import get_mask_group, is_masked
+
+    if not is_masked(model):
+        return None
+    total = 0
+    for i, mask in enumerate(get_mask_group(model).masks().values()):
+        kept = mask.reshape(-1).nonzero().view(-1)
+        total = (total * 1_000_003 + i + int((kept * (kept % 7919 + 1)).sum())) % (1 << 61)
+    if not dist.is_initialized():
+        return [total]
+    gathered: list[int | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, total)
+    if len(set(gathered)) > 1:
+        raise RuntimeError(f"masks differ between ranks (checksums {gathered})")
+    return gathered
+
+
 def _hold_out(config: RunConfig, data) -> list[int]:
     """Remove ``config.holdout_classes`` of the classes from the training and
     validation nodes; their test nodes become ``data.ood_mask`` and leave
@@ -249,6 +309,10 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     implementation used (``fused`` or ``default``)."""
     optimizer = make_optimizer(config, method, model)
     scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
+    trained = model
+    if config.distributed:  # gradients averaged over ranks; masks are not broadcast but
+        # recomputed on every rank from its identical scores (checked with --check-masks)
+        trained = _ddp(model)
     history: list[dict[str, Any]] = []
     flow = _flow_probe(config, method, data)
     best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
@@ -274,7 +338,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         method.on_epoch_start(epoch, model)
         sync()
         t0 = time.perf_counter()
-        step = training_epoch(config, model, method, optimizer, data, epoch, loader)
+        step = training_epoch(config, trained, method, optimizer, data, epoch, loader)
         sync()
         step_s = time.perf_counter() - t0
         if scheduler is not None:
@@ -286,6 +350,8 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
                **method.epoch_info(model)}
         if where:
             row["phase"] = f"{phase.name} {phase.round}"
+        if config.check_masks:
+            row["mask_checksums"] = _mask_checksums(model)
         if flow is not None and (epoch + 1) % config.grad_flow_every == 0:
             flows.append({"epoch": epoch, **({"phase": row["phase"]} if where else {}),
                           **flow(model)})
@@ -349,6 +415,11 @@ def train(
 
     config = resolve_config(config)
     device = resolve_device(config.device)
+    if config.distributed and device.type == "cuda":
+        import os
+
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    rank, world = rank_and_world(config)
     seed_everything(config.seed)
     if data is None:
         data = load_dataset(
@@ -361,12 +432,15 @@ def train(
     tricks = Tricks(config)
     scales = tricks.rescale(model, method, data)
     loader = None
+    share = data.train_mask.nonzero().view(-1)[rank::world]  # this rank's training nodes
+    if world > 1:
+        data.rank_train_mask = torch.zeros_like(data.train_mask)
+        data.rank_train_mask[share] = True
     if config.batch_size:
         from gnnmask.data.sampling import neighbor_loader, parse_fanout
 
-        loader = neighbor_loader(data, data.train_mask.nonzero().view(-1),
-                                 parse_fanout(config.num_neighbors, config.layers),
-                                 config.batch_size, seed=config.seed)
+        loader = neighbor_loader(data, share, parse_fanout(config.num_neighbors, config.layers),
+                                 config.batch_size, seed=config.seed + rank)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
@@ -396,6 +470,7 @@ def train(
         "seed": config.seed,
         "versions": versions(),
         "device": str(device),
+        **({"world_size": world} if world > 1 else {}),
         "dataset_stats": {"nodes": int(data.num_nodes), "edges": int(data.edge_index.size(1)),
                           "features": int(data.num_features), "classes": int(data.num_classes)},
         "model_repr": repr(model),
