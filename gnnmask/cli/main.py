@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args = parse(argv)
+        if getattr(args, "deterministic", False):  # before CUDA starts (cuBLAS reads it then)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         _setup_logging(args)
         configure_process()  # before the first parallel tensor operation
         return int(args.func(args) or 0)

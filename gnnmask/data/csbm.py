@@ -28,6 +28,15 @@ from gnnmask.errors import UserError
 #: Parameters of :func:`generate_csbm` and their defaults.
 CSBM_DEFAULTS = dict(nodes=1000, classes=4, avg_degree=8.0, homophily=0.8, features=64, snr=1.0)
 
+#: Named presets: ``csbm-arxiv`` has the size of ogbn-arxiv (169,343 nodes,
+#: 1,166,243 undirected edges, 128 features, 40 classes; edge homophily 0.65,
+#: about ogbn-arxiv's), for benchmarks at that scale without its files.
+PRESETS = {
+    "csbm": {},
+    "csbm-arxiv": dict(nodes=169343, classes=40, avg_degree=2 * 1166243 / 169343,
+                       homophily=0.65, features=128, snr=1.0),
+}
+
 #: Nodes per class needed by the 20 train / 30 validation / rest test split.
 MIN_CLASS_SIZE = 51
 

@@ -13,7 +13,7 @@ import torch_geometric.transforms as T
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from gnnmask.data.csbm import csbm_params, generate_csbm
+from gnnmask.data.csbm import PRESETS, csbm_params, generate_csbm
 from gnnmask.data.registry import DatasetInfo, cache_entry, get_info, resolve_root, verify_files
 from gnnmask.errors import UserError
 
@@ -58,6 +58,18 @@ def random_split(y: torch.Tensor, num_classes: int, seed: int = 0, split: int = 
         for mask, lo, hi in zip(masks, bounds[:-1], bounds[1:]):
             mask[idx[lo:hi]] = True
     return tuple(masks)
+
+
+#: ogbn-arxiv's split sizes as fractions (90,941 / 29,799 / 48,603 of 169,343).
+ARXIV_FRACTIONS = (0.537, 0.176)
+
+
+def fraction_split(n: int, fractions: tuple[float, float], seed: int = 0, split: int = 0):
+    """Random train/val/test masks with the given train and validation
+    fractions (the rest test), from ``numpy.random.default_rng([seed, split])``."""
+    perm = torch.from_numpy(np.random.default_rng([seed, split]).permutation(n))
+    a, b = round(fractions[0] * n), round((fractions[0] + fractions[1]) * n)
+    return tuple(_index_mask(p, n) for p in (perm[:a], perm[a:b], perm[b:]))
 
 
 def _index_mask(idx: torch.Tensor, n: int) -> torch.Tensor:
@@ -134,19 +146,22 @@ def load_dataset(name: str, root=None, split: int = 0, seed: int = 0, **params) 
     * geom-gcn (texas, wisconsin, cornell, actor): shipped split ``split`` in 0..9;
     * random-20-30 (amazon-*, coauthor-*, csbm): :func:`random_split` drawn from
       ``(seed, split)`` (any non-negative integers);
+    * random-arxiv (csbm-arxiv): ogbn-arxiv's split sizes, 53.7% train, 17.6%
+      validation, the rest test, drawn from ``(seed, split)``;
     * ogb-time (ogbn-arxiv): the official split; ``split`` must be 0.
 
     Bag-of-words features (all but ogbn-arxiv and csbm) are row-normalised.
-    ``params`` are only accepted by csbm (see :mod:`gnnmask.data.csbm`; the
-    graph itself depends on ``seed`` only). Raw files are read from the data
+    ``params`` are only accepted by the generated graphs, ``csbm`` and
+    ``csbm-arxiv`` (an ogbn-arxiv-sized preset; see :mod:`gnnmask.data.csbm`;
+    the graph itself depends on ``seed`` only). Raw files are read from the data
     root (:func:`resolve_root`) through the writable cache; nothing is
     downloaded.
     """
     info = get_info(name)
     seed = _check_int("seed", seed)
     split = _check_int("split", split, info.splits, f" for dataset '{info.name}'")
-    if info.name == "csbm":
-        p = csbm_params(**params)
+    if info.name in PRESETS:
+        p = csbm_params(**{**PRESETS[info.name], **params})
         x, edge_index, y = generate_csbm(**p, seed=seed)
         data, num_classes, masks = Data(x=x, edge_index=edge_index, y=y), p["classes"], None
     else:
@@ -164,7 +179,9 @@ def load_dataset(name: str, root=None, split: int = 0, seed: int = 0, **params) 
         else:
             masks = None
     n = data.num_nodes
-    if masks is None:
+    if info.split == "random-arxiv":
+        masks = fraction_split(n, ARXIV_FRACTIONS, seed=seed, split=split)
+    elif masks is None:
         masks = random_split(data.y.view(-1), num_classes, seed=seed, split=split)
     out = Data(x=data.x.float(), edge_index=to_undirected(data.edge_index, num_nodes=n),
                y=data.y.view(-1).long(), train_mask=masks[0].bool().clone(),

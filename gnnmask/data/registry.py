@@ -124,6 +124,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     _OGB_FILES, 169343, 2315598, 128, 40, "ogb-time", normalize=False),
         DatasetInfo("csbm", "", "", "", None, (), 1000, 8000, 64, 4, "random-20-30",
                     normalize=False),
+        DatasetInfo("csbm-arxiv", "", "", "", None, (), 169343, 2332486, 128, 40,
+                    "random-arxiv", normalize=False),
     )
 }
 

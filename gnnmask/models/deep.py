@@ -100,7 +100,15 @@ class _Propagate(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return ctx.adj @ grad, None, None
+        return ctx.adj @ grad.to(ctx.adj.dtype), None, None
+
+
+def propagate(x: Tensor, adj: Adjacency) -> Tensor:
+    """:math:`\\hat A x` through :class:`_Propagate`; under mixed precision
+    (autocast) the sparse product runs in the adjacency's dtype (CPU sparse
+    kernels take no half precision)."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _Propagate.apply(x.to(adj.adj_t.dtype), adj.adj_t, adj.adj)
 
 
 class GCNLayer(GCNConv):
@@ -116,11 +124,11 @@ class GCNLayer(GCNConv):
             if not isinstance(edge_index, Adjacency):
                 return self.propagate(edge_index, x=x, edge_weight=edge_weight) + (
                     0 if self.bias is None else self.bias)
-            out = _Propagate.apply(x, edge_index.adj_t, edge_index.adj)
+            out = propagate(x, edge_index)
         elif not isinstance(edge_index, Adjacency):
             return super().forward(x, edge_index, edge_weight)
         else:
-            out = _Propagate.apply(self.lin(x), edge_index.adj_t, edge_index.adj)
+            out = propagate(self.lin(x), edge_index)
         return out + self.bias if self.bias is not None else out
 
 
@@ -141,8 +149,10 @@ class _SparseLinear(torch.autograd.Function):
 def sparse_linear(x: Tensor, weight: Tensor) -> Tensor:
     """``x W^T`` for sparse CSR input features ``x`` (bag-of-words features
     are ~1% non-zero): the first layer's cost scales with the non-zeros of
-    ``x`` instead of its size (figures in docs/RESULTS.md)."""
-    return _SparseLinear.apply(x, weight)
+    ``x`` instead of its size (figures in docs/RESULTS.md). In ``x``'s dtype,
+    also under autocast."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _SparseLinear.apply(x, weight.to(x.dtype))
 
 
 def sparse_features(x: Tensor, max_density: float = 0.05) -> Tensor:

@@ -177,6 +177,12 @@ class RunConfig:
                               "comma-separated list")
     # run
     seed: int = _opt(0, "run", "random seed")
+    amp: str = _opt("none", "run", "mixed precision (autocast) of the forward pass; parameters, "
+                    "scores and optimiser state stay float32 (fp16 with loss scaling)",
+                    lambda: ("none", "bf16", "fp16"))
+    deterministic: bool = _opt(False, "run", "bit-reproducible runs where PyTorch allows it "
+                               "(an operation without a deterministic implementation is an "
+                               "error naming it) (true/false)")
     distributed: bool = _opt(False, "run", "one run over several processes (torchrun): "
                              "DistributedDataParallel, each rank its share of the training "
                              "nodes, records written by rank 0 (true/false)")

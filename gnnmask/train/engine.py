@@ -17,11 +17,13 @@ the final metrics of the model selected at the best validation accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import random
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -109,9 +111,15 @@ def build(config: RunConfig, data):
 
 def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.Optimizer:
     """The configured optimiser over the tensors the method trains (fused
-    where PyTorch has a fused kernel; the record names the one used)."""
-    return optim.make_optimizer(config.optimizer, method.parameters(model), config.lr,
-                                config.weight_decay)
+    where PyTorch has a fused kernel; the record names the one used). With
+    ``amp="fp16"`` it carries a loss scaler (``optimizer.gnnmask_scaler``)."""
+    optimizer = optim.make_optimizer(config.optimizer, method.parameters(model), config.lr,
+                                     config.weight_decay)
+    if config.amp == "fp16":
+        device = next((p.device for g in optimizer.param_groups for p in g["params"]),
+                      torch.device("cpu"))
+        optimizer.gnnmask_scaler = torch.amp.GradScaler(device.type)
+    return optimizer
 
 
 def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
@@ -126,21 +134,60 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     net = model.module if isinstance(model, DistributedDataParallel) else model
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    out = model(*method.inputs(data))
-    loss = F.cross_entropy(out[targets], data.y[targets],
-                           label_smoothing=config.label_smoothing)
+    with autocast(config, data.y.device):
+        out = model(*method.inputs(data))
+        loss = F.cross_entropy(out[targets].float(), data.y[targets],
+                               label_smoothing=config.label_smoothing)
     penalty = method.penalty(net)
     if penalty is not None:
         loss = loss + penalty
-    loss.backward()
+    scaler = getattr(optimizer, "gnnmask_scaler", None)  # fp16: see make_optimizer
+    (loss if scaler is None else scaler.scale(loss)).backward()
     method.after_backward(epoch, net)
     row = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
     if config.grad_clip is not None:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         trained = [p for g in optimizer.param_groups for p in g["params"]]
         row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trained, config.grad_clip))
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     method.after_step(epoch, net, optimizer)
     return row
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(enabled)`` for the duration of a
+    run (the previous setting is restored); an operation without a
+    deterministic implementation is a :class:`UserError` naming it. On CUDA,
+    ``CUBLAS_WORKSPACE_CONFIG`` must be set before CUDA starts (the command
+    line does it)."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    except RuntimeError as e:
+        text = " ".join(str(e).split())
+        if "deterministic" not in text:
+            raise
+        raise UserError(f"--deterministic: {text.split(' does not have')[0][:160]} has no "
+                        f"deterministic implementation on {device.type}; allowed: run "
+                        "without --deterministic") from None
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def autocast(config: RunConfig, device: torch.device):
+    """``config.amp`` as a ``torch.autocast`` context (disabled for ``none``)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def training_epoch(config: RunConfig, model: nn.Module, method, optimizer, data, epoch: int,
@@ -447,20 +494,21 @@ def train(
     probes: dict[str, list] = {"gradient_flow": [], "layer_trace": []}
     rounds: list[dict[str, Any]] = []
     phases = method.phases()
-    for phase in phases:
-        method.start_phase(phase, model, data)
-        phase_history, phase_probes, best_epoch, impl = _fit(
-            config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
-            loader=loader, progress=progress, log_every=log_every, sync=sync)
-        history += phase_history
-        for key, values in phase_probes.items():
-            probes[key] += values
-        if phase.reported:
-            final, _ = _evaluate(model, method, data, evaluate_accuracy)
-            rounds.append({"round": phase.round, "phase": phase.name, **final,
-                           "best_epoch": best_epoch, "epochs_run": len(phase_history),
-                           "nonzero_params": count_parameters(model)[1],
-                           **method.epoch_info(model)})
+    with deterministic(config.deterministic, device):
+        for phase in phases:
+            method.start_phase(phase, model, data)
+            phase_history, phase_probes, best_epoch, impl = _fit(
+                config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
+                loader=loader, progress=progress, log_every=log_every, sync=sync)
+            history += phase_history
+            for key, values in phase_probes.items():
+                probes[key] += values
+            if phase.reported:
+                final, _ = _evaluate(model, method, data, evaluate_accuracy)
+                rounds.append({"round": phase.round, "phase": phase.name, **final,
+                               "best_epoch": best_epoch, "epochs_run": len(phase_history),
+                               "nonzero_params": count_parameters(model)[1],
+                               **method.epoch_info(model)})
     final, _ = _evaluate(model, method, data, evaluate_accuracy)
     layers = _layer_metrics(model, method, data, config.layer_metrics)
     total, nonzero = count_parameters(model)
