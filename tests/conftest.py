@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,3 +30,16 @@ def _isolated_cache(tmp_path_factory):
     if "GNNMASK_CACHE" not in os.environ:
         os.environ["GNNMASK_CACHE"] = str(tmp_path_factory.mktemp("gnnmask-cache"))
     yield
+
+
+#: Every device this machine has: the CPU always, CUDA where present (marked
+#: ``cuda``, so ``pytest -m cuda`` runs the GPU half alone).
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each test that takes it runs on the CPU and, where present, on CUDA."""
+    return torch.device(request.param)

@@ -103,7 +103,8 @@ def test_resolver_takes_names_and_instances_and_names_the_allowed():
     assert isinstance(resolve_rule("global"), GlobalThreshold)
     rule = GlobalThreshold()
     assert resolve_rule(rule) is rule
-    with pytest.raises(UserError, match="unknown mask rule 'magnitude'; allowed: global, erk, topk"):
+    with pytest.raises(UserError,
+                       match="unknown mask rule 'magnitude'; allowed: global, erk, topk"):
         resolve_rule("magnitude")
     with pytest.raises(UserError, match="chooses no masks from scores"):
         mask_model(nn.Linear(3, 3), rule="fixed")
