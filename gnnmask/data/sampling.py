@@ -59,9 +59,10 @@ class UniformNeighborSampler(BaseSampler):
         pos = first + torch.arange(owner.numel())
         if k < 0:
             return pos, owner
-        keys = torch.rand(pos.numel(), generator=self.gen)
+        # one sort: by owner, in random order within each owner's edges
+        keys = owner.to(torch.float64) + torch.rand(pos.numel(), generator=self.gen,
+                                                    dtype=torch.float64)
         order = torch.argsort(keys)
-        order = order[torch.argsort(owner[order], stable=True)]  # by owner, random within
         rank = torch.arange(order.numel()) - torch.repeat_interleave(
             torch.cat([deg.new_zeros(1), deg.cumsum(0)[:-1]]), deg)
         chosen = order[rank < k]
