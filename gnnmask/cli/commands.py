@@ -65,7 +65,7 @@ def cmd_train(args) -> int:
     summary = run_seeds(config, seeds, out, mode=output_mode(args),
                         progress=show_progress(args), log_every=log_every(args, config.epochs),
                         on_record=on_record)
-    from gnnmask.train.engine import is_main_process
+    from gnnmask.train.distributed import is_main_process
 
     if not is_main_process():
         return 0

@@ -30,7 +30,7 @@ from gnnmask.experiments.store import (
     remove,
 )
 from gnnmask.train import RunConfig, resolve_config, resolve_device, train, write_json_atomic
-from gnnmask.train.engine import is_main_process
+from gnnmask.train.distributed import is_main_process
 
 log = logging.getLogger(__name__)
 

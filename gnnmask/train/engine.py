@@ -30,12 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import parametrize
 
 from gnnmask.errors import UserError
 from gnnmask.train import optim
 from gnnmask.train.config import RunConfig, resolve_config
+from gnnmask.train.distributed import DistributedDataParallel, ddp, mask_checksums, rank_and_world
 from gnnmask.train.records import versions
 from gnnmask.train.tricks import Tricks
 
@@ -253,63 +253,6 @@ def _flow_probe(config: RunConfig, method, data):
     return lambda model: gradient_flow(model, lambda m: m(*method.inputs(data)), loss)
 
 
-def rank_and_world(config: RunConfig) -> tuple[int, int]:
-    """``(rank, world size)`` of this process: ``(0, 1)`` unless
-    ``config.distributed``, which joins the process group ``torchrun`` set up
-    (gloo on CPU, NCCL on CUDA)."""
-    if not config.distributed:
-        return 0, 1
-    import os
-
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-            raise UserError("--distributed needs the environment torchrun sets up; allowed: "
-                            "torchrun --nproc-per-node N -m gnnmask train ... --distributed")
-        backend = "nccl" if resolve_device(config.device).type == "cuda" else "gloo"
-        dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _ddp(model: nn.Module) -> DistributedDataParallel:
-    """``model`` under DDP without buffer syncs in the forward pass."""
-    import inspect
-
-    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
-        return DistributedDataParallel(model, forward_sync_buffers=False)
-    return DistributedDataParallel(model, broadcast_buffers=False)
-
-
-def is_main_process() -> bool:
-    """Whether this process writes records: rank 0, or the only process."""
-    import torch.distributed as dist
-
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
-def _mask_checksums(model: nn.Module) -> list[int] | None:
-    """Every rank's checksum of the masks (a hash of the kept positions),
-    gathered; a mismatch is an error. ``None`` for a model without masks."""
-    import torch.distributed as dist
-
-    from gnnmask.masks import get_mask_group, is_masked
-
-    if not is_masked(model):
-        return None
-    total = 0
-    for i, mask in enumerate(get_mask_group(model).masks().values()):
-        kept = mask.reshape(-1).nonzero().view(-1)
-        total = (total * 1_000_003 + i + int((kept * (kept % 7919 + 1)).sum())) % (1 << 61)
-    if not dist.is_initialized():
-        return [total]
-    gathered: list[int | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, total)
-    if len(set(gathered)) > 1:
-        raise RuntimeError(f"masks differ between ranks (checksums {gathered})")
-    return gathered
-
-
 def _hold_out(config: RunConfig, data) -> list[int]:
     """Remove ``config.holdout_classes`` of the classes from the training and
     validation nodes; their test nodes become ``data.ood_mask`` and leave
@@ -359,7 +302,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     trained = model
     if config.distributed:  # gradients averaged over ranks; masks are not broadcast but
         # recomputed on every rank from its identical scores (checked with --check-masks)
-        trained = _ddp(model)
+        trained = ddp(model)
     history: list[dict[str, Any]] = []
     flow = _flow_probe(config, method, data)
     best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
@@ -398,7 +341,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         if where:
             row["phase"] = f"{phase.name} {phase.round}"
         if config.check_masks:
-            row["mask_checksums"] = _mask_checksums(model)
+            row["mask_checksums"] = mask_checksums(model)
         if flow is not None and (epoch + 1) % config.grad_flow_every == 0:
             flows.append({"epoch": epoch, **({"phase": row["phase"]} if where else {}),
                           **flow(model)})
