@@ -578,7 +578,10 @@ def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[
     for r in records:
         for k, v in (r.get("versions") or {}).items():
             versions.setdefault(k, {}).setdefault(v)
-    title = (f"{c['dataset']} / {c['model']} depth sweep" if kind == "sweep" else
+    axes = [a for a, n in (("depth", len(depths)), ("sparsity", len(set(
+        r["config"].get("sparsity") for r in records) - {None}))) if n > 1]
+    title = (f"{c['dataset']} / {c['model']} {' x '.join(axes) or 'one-cell'} sweep"
+             if kind == "sweep" else
              f"{c['dataset']} / {c['model']} x{c['layers']} / {c['method']}")
     return [
         f"# gnnmask report: {title}",
@@ -618,6 +621,10 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
         raise UserError(f"{e}; pass --out DIR to write the report elsewhere" if out is None
                         else str(e)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        axis = read_json(run_dir / "sweep.json").get("sparsities") if kind == "sweep" else None
+    except (OSError, ValueError, AttributeError):
+        axis = None
     run_dir = out_dir
     for tmp in run_dir.glob(".*.tmp"):  # left by a killed report
         if tmp.name.split(".")[1] in ("report", "results", "accuracy_vs_depth") or \
@@ -629,11 +636,6 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     written: dict[str, Path] = {}
     md = _header(kind, records, groups)
 
-    try:
-        axis = read_json(Path(run_dir) / "sweep.json").get("sparsities") if kind == "sweep" \
-            else None
-    except (OSError, ValueError, AttributeError):
-        axis = None
     by_sparsity = sparsity_axis(groups)
     depths = sorted({g["layers"] for g in groups})
     if by_sparsity:
@@ -643,9 +645,10 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
                    "masked weights removed); iterative methods (imp, ugs) give every row from "
                    "the rounds of one run.", "",
                    sparsity_table(groups, depth, axis, markdown=True), ""]
-    if kind == "sweep" and (len(depths) > 1 or not by_sparsity):
-        md += ["## Test accuracy", "", "Mean ± standard deviation over seeds; rows are depths.",
-               "", accuracy_table(on_axis(groups, axis), markdown=True), ""]
+    if kind == "sweep":
+        if len(depths) > 1 or not by_sparsity:
+            md += ["## Test accuracy", "", "Mean ± standard deviation over seeds; rows are "
+                   "depths.", "", accuracy_table(on_axis(groups, axis), markdown=True), ""]
         if metrics:
             md += ["## Last-layer over-smoothing metrics", "",
                    "Metrics of the last layer's output (the logits), mean over seeds.", "",

@@ -94,6 +94,33 @@ def test_results_csv_holds_the_means_of_the_records(swept):
                 statistics.fmean(r["method"]["achieved_sparsity"] for r in recs))
 
 
+def test_sparsity_sweep_report_has_one_row_per_sparsity_and_round(tmp_path):
+    out = tmp_path / "sp"
+    sweep(RunConfig(hidden=8, epochs=3, device="cpu", layer_metrics="none"), [2],
+          ["dense", "random", "imp"], [0, 1], out, sparsities=[0.5, 0.8])
+    paths = report(out)
+    assert {"report.md", "results.csv", "accuracy_vs_sparsity_L2.png"} <= set(paths)
+    assert_png(paths["accuracy_vs_sparsity_L2.png"])
+    md = paths["report.md"].read_text()
+    assert md.startswith("# gnnmask report: csbm / gcn sparsity sweep")
+    assert "## Accuracy\n" not in md  # no per-seed table without the cell named
+    table = md.split("## Test accuracy against sparsity, depth 2")[1].split("\n\n")[2]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines()[2:]}
+    assert table.splitlines()[0].split("|")[1:-1] == [" sparsity ", " random ", " imp "]
+    # the sweep's own sparsities (imp's intermediate rounds are in the plot and CSV)
+    assert list(rows) == ["0.5", "0.8", "dense (no mask)"]
+    for s in ("0.5", "0.8"):
+        recs = [json.loads(p.read_text()) for p in (out / "cells/random/L2" / f"s{s}").glob(
+            "seed_*.json")]
+        accs = [r["test_acc"] for r in recs]
+        assert rows[s][0].startswith(f"{statistics.fmean(accs):.4f}")
+    imp = [json.loads(p.read_text()) for p in (out / "cells/imp/L2/s0.8").glob("seed_*.json")]
+    at_half = [next(r["test_acc"] for r in rec["rounds"] if r["sparsity"] == 0.5) for rec in imp]
+    assert rows["0.5"][1].startswith(f"{statistics.fmean(at_half):.4f}")  # one run, every row
+    assert report(out, tmp_path / "elsewhere")["report.md"].read_text() == md
+
+
 def test_report_of_a_train_run_folder(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--epochs", "3", "--hidden", "8", "--layers", "3", "--seeds", "0,1",
