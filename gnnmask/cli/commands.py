@@ -173,6 +173,9 @@ def _evaluation_row(record: dict) -> dict:
     row = {"seed": record.get("seed"), "test_acc": record.get("test_acc")}
     if "calibration" in ev:
         row["ece"] = ev["calibration"]["ece"]
+        if "ece_scaled" in ev["calibration"]:
+            row["ece_scaled"] = ev["calibration"]["ece_scaled"]
+            row["temperature"] = ev["calibration"]["temperature"]
     if "ood" in ev:
         row["ood_auroc"] = ev["ood"]["auroc"]
     if "robustness" in ev:

@@ -165,7 +165,8 @@ def summarize_groups(records: Sequence[dict]) -> list[dict[str, Any]]:
 
 def evaluation_means(records: Sequence[dict]) -> dict[str, Any]:
     """Means over ``records`` of their ``evaluation`` (``--evaluations``):
-    ``ece``, ``ood_auroc``, and per perturbation budget the accuracies under
+    ``ece`` (and ``ece_scaled``, ``temperature`` after temperature scaling),
+    ``ood_auroc``, and per perturbation budget the accuracies under
     ``features`` and ``edges`` perturbations; ``{}`` without evaluations."""
     evs = [r["evaluation"] for r in records if r.get("evaluation")]
     out: dict[str, Any] = {}
@@ -173,6 +174,9 @@ def evaluation_means(records: Sequence[dict]) -> dict[str, Any]:
         return out
     if all("calibration" in e for e in evs):
         out["ece"] = statistics.fmean(e["calibration"]["ece"] for e in evs)
+        if all("ece_scaled" in e["calibration"] for e in evs):  # older records lack it
+            out["ece_scaled"] = statistics.fmean(e["calibration"]["ece_scaled"] for e in evs)
+            out["temperature"] = statistics.fmean(e["calibration"]["temperature"] for e in evs)
         bins = [e["calibration"]["bins"] for e in evs]
         out["bins"] = [{"confidence": _fmean(b[i]["confidence"] for b in bins),
                         "accuracy": _fmean(b[i]["accuracy"] for b in bins),
@@ -191,7 +195,8 @@ def evaluation_table(groups: Sequence[dict], markdown: bool = False) -> str:
     """Test accuracy, ECE, OOD AUROC and accuracy under perturbation, per group."""
     budgets = next((g["evaluation"]["budgets"] for g in groups
                     if "budgets" in g["evaluation"]), [])
-    header = ["method", "depth", "sparsity", "test acc", "ECE", "OOD AUROC",
+    header = ["method", "depth", "sparsity", "test acc", "ECE", "ECE (T-scaled)", "T",
+              "OOD AUROC",
               *[f"features {b:g}" for b in budgets], *[f"edges {b:g}" for b in budgets]]
     rows = []
     for g in groups:
@@ -201,7 +206,8 @@ def evaluation_table(groups: Sequence[dict], markdown: bool = False) -> str:
         rows.append([g["method"], str(g["layers"]),
                      "-" if g["sparsity"] is None else f"{g['sparsity']:g}",
                      _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"])),
-                     _num(e.get("ece")), _num(e.get("ood_auroc")),
+                     _num(e.get("ece")), _num(e.get("ece_scaled")),
+                     _num(e.get("temperature"), 3), _num(e.get("ood_auroc")),
                      *[_num(v) for v in e.get("features", [None] * len(budgets))],
                      *[_num(v) for v in e.get("edges", [None] * len(budgets))]])
     return render_table(header, rows, markdown)
@@ -670,7 +676,8 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
                "tables or plots.", ""]
     if any(g["evaluation"] for g in groups):
         md += ["## Evaluation beyond accuracy", "",
-               "Expected calibration error (15 bins) on the test nodes; OOD AUROC of the "
+               "Expected calibration error (15 bins) on the test nodes, as trained and after "
+               "temperature scaling (T fitted on the validation nodes); OOD AUROC of the "
                "negative maximum softmax, test nodes of the held-out classes against the "
                "others; test accuracy with a fraction of the nodes' features randomised or "
                "of the edges rewired (means over seeds).", "",

@@ -209,6 +209,8 @@ def test_metrics_of_a_ticket_leave_out_undefined_columns(capsys, tmp_path):
     assert code == 0, err
     row = json.loads(stdout)
     assert 0 <= row["test_acc"] <= 1 and row["sparsity"] == pytest.approx(0.9)
+    calibration = row["evaluation"]["calibration"]
+    assert calibration["temperature"] > 0 and 0 <= calibration["ece_scaled"] <= 1
 
 
 # row 13: a sweep checks every cell before writing anything

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch_geometric.utils import to_undirected
@@ -9,6 +11,7 @@ from torch_geometric.utils import to_undirected
 from gnnmask.metrics import (
     auroc,
     expected_calibration_error,
+    fit_temperature,
     holdout_classes,
     ood_scores,
     perturb_edges,
@@ -40,6 +43,18 @@ def test_ece_by_hand():
     # with 2 bins all four fall in [0.5, 1]: accuracy 2/4 against mean confidence 0.7375
     assert expected_calibration_error(probs, labels, bins=2) == pytest.approx(
         abs(0.5 - (0.9 + 0.8 + 0.7 + 0.55) / 4))
+
+
+def test_temperature_by_hand():
+    # three nodes with logits (d, 0), two of class 0: the likelihood peaks where
+    # softmax gives class 0 probability 2/3, i.e. d / T = log 2
+    d = 3.0
+    logits, labels = torch.tensor([[d, 0.0]] * 3), torch.tensor([0, 0, 1])
+    assert fit_temperature(logits, labels) == pytest.approx(d / math.log(2), rel=1e-6)
+    # scaling the logits scales the temperature: the scaled model is the same
+    g = torch.Generator().manual_seed(0)
+    z, y = torch.randn(40, 4, generator=g), torch.randint(0, 4, (40,), generator=g)
+    assert fit_temperature(10 * z, y) == pytest.approx(10 * fit_temperature(z, y), rel=1e-5)
 
 
 def test_ood_score_is_the_negative_maximum_softmax():
@@ -82,5 +97,6 @@ def test_engine_holds_out_classes_and_records_evaluations():
     assert len(held) == 2
     ev = rec["evaluation"]
     assert 0 <= ev["ood"]["auroc"] <= 1 and ev["ood"]["out_nodes"] > 0
-    assert 0 <= ev["calibration"]["ece"] <= 1
+    assert 0 <= ev["calibration"]["ece"] <= 1 and 0 <= ev["calibration"]["ece_scaled"] <= 1
+    assert ev["calibration"]["temperature"] > 0
     assert len(ev["robustness"]["features"]) == 5
