@@ -8,6 +8,7 @@
 # trace:  ugt at sparsity 0.04, 0.5 and 0.9 with per-layer traces and gradient
 #         norms every 25 epochs (then: python scripts/plot_deep.py)
 # levers: one flag at a time, at sparsity 0.5 and 0.9
+# combos: the levers that helped, together, at sparsity 0.5 and 0.9
 # best:   the recipe that holds up, 3 seeds, at 32 and 64 layers
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,16 @@ mkdir -p "$OUT"
 if [ "$what" = all ] || [ "$what" = trace ]; then
   for s in 0.04 0.5 0.9; do
     run "trace-s$s" --layers 32 --sparsity "$s" --trace-every 25 --grad-flow-every 25
+  done
+fi
+if [ "$what" = all ] || [ "$what" = combos ]; then
+  for s in 0.5 0.9; do
+    run "combo-erk-unit-s$s" --layers 32 --sparsity "$s" --mask-rule erk --extra mask_scale=unit
+    run "combo-pair-initial-s$s" --layers 32 --sparsity "$s" --norm pair --residual initial
+    run "combo-pair-initial-erk-unit-s$s" --layers 32 --sparsity "$s" --norm pair \
+      --residual initial --mask-rule erk --extra mask_scale=unit
+    run "combo-gcnii-erk-unit-s$s" --layers 32 --sparsity "$s" --model gcnii --mask-rule erk \
+      --extra mask_scale=unit
   done
 fi
 if [ "$what" = all ] || [ "$what" = levers ]; then
