@@ -27,6 +27,7 @@ from gnnmask.metrics import (
     group_distance_ratio,
     mad,
     mad_gap,
+    mean_norm,
     numerical_rank,
     smv,
     trace,
@@ -354,14 +355,21 @@ def test_user_errors(call, match):
 
 # ---------------------------------------------------------------- registry ---
 
+def test_mean_norm_is_the_mean_row_norm():
+    assert mean_norm(torch.tensor([[3.0, 4.0], [0.0, 0.0]])) == pytest.approx(2.5)
+    assert mean_norm(torch.zeros(0, 3)) == 0.0
+
+
 def test_registry_and_compute_metrics():
     assert list(METRICS) == ["mad", "mad_gap", "dirichlet", "dirichlet_normalized", "smv",
-                             "group_distance_ratio", "effective_rank", "numerical_rank"]
+                             "group_distance_ratio", "effective_rank", "numerical_rank", "norm"]
     out = compute_metrics(PATH_X, PATH_E)
-    assert "group_distance_ratio" not in out and len(out) == 7
-    assert set(compute_metrics(PATH_X)) == {"mad", "smv", "effective_rank", "numerical_rank"}
+    assert "group_distance_ratio" not in out and len(out) == 8
+    assert set(compute_metrics(PATH_X)) == {"mad", "smv", "effective_rank", "numerical_rank",
+                                            "norm"}
     assert all(isinstance(v, float) for v in out.values())
     assert out["dirichlet_normalized"] == pytest.approx(7 / 3)
+    assert out["norm"] == pytest.approx(1.0)  # unit rows
     out = compute_metrics(PATH_X, PATH_E, torch.tensor([0, 0, 1, 1]), names="group_distance_ratio",
                           options={"group_distance_ratio": {"eps": 0.0}})
     assert out == {"group_distance_ratio": pytest.approx((2 + SQ2) * SQ2)}
