@@ -3,12 +3,14 @@
 # collapse at real sparsity, and which levers help. Cora, width 128, 400
 # epochs, lr 0.005, seed 0 unless a step says otherwise.
 #
-#   scripts/deep_tickets.sh [trace|levers|best]
+#   scripts/deep_tickets.sh [trace|levers|combos|recipe|best]
 #
 # trace:  ugt at sparsity 0.04, 0.5 and 0.9 with per-layer traces and gradient
 #         norms every 25 epochs (then: python scripts/plot_deep.py)
 # levers: one flag at a time, at sparsity 0.5 and 0.9
 # combos: the levers that helped, together, at sparsity 0.5 and 0.9
+# recipe: the two best combinations (PairNorm + initial residual; APPNP's
+#         parameter-free propagation) against overfitting and at higher sparsity
 # best:   the recipe that holds up, 3 seeds, at 32 and 64 layers
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,16 @@ if [ "$what" = all ] || [ "$what" = combos ]; then
     run "combo-gcnii-erk-unit-s$s" --layers 32 --sparsity "$s" --model gcnii --mask-rule erk \
       --extra mask_scale=unit
   done
+fi
+if [ "$what" = all ] || [ "$what" = recipe ]; then
+  PI="--layers 32 --norm pair --residual initial"
+  run "recipe-pi-drop0.5-s0.5" $PI --sparsity 0.5 --dropout 0.5
+  run "recipe-pi-smooth-s0.5" $PI --sparsity 0.5 --label-smoothing 0.1
+  run "recipe-pi-drop0.5-s0.8" $PI --sparsity 0.8 --dropout 0.5
+  run "recipe-appnp-drop0.5-s0.5" --layers 32 --model appnp --sparsity 0.5 --dropout 0.5
+  for s in 0.8 0.9; do run "recipe-appnp-s$s" --layers 32 --model appnp --sparsity "$s"; done
+  run "recipe-appnp-L64-s0.5" --layers 64 --model appnp --sparsity 0.5
+  run "recipe-pi-L64-s0.5" --layers 64 --norm pair --residual initial --sparsity 0.5
 fi
 if [ "$what" = all ] || [ "$what" = levers ]; then
   for s in 0.5 0.9; do
