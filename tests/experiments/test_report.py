@@ -191,8 +191,12 @@ def test_demo_quick(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "test accuracy" in text and f"report: {out / 'report.md'}" in text
-    assert (out / "report.md").is_file() and (out / "results.csv").is_file()
-    assert_png(out / "accuracy_vs_depth.png")
-    rows = list(csv.DictReader(open(out / "results.csv")))
-    assert {r["method"] for r in rows} == set(TWO) and {r["depth"] for r in rows} == {"2", "4"}
+    assert "[plain: no normalisation, no residual] test accuracy" in text
+    assert "[deep-recipe: norm pair, residual initial] test accuracy" in text
+    assert f"reports: {out / 'plain' / 'report.md'}, {out / 'deep-recipe' / 'report.md'}" in text
+    for name, norm in (("plain", "none"), ("deep-recipe", "pair")):
+        assert (out / name / "report.md").is_file() and (out / name / "results.csv").is_file()
+        assert_png(out / name / "accuracy_vs_depth.png")
+        rows = list(csv.DictReader(open(out / name / "results.csv")))
+        assert {r["method"] for r in rows} == set(TWO) and {r["depth"] for r in rows} == {"2", "4"}
+        assert f"norm {norm}" in (out / name / "report.md").read_text()
