@@ -3,7 +3,7 @@
 # collapse at real sparsity, and which levers help. Cora, width 128, 400
 # epochs, lr 0.005, seed 0 unless a step says otherwise.
 #
-#   scripts/deep_tickets.sh [trace|levers|combos|recipe|best]
+#   scripts/deep_tickets.sh [trace|levers|combos|recipe|best|backbones]
 #
 # trace:  ugt at sparsity 0.04, 0.5 and 0.9 with per-layer traces and gradient
 #         norms every 25 epochs (then: python scripts/plot_deep.py)
@@ -15,6 +15,8 @@
 #         sparsity 0.5), 3 seeds at 32 layers on Cora and CiteSeer, 2 at 64
 #         layers on Cora, 1 on PubMed (200 epochs); APPNP beside it; dense
 #         training with the same recipe as the reference
+# backbones: GAT and GIN tickets at 2 layers (sparsity 0.95, width 256, 200
+#         epochs, lr 0.01) and 16 layers (the recipe), seed 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GNNMASK=${GNNMASK:-.venv/bin/gnnmask}
@@ -63,6 +65,13 @@ if [ "$what" = all ] || [ "$what" = best ]; then
   run "best-citeseer-L32" --layers 32 $R --seeds 0,1,2 --dataset citeseer
   run "best-cora-L64" --layers 64 $R --seeds 0,1
   run "best-pubmed-L32" --layers 32 $R --dataset pubmed --epochs 200
+fi
+if [ "$what" = all ] || [ "$what" = backbones ]; then
+  for m in gat gin; do
+    run "backbone-$m-L2" --model $m --layers 2 --hidden 256 --epochs 200 --lr 0.01 --sparsity 0.95
+    run "backbone-$m-L16" --model $m --layers 16 --norm pair --residual initial --dropout 0.5 \
+      --sparsity 0.5
+  done
 fi
 if [ "$what" = all ] || [ "$what" = levers ]; then
   for s in 0.5 0.9; do
