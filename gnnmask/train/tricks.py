@@ -21,7 +21,13 @@ ablation is one sweep:
                       layer in forward order, until the output of its module
                       on the training graph has unit standard deviation
                       (LSUV, Mishkin & Matas, ICLR 2016), with at most ``N``
-                      forward passes per tensor. Scaling keeps zeros at zero,
+                      forward passes per tensor (the module that owns the
+                      tensor, or its nearest ancestor that is called: a GCN
+                      layer fed sparse features applies its weight without
+                      calling ``lin``). On row-normalised bag-of-words
+                      features the first layer's output is tiny, so unit
+                      standard deviation multiplies its weights by hundreds
+                      (measured in docs/RESULTS.md). Scaling keeps zeros at zero,
                       so the mask is kept. Only for methods that train
                       weights.
 
@@ -115,20 +121,33 @@ class Tricks:
             owner = name.split(".parametrizations.")[0] if ".parametrizations." in name \
                 else name.rpartition(".")[0]
             seen: list[float] = []
-            handle = model.get_submodule(owner).register_forward_hook(
-                lambda m, args, out, seen=seen: seen.append(float(out.std())))
             factor = 1.0
+            handle = None
             try:
-                for _ in range(passes):
+                # The module whose output is measured: the tensor's owner, or the
+                # nearest ancestor that is called (a GCN layer may apply its
+                # ``lin`` weight without calling ``lin``, e.g. on sparse input).
+                path = owner.split(".") if owner else []
+                while True:
                     seen.clear()
+                    handle = model.get_submodule(".".join(path)).register_forward_hook(
+                        lambda m, args, out, seen=seen: seen.append(float(out.std())))
                     model(*method.inputs(data))
+                    if seen or not path:
+                        break
+                    handle.remove()
+                    path = path[:-1]
+                for _ in range(passes):
                     std = seen[0] if seen else 1.0
                     if not std > 0 or abs(std - 1.0) < RESCALE_TOLERANCE:
                         break
                     p.div_(std)
                     factor /= std
+                    seen.clear()
+                    model(*method.inputs(data))
             finally:
-                handle.remove()
+                if handle is not None:
+                    handle.remove()
             factors[name] = factor
         model.train(training)
         return factors

@@ -12,7 +12,7 @@ from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group
 from gnnmask.models import build_model
 from gnnmask.train import RunConfig, resolve_config, train
-from gnnmask.train.engine import build
+from gnnmask.train.engine import build, model_features
 from gnnmask.train.tricks import GhostActivation, Tricks
 
 
@@ -74,6 +74,28 @@ def test_rescaled_init_gives_unit_std_outputs_and_keeps_the_mask(csbm):
     for name, (module, attr) in group.targets.items():
         assert torch.equal(group.masks()[name], masks[name])
         assert (module.parametrizations[attr].original[~masks[name]] == 0).all()
+
+
+def test_rescaled_init_reaches_a_first_layer_fed_sparse_features(csbm):
+    """With bag-of-words-like features the first GCN layer applies its weight
+    without calling its ``lin`` module; the layer's own output is measured."""
+    config = resolve_config(small(rescale_init=6, layers=2, weight_init="default"))
+    data = csbm.clone()
+    gen = torch.Generator().manual_seed(0)
+    data.x = data.x.abs() * (torch.rand(data.x.shape, generator=gen) < 0.04)
+    data.features = model_features(config, data.x)
+    assert data.features.layout == torch.sparse_csr
+    model, method = build(config, data)
+    factors = Tricks(config).rescale(model, method, data)
+    first = next(iter(factors))
+    assert first.startswith("convs.0.") and abs(factors[first] - 1) > 0.1
+    stds = []
+    hook = model.convs[0].register_forward_hook(
+        lambda m, a, out: stds.append(float(out.detach().std())))
+    model.eval()
+    model(*method.inputs(data))
+    hook.remove()
+    assert abs(stds[0] - 1) < 0.15, stds
 
 
 @pytest.mark.parametrize("kw, match", [
