@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Evaluation beyond accuracy (docs/RESULTS.md, "Tickets beyond accuracy"):
 # dense training against the untrained ticket (ugt) at 2 and 32 layers on Cora
-# and CiteSeer, 3 seeds. Two sweeps per dataset and depth:
+# and CiteSeer, 3 seeds ($SEEDS). Two sweeps per dataset and depth:
 #   - calibration (ECE, 15 bins, reliability diagram) and robustness (test
 #     accuracy with 10..50% of the nodes' features randomised, or of the edges
 #     rewired), on the usual split;
@@ -24,13 +24,14 @@ depth=${1:-all}
 data=${2:-all}
 DEEP_SPARSITY=${DEEP_SPARSITY:-0.5}
 DEEP_FLAGS=${DEEP_FLAGS:-}
+SEEDS=${SEEDS:-0,1,2}
 
 study() {  # study DATASET NAME ARGS...
   local ds=$1 name=$2; shift 2
-  "$GNNMASK" sweep --dataset "$ds" $ROOT --methods dense,ugt --seeds 0,1,2 \
+  "$GNNMASK" sweep --dataset "$ds" $ROOT --methods dense,ugt --seeds "$SEEDS" \
     --layer-metrics none --jobs "$JOBS" --quiet --out "$OUT/$ds-$name-calib" "$@" \
     --evaluations calibration,robustness
-  "$GNNMASK" sweep --dataset "$ds" $ROOT --methods dense,ugt --seeds 0,1,2 \
+  "$GNNMASK" sweep --dataset "$ds" $ROOT --methods dense,ugt --seeds "$SEEDS" \
     --layer-metrics none --jobs "$JOBS" --quiet --out "$OUT/$ds-$name-ood" "$@" \
     --evaluations ood --holdout-classes 0.4
 }
