@@ -53,9 +53,9 @@ class UniformNeighborSampler(BaseSampler):
         """Up to ``k`` incoming edges of each frontier node: ``(edge positions
         in the sorted order, index of the frontier node)``."""
         start, deg = self.ptr[frontier], self.ptr[frontier + 1] - self.ptr[frontier]
+        before = deg.cumsum(0) - deg  # edges of the earlier frontier nodes (empty if none)
         owner = torch.repeat_interleave(torch.arange(frontier.numel()), deg)
-        first = torch.repeat_interleave(start - torch.cat([deg.new_zeros(1),
-                                                           deg.cumsum(0)[:-1]]), deg)
+        first = torch.repeat_interleave(start - before, deg)
         pos = first + torch.arange(owner.numel())
         if k < 0:
             return pos, owner
@@ -63,8 +63,7 @@ class UniformNeighborSampler(BaseSampler):
         keys = owner.to(torch.float64) + torch.rand(pos.numel(), generator=self.gen,
                                                     dtype=torch.float64)
         order = torch.argsort(keys)
-        rank = torch.arange(order.numel()) - torch.repeat_interleave(
-            torch.cat([deg.new_zeros(1), deg.cumsum(0)[:-1]]), deg)
+        rank = torch.arange(order.numel()) - torch.repeat_interleave(before, deg)
         chosen = order[rank < k]
         return pos[chosen], owner[chosen]
 

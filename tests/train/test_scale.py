@@ -48,6 +48,18 @@ def test_neighbour_sampling_draws_real_edges_seeds_first():
     assert sorted(seen) == list(range(30))  # every training node once per epoch
 
 
+def test_neighbour_sampling_deeper_than_the_graph_reaches():
+    """More hops than the component's diameter: once every reachable node is
+    sampled the frontier is empty and the remaining hops add nothing."""
+    ei = to_undirected(torch.tensor([[0, 1, 3], [1, 2, 4]]), num_nodes=5)  # 0-1-2, 3-4
+    data = Data(x=torch.randn(5, 2), edge_index=ei, y=torch.zeros(5, dtype=torch.long))
+    (batch,) = neighbor_loader(data, torch.tensor([0]), [5] * 6, batch_size=1, seed=0)
+    assert sorted(batch.n_id.tolist()) == [0, 1, 2]
+    # every edge of the component, each drawn once by the node it points to
+    assert sorted(map(tuple, batch.n_id[batch.edge_index].t().tolist())) == [
+        (0, 1), (1, 0), (1, 2), (2, 1)]
+
+
 @pytest.mark.parametrize("method", ["dense", "ugt", "rigl", "imp"])
 def test_mini_batch_training_learns(csbm, method):
     full = train(small(method=method, epochs=15), data=csbm)
