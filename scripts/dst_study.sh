@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Dynamic sparse training against static sparsity and tickets (docs/RESULTS.md,
 # "Dynamic sparse training"): 2-layer GCN, width 256, 200 epochs, lr 0.01,
-# 3 seeds, sparsity 0.9 and 0.98 on Cora and CiteSeer; then sparse-aware
+# 3 seeds, sparsity 0.9 and 0.98 on Cora and CiteSeer (ERK and uniform
+# densities, the ToST components, the ITOP schedule); then sparse-aware
 # initialisations at depth 8, 16 and 32 on Cora (width 64, 2 seeds, 0.9).
 #
 #   scripts/dst_study.sh [cora|citeseer|depth|all]
@@ -28,6 +29,8 @@ for ds in cora citeseer; do
       --methods set,rigl --density-dist uniform
     sweep tost "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
       --methods random,set,rigl --density-dist erk $TOST
+    sweep itop "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
+      --methods set,rigl --density-dist erk --itop true
   fi
 done
 if [ "$what" = all ] || [ "$what" = depth ]; then
