@@ -29,6 +29,9 @@ for ds in cora citeseer; do
       --methods set,rigl --density-dist uniform
     sweep tost "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
       --methods random,set,rigl --density-dist erk $TOST
+    sweep tost-no-rescale "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
+      --methods random,set,rigl --density-dist erk --ghost-soft 100 --ghost-skip 100 \
+      --label-smoothing 0.1
     sweep itop "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
       --methods set,rigl --density-dist erk --itop true
   fi
