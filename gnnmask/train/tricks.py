@@ -76,6 +76,9 @@ def check_tricks(config, method_cls) -> None:
     if config.ghost_soft and config.activation != "relu":
         raise UserError(f"--ghost-soft anneals to ReLU; --activation is {config.activation!r}; "
                         "allowed: relu")
+    if config.ghost_skip and config.layers < 3:
+        raise UserError(f"--ghost-skip adds skips between hidden layers of equal width; "
+                        f"--layers {config.layers} has none; allowed: --layers 3 or more")
     if config.rescale_init and not method_cls.trains_weights:
         raise UserError(f"--rescale-init learns weight scales; method {method_cls.name!r} keeps "
                         "its weights frozen (tickets are rebuilt from their seed)")

@@ -102,6 +102,7 @@ def test_rescaled_init_reaches_a_first_layer_fed_sparse_features(csbm):
     (dict(method="ugt", rescale_init=3), "keeps its weights frozen"),
     (dict(ghost_soft=3, activation="tanh"), "anneals to ReLU"),
     (dict(ghost_skip=-1), "--ghost-skip -1"),
+    (dict(ghost_skip=5, layers=2), "--ghost-skip adds skips .*--layers 2 has none"),
 ])
 def test_tricks_that_cannot_apply_are_refused(kw, match):
     with pytest.raises(UserError, match=match):
