@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -51,9 +52,9 @@ def parse_seeds(text: str) -> list[int]:
 
 def parse_bool(text: str) -> bool:
     low = text.lower()
-    if low in ("1", "true", "yes", "on"):
+    if low in ("true", "yes", "on"):  # a number is never a boolean
         return True
-    if low in ("0", "false", "no", "off"):
+    if low in ("false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; allowed: true, false")
 
@@ -151,11 +152,40 @@ FILE_KEYS = {"train": ("seeds",), "sweep": ("seeds", "depths", "methods", "jobs"
                                             "sparsities")}
 
 
+#: Config-file keys that hold a list (or a single value): the type of an item,
+#: and what is allowed.
+_LIST_KEYS = {
+    "seeds": (int, "a non-negative integer, a list of them, or a string such as \"0-4\""),
+    "depths": (int, "an integer 1..128 or a list of them"),
+    "sparsities": (float, "a fraction 0 <= s < 1 or a list of them"),
+    "methods": (str, "a method name or a list of them"),
+}
+
+
+def _list_problem(key: str, value) -> bool:
+    """Whether ``value`` is not an item (or a list of items) of list key ``key``;
+    strings are accepted wherever the flag's own spelling is (``"0-4"``)."""
+    kind = _LIST_KEYS[key][0]
+    items = value if isinstance(value, list) else [value]
+
+    def ok(v):
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, str):
+            return kind is str or not isinstance(value, list)
+        if kind is float:
+            return isinstance(v, (int, float)) and math.isfinite(v)
+        return isinstance(v, kind)
+
+    return not items or not all(ok(v) for v in items)
+
+
 def read_config_file(path: str, command: str) -> dict:
     """Argument defaults from a TOML or JSON config file: RunConfig fields,
     ``seeds``, and for sweeps ``depths``/``methods``/``jobs`` (a run's
     ``config.json`` and a sweep's ``sweep.json`` are accepted as written)."""
     from gnnmask.train import RunConfig
+    from gnnmask.train.config import type_problem
 
     file = Path(path)
     try:
@@ -193,13 +223,22 @@ def read_config_file(path: str, command: str) -> dict:
         raise UserError(f"--config {path!r}: unknown key {unknown[0]!r}; allowed: "
                         f"{', '.join(sorted(allowed))}")
     out = dict(values)
-    for key in ("seeds", "depths", "methods", "sparsities"):
-        if isinstance(out.get(key), list):
-            out[key] = ",".join(map(str, out[key]))
-    if "extra" in out:
-        if not isinstance(out["extra"], dict):
-            raise UserError(f"--config {path!r}: extra must be a table of method options")
-        out["extra"] = [f"{k}={json.dumps(v)}" for k, v in out["extra"].items()]
+    for key, value in values.items():
+        if key in _LIST_KEYS:
+            allowed = _LIST_KEYS[key][1] if _list_problem(key, value) else None
+        elif key in fields:
+            allowed = type_problem(key, value)
+        else:  # jobs
+            allowed = None if isinstance(value, int) and not isinstance(value, bool) \
+                else "an integer"
+        if allowed:
+            raise UserError(f"--config {path!r}: {key} = {json.dumps(value)} is invalid; "
+                            f"allowed: {allowed}")
+        if key in _LIST_KEYS:  # one value or a list, as the flag would spell it
+            out[key] = ",".join(map(str, value if isinstance(value, list) else [value]))
+    if "extra" in out:  # a table (checked above),
+        # kept apart from --extra, which adds to (and overrides) the file's options
+        out["config_extra"] = out.pop("extra")
     return out
 
 
@@ -210,6 +249,8 @@ def parse_extra(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"--extra {item!r} is malformed; allowed: KEY=VALUE")
+        if key in out:
+            raise UserError(f"--extra {key!r} is given twice; allowed: each key once")
         try:
             out[key] = json.loads(value)
         except ValueError:
@@ -223,7 +264,8 @@ def config_from_args(args: argparse.Namespace, **overrides):
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
               if f.name not in _NOT_FLAGS and hasattr(args, f.name)}
-    values["extra"] = parse_extra(getattr(args, "extra", None) or [])
+    values["extra"] = {**getattr(args, "config_extra", {}),
+                       **parse_extra(getattr(args, "extra", None) or [])}
     values.update(overrides)
     return RunConfig(**values)
 

@@ -12,17 +12,26 @@ from gnnmask.cli.args import (
     print_json,
     show_progress,
 )
-from gnnmask.errors import UserError
+from gnnmask.errors import EXIT_DIVERGED, UserError
+from gnnmask.experiments.runs import diverged
 
 
 def _fmt(x, digits=4):
-    return "-" if x is None else f"{x:.{digits}f}"
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
 
 
 def _table(rows: list[tuple], align_right: bool = False) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     pad = str.rjust if align_right else str.ljust
     return "\n".join("  ".join(pad(str(c), w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def settings_text(values: dict) -> str:
+    """``key = value`` lines (JSON values), as a config file would spell them."""
+    import json
+
+    width = max(map(len, values), default=0)
+    return "\n".join(f"  {k:<{width}} = {json.dumps(v)}" for k, v in values.items())
 
 
 def ticket_paths(path: str, seeds: list[int]) -> dict[int, Path]:
@@ -54,13 +63,20 @@ def cmd_train(args) -> int:
             check_output_file(path, "--save-ticket")
 
         def on_record(record, model):
+            if diverged(record) and not record["diverged"]["restored"]:
+                record["ticket"] = None  # no finite state to save
+                return
             path = paths[record["seed"]]
             path.parent.mkdir(parents=True, exist_ok=True)
-            record["ticket"] = str(save_ticket(path, model))
+            record["ticket"] = str(save_ticket(path, model, dataset=config.dataset))
 
     if args.dry_run:
-        print_json({"config": {k: v for k, v in config.to_dict().items() if k != "seed"},
-                    "seeds": seeds, "out": str(out)})
+        shown = {k: v for k, v in config.to_dict().items() if k != "seed"}
+        if args.json:
+            print_json({"config": shown, "seeds": seeds, "out": str(out)})
+        else:
+            print(f"out: {out}\nseeds: {', '.join(map(str, seeds))}\nresolved config:")
+            print(settings_text(shown))
         return 0
     summary = run_seeds(config, seeds, out, mode=output_mode(args),
                         progress=show_progress(args), log_every=log_every(args, config.epochs),
@@ -71,22 +87,29 @@ def cmd_train(args) -> int:
         return 0
     if args.json:
         print_json(summary)
-        return 0
+        return EXIT_DIVERGED if summary["diverged_seeds"] else 0
     from gnnmask.train import read_json
 
-    rows = [("seed", "best ep", "train", "val", "test", "s/step")]
+    rows = [("seed", "best ep", "train", "val", "test", "s/step", "status")]
     for seed in seeds:
         r = read_json(out / f"seed_{seed}.json")
+        status = (f"diverged at epoch {r['diverged']['epoch']}" if diverged(r) else
+                  r.get("status", "finished"))
         rows.append((str(seed), str(r["best_epoch"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
-                     _fmt(r["test_acc"]), _fmt(r["epoch_time_s"], 3)))
+                     _fmt(r["test_acc"]), _fmt(r["epoch_time_s"], 3), status))
     print(f"{config.dataset} / {config.model} x{config.layers} (hidden {config.hidden}) / "
           f"{config.method}" + (f" sparsity {config.sparsity}" if config.sparsity else ""))
     print(_table(rows, align_right=True))
-    print(f"test acc {summary['test_acc']:.4f} ± {summary['test_acc_std']:.4f}  "
-          f"val acc {summary['val_acc']:.4f}  params {summary['params']:,} "
+    lost = summary["diverged_seeds"]
+    over = f" over {len(summary['seeds'])} finished seed(s)" if lost else ""
+    print(f"test acc {_fmt(summary['test_acc'])} ± {_fmt(summary['test_acc_std'])}  "
+          f"val acc {_fmt(summary['val_acc'])}{over}  params {summary['params']:,} "
           f"(non-zero {summary['nonzero_params']:,})")
+    if lost:
+        print(f"diverged: seed(s) {', '.join(map(str, lost))} (non-finite loss or outputs; "
+              f"their records say where; exit status {EXIT_DIVERGED})")
     print(f"records: {out}/")
-    return 0
+    return EXIT_DIVERGED if lost else 0
 
 
 def cmd_datasets(args) -> int:
@@ -186,6 +209,33 @@ def _evaluation_row(record: dict) -> dict:
     return row
 
 
+def ticket_and_data(args):
+    """``(header, model, data)`` of ``--ticket`` and ``--dataset`` (with
+    ``--data-root``, ``--split``, ``--seed``): a dataset other than the
+    ticket's own (its header's name, or its input and output widths) is a
+    :class:`UserError` naming the ticket's, before any forward pass."""
+    from gnnmask.data import get_info, load_dataset
+    from gnnmask.masks import load_ticket, read_ticket
+
+    if not args.dataset:
+        raise UserError("--ticket needs --dataset NAME (the dataset the ticket was trained on)")
+    header, _ = read_ticket(args.ticket)
+    own = header.get("dataset")
+    if own is not None and get_info(args.dataset).name != own:
+        raise UserError(f"ticket {args.ticket!r} was trained on dataset {own!r}, not "
+                        f"{args.dataset!r}; allowed: --dataset {own}")
+    seed = args.seed if args.seed is not None else int(header["build_seed"])
+    data = load_dataset(args.dataset, root=args.data_root, split=args.split, seed=seed)
+    kwargs = header.get("kwargs") or {}
+    want = (kwargs.get("in_dim"), kwargs.get("out_dim"))
+    have = (int(data.num_features), int(data.num_classes))
+    if None not in want and tuple(want) != have:
+        raise UserError(f"ticket {args.ticket!r} takes {want[0]} features and {want[1]} "
+                        f"classes; dataset {args.dataset!r} has {have[0]} and {have[1]}; "
+                        "allowed: the dataset the ticket was trained on")
+    return header, load_ticket(args.ticket), data
+
+
 def cmd_evaluate(args) -> int:
     if args.run:
         return _evaluate_run(args)
@@ -193,8 +243,7 @@ def cmd_evaluate(args) -> int:
         raise UserError("evaluate needs --run RUN_DIR, or --ticket PATH with --dataset NAME")
     import torch
 
-    from gnnmask.data import evaluate_accuracy, load_dataset
-    from gnnmask.masks import load_ticket, read_ticket
+    from gnnmask.data import evaluate_accuracy
     from gnnmask.metrics import evaluate_model, holdout_classes
     from gnnmask.train.config import evaluation_names
 
@@ -202,10 +251,8 @@ def cmd_evaluate(args) -> int:
     if "ood" in names and not args.holdout_classes:
         raise UserError("--evaluations ood needs --holdout-classes F: the fraction of classes "
                         "the ticket was trained without (drawn from --seed)")
-    header, _ = read_ticket(args.ticket)
+    header, model, data = ticket_and_data(args)
     seed = args.seed if args.seed is not None else int(header["build_seed"])
-    model = load_ticket(args.ticket)
-    data = load_dataset(args.dataset, root=args.data_root, split=args.split, seed=seed)
     if args.holdout_classes:
         held = torch.tensor(holdout_classes(int(data.num_classes), args.holdout_classes, seed))
         out = torch.isin(data.y, held)

@@ -21,7 +21,8 @@ from gnnmask.cli.args import (
     print_json,
     show_progress,
 )
-from gnnmask.errors import UserError
+from gnnmask.errors import EXIT_DIVERGED, UserError
+from gnnmask.experiments.runs import describe, diverged
 
 log = logging.getLogger("gnnmask.cli")
 
@@ -59,8 +60,7 @@ def _cell_logger(args):
     """Without a progress bar (not a terminal), log one line per finished cell."""
     if getattr(args, "quiet", False) or show_progress(args):
         return None
-    return lambda cell, r: log.info("%-28s test %.4f  val %.4f", cell.name, r["test_acc"],
-                                    r["val_acc"])
+    return lambda cell, r: log.info("%-28s %s", cell.name, describe(r))
 
 
 def _print_paths(paths: dict[str, Path]) -> None:
@@ -102,8 +102,8 @@ def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int,
                  on_cell=_cell_logger(args))
 
 
-def _dry_run(base, depths, methods, seeds, out: Path, sparsities) -> None:
-    from gnnmask.experiments.store import read_record
+def _dry_run(base, depths, methods, seeds, out: Path, sparsities, as_json: bool) -> None:
+    from gnnmask.experiments.store import config_diff, read_record
     from gnnmask.experiments.sweep import _check_used, cell_config, cell_order, check_sparsities
 
     _check_used(base, methods)
@@ -111,9 +111,31 @@ def _dry_run(base, depths, methods, seeds, out: Path, sparsities) -> None:
     cells = []
     for cell in cell_order(depths, methods, seeds, sparsities):
         config = cell_config(base, cell, sparsities)
-        cells.append({"cell": cell.name, "finished": read_record(cell.path(out)) is not None,
+        record = read_record(cell.path(out))
+        cells.append({"cell": cell.name, "finished": record is not None,
+                      "conflict": record is not None and bool(
+                          config_diff(record["config"], config.to_dict())),
                       "config": config.to_dict()})
-    print_json({"out": str(out), "cells": cells})
+    if as_json:
+        print_json({"out": str(out), "cells": cells})
+        return
+    from gnnmask.cli.commands import _table, settings_text
+
+    configs = [c["config"] for c in cells]
+    shared = {k: v for k, v in configs[0].items()
+              if k not in ("seed", "layers", "method") and all(c[k] == v for c in configs)}
+    print(f"out: {out}\n{len(cells)} cells, {sum(c['finished'] for c in cells)} finished "
+          "earlier (skipped when run)")
+    rows = [("cell", "status", "own settings")]
+    for c in cells:
+        own = ", ".join(f"{k}={v}" for k, v in c["config"].items() if v is not None
+                        and k not in shared and k not in ("seed", "layers", "method"))
+        status = ("different config (refused)" if c["conflict"] else "finished"
+                  if c["finished"] else "to run")
+        rows.append((c["cell"], status, own or "-"))
+    print(_table(rows))
+    print("shared settings:")
+    print(settings_text(shared))
 
 
 # -- sweep -------------------------------------------------------------------
@@ -128,7 +150,7 @@ def cmd_sweep(args) -> int:
     out = Path(args.out or f"runs/{base.dataset}-{base.model}-sweep-{stamp}")
     sparsities = parse_sparsities(args.sparsities)
     if args.dry_run:
-        _dry_run(base, depths, methods, seeds, out, sparsities)
+        _dry_run(base, depths, methods, seeds, out, sparsities, args.json)
         return 0
     records = _run_sweep(base, depths, methods, seeds, out, args, args.jobs,
                          mode=output_mode(args), sparsities=sparsities)
@@ -146,7 +168,17 @@ def cmd_sweep(args) -> int:
         _print_paths(report(out))
     else:
         print(f"records: {out}/cells/")
-    return 0
+    return _diverged_status(records)
+
+
+def _diverged_status(records) -> int:
+    """0, or :data:`EXIT_DIVERGED` (saying which cells) when some record diverged."""
+    lost = [r for r in records if diverged(r)]
+    if not lost:
+        return 0
+    print(f"diverged: {len(lost)} of {len(records)} cell(s) (non-finite loss or outputs; "
+          f"shown in the report, left out of its means); exit status {EXIT_DIVERGED}")
+    return EXIT_DIVERGED
 
 
 # -- report ------------------------------------------------------------------
@@ -191,15 +223,10 @@ def _record_rows(path: Path) -> list[dict]:
 
 
 def _ticket_rows(args) -> list[dict]:
-    from gnnmask.data import load_dataset
-    from gnnmask.masks import load_ticket, read_ticket
+    from gnnmask.cli.commands import ticket_and_data
     from gnnmask.metrics import trace
 
-    if not args.dataset:
-        raise UserError("--ticket needs --dataset NAME (the dataset the ticket was trained on)")
-    seed = args.seed if args.seed is not None else int(read_ticket(args.ticket)[0]["build_seed"])
-    model = load_ticket(args.ticket)
-    data = load_dataset(args.dataset, root=args.data_root, split=args.split, seed=seed)
+    _, model, data = ticket_and_data(args)
     try:
         return trace(model, data)
     except RuntimeError as e:
@@ -275,6 +302,8 @@ def add_parsers(sub) -> None:
                         "sparsity and seed; methods without a sparsity run once)")
     g.add_argument("--jobs", type=int, default=1,
                    help="parallel worker processes of the local executor (default: 1)")
+    g.add_argument("--json", action="store_true",
+                   help="with --dry-run: print the cells as one JSON line")
     g.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="write the report when the sweep finishes (default: yes)")
     e = p.add_argument_group("executor")

@@ -50,12 +50,18 @@ def _setup_logging(args) -> None:
     logger.propagate = False
     for h in list(logger.handlers):
         logger.removeHandler(h)
-    console = logging.StreamHandler(sys.stderr if getattr(args, "json", False) else sys.stdout)
     quiet = getattr(args, "quiet", False) or (  # torchrun's other ranks keep quiet
         getattr(args, "distributed", False) and os.environ.get("RANK", "0") != "0")
-    console.setLevel(logging.WARNING if quiet else logging.INFO)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(console)
+    if not quiet:  # progress and notes: stdout (stderr with --json, whose stdout is data)
+        info = logging.StreamHandler(sys.stderr if getattr(args, "json", False) else sys.stdout)
+        info.setLevel(logging.INFO)
+        info.addFilter(lambda record: record.levelno < logging.WARNING)
+        info.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(info)
+    warnings = logging.StreamHandler(sys.stderr)  # warnings: always stderr
+    warnings.setLevel(logging.WARNING)
+    warnings.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(warnings)
     path = getattr(args, "log_file", None)
     if path:
         try:
@@ -93,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gnnmask: interrupted; finished records are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `gnnmask ... | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:  # main() may be called again in this process (tests, notebooks)
         logger = logging.getLogger("gnnmask")
         for handler in list(logger.handlers):

@@ -17,11 +17,12 @@ The ``csbm`` dataset (:mod:`gnnmask.data.csbm`) is generated in-process.
 """
 
 from gnnmask.data.csbm import CSBM_DEFAULTS, generate_csbm
-from gnnmask.data.loading import evaluate_accuracy, load_dataset, random_split
+from gnnmask.data.loading import dataset_of, evaluate_accuracy, load_dataset, random_split
 from gnnmask.data.registry import (
     DATASETS,
     DatasetInfo,
     cache_home,
+    check_root,
     get_info,
     list_datasets,
     resolve_root,
@@ -32,6 +33,8 @@ __all__ = [
     "DATASETS",
     "DatasetInfo",
     "cache_home",
+    "check_root",
+    "dataset_of",
     "evaluate_accuracy",
     "generate_csbm",
     "get_info",

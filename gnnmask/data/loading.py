@@ -14,7 +14,15 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from gnnmask.data.csbm import PRESETS, csbm_params, generate_csbm
-from gnnmask.data.registry import DatasetInfo, cache_entry, get_info, resolve_root, verify_files
+from gnnmask.data.registry import (
+    DATASETS,
+    DatasetInfo,
+    cache_entry,
+    check_root,
+    get_info,
+    resolve_root,
+    verify_files,
+)
 from gnnmask.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -161,6 +169,7 @@ def load_dataset(name: str, root=None, split: int = 0, seed: int = 0, **params) 
     seed = _check_int("seed", seed)
     split = _check_int("split", split, info.splits, f" for dataset '{info.name}'")
     if info.name in PRESETS:
+        check_root(info.name, root)
         p = csbm_params(**{**PRESETS[info.name], **params})
         x, edge_index, y = generate_csbm(**p, seed=seed)
         data, num_classes, masks = Data(x=x, edge_index=edge_index, y=y), p["classes"], None
@@ -190,6 +199,44 @@ def load_dataset(name: str, root=None, split: int = 0, seed: int = 0, **params) 
     if info.pyg_class == "PygNodePropPredDataset":
         out.ogb_name = info.pyg_name
     return out
+
+
+def dataset_of(data, dataset: str) -> str:
+    """The name under which a run on ``data`` is recorded, given the
+    configured ``dataset``; :class:`UserError` when the two disagree.
+
+    ``data`` loaded by :func:`load_dataset` carries its registry ``name``,
+    which must be ``dataset``. A graph of one's own (no registered ``name``)
+    is recorded under ``dataset``: a name outside the registry, or a
+    registered one whose node, feature and class counts it has.
+    """
+    needed = ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask")
+    if not isinstance(data, Data) or any(getattr(data, k, None) is None for k in needed):
+        raise UserError(f"data {type(data).__name__} is invalid; allowed: a torch_geometric "
+                        f"Data with {', '.join(needed)} (as load_dataset returns)")
+    if not isinstance(getattr(data, "num_classes", None), int):
+        raise UserError("data has no integer num_classes; set data.num_classes")
+    name = getattr(data, "name", None)
+    def known(n) -> bool:
+        return isinstance(n, str) and n.strip().lower() in DATASETS
+
+    registered = name if known(name) else None
+    if registered is not None:
+        if not known(dataset) or get_info(dataset).name != get_info(registered).name:
+            raise UserError(f"data is the {registered!r} graph but the config's dataset is "
+                            f"{dataset!r}; allowed: RunConfig(dataset={registered!r})")
+        return get_info(registered).name
+    if not known(dataset):
+        return dataset
+    info = get_info(dataset)
+    have = (int(data.num_nodes), int(data.num_features), int(data.num_classes))
+    want = (info.nodes, info.features, info.classes)
+    if info.name not in PRESETS and have == want:
+        return info.name
+    raise UserError(f"data ({have[0]:,} nodes, {have[1]:,} features, {have[2]} classes) is not "
+                    f"dataset {info.name!r} ({want[0]:,} nodes, {want[1]:,} features, "
+                    f"{want[2]} classes); allowed: a name of your own, e.g. "
+                    "RunConfig(dataset='my-graph'), or load_dataset's graph")
 
 
 def evaluate_accuracy(data: Data, pred: torch.Tensor, mask: torch.Tensor) -> float:

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
-from gnnmask.experiments.runs import _mean_std, summarize
-from gnnmask.experiments.store import check_output_dir, read_record
+from gnnmask.experiments.runs import diverged, summarize
+from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir, read_record
 from gnnmask.experiments.sweep import load_cells
 from gnnmask.train import read_json
 
@@ -128,8 +128,11 @@ def expand_rounds(records: Sequence[dict]) -> list[dict]:
     out = []
     for r in records:
         rounds = r.get("rounds") or []
+        if not (rounds and rounds[-1].get("diverged")) and diverged(r):
+            rounds = [*rounds, None]  # every reported round finished before the divergence
         for rd in rounds[:-1]:
-            out.append({**r, "config": {**r["config"], "sparsity": rd["sparsity"]},
+            out.append({**r, "status": "finished", "diverged": None,
+                        "config": {**r["config"], "sparsity": rd["sparsity"]},
                         **{k: rd[k] for k in ("train_acc", "val_acc", "test_acc", "best_epoch",
                                               "nonzero_params") if k in rd},
                         "method": {**r.get("method", {}),
@@ -153,9 +156,10 @@ def summarize_groups(records: Sequence[dict]) -> list[dict[str, Any]]:
     metrics = metric_names(records)
     out = []
     for key in sorted(groups, key=lambda k: (order[k[0]], k[1], -1 if k[2] is None else k[2])):
-        rs = sorted(groups[key], key=lambda r: r["seed"])
-        s = summarize(rs)
-        s["records"] = rs
+        everything = sorted(groups[key], key=lambda r: r["seed"])
+        s = summarize(everything)  # means over the finished seeds; diverged ones counted
+        rs = [r for r in everything if not diverged(r)]
+        s["records"], s["diverged_records"] = rs, [r for r in everything if diverged(r)]
         s["last"] = {m: _fmean((r.get("layers") or [{}])[-1].get(m) for r in rs)
                      for m in metrics}
         s["evaluation"] = evaluation_means(rs)
@@ -205,7 +209,7 @@ def evaluation_table(groups: Sequence[dict], markdown: bool = False) -> str:
             continue
         rows.append([g["method"], str(g["layers"]),
                      "-" if g["sparsity"] is None else f"{g['sparsity']:g}",
-                     _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"])),
+                     _cell(g),
                      _num(e.get("ece")), _num(e.get("ece_scaled")),
                      _num(e.get("temperature"), 3), _num(e.get("ood_auroc")),
                      *[_num(v) for v in e.get("features", [None] * len(budgets))],
@@ -223,9 +227,20 @@ def _num(v, digits: int = 4) -> str:
 
 
 def _acc(mean: float, std: float, n: int = 2) -> str:
-    if math.isnan(mean):
+    if mean is None or math.isnan(mean):
         return "-"
     return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {std:.4f}"
+
+
+def _cell(g: dict) -> str:
+    """A group's test accuracy, mean ± std over its finished seeds, with the
+    number of diverged seeds beside it (they are never averaged in)."""
+    text = _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"]))
+    lost = len(g.get("diverged_seeds") or [])
+    if not lost:
+        return text
+    n = lost + len(g["seeds"])
+    return f"diverged ({lost}/{n})" if text == "-" else f"{text} ({lost}/{n} diverged)"
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]],
@@ -278,8 +293,7 @@ def accuracy_table(groups: Sequence[dict], markdown: bool = False) -> str:
         row = [str(depth)]
         for m, s in columns:
             g = cell.get((m, s, depth))
-            row.append("-" if g is None else
-                       _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"])))
+            row.append("-" if g is None else _cell(g))
         rows.append(row)
     header = [m if s is None else f"{m} s={s:g}" for m, s in columns]
     return render_table(["depth", *header], rows, markdown)
@@ -311,12 +325,11 @@ def sparsity_table(groups: Sequence[dict], depth: int, sparsities: Sequence[floa
         row = [f"{s:g}"]
         for m in sparse:
             g = cell.get((m, s))
-            row.append("-" if g is None else _acc(g["test_acc"], g["test_acc_std"],
-                                                  len(g["seeds"])))
+            row.append("-" if g is None else _cell(g))
         rows.append(row)
     for g in refs:
         rows.append([f"{g['method']} (no mask)",
-                     *[_acc(g["test_acc"], g["test_acc_std"], len(g["seeds"]))] * len(sparse)])
+                     *[_cell(g)] * len(sparse)])
     return render_table(["sparsity", *sparse], rows, markdown)
 
 
@@ -533,7 +546,8 @@ def plot_reliability(groups: Sequence[dict], path: Path) -> Path:
 
 def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     sparsity = any("achieved_sparsity" in g for g in groups)
-    header = ["method", "depth", "sparsity", "n_seeds", "seeds", "test_acc_mean",
+    header = ["method", "depth", "sparsity", "n_seeds", "seeds", "n_diverged",
+              "diverged_seeds", "test_acc_mean",
               "test_acc_std",
               "val_acc_mean", "val_acc_std", "train_acc_mean",
               *(["achieved_sparsity"] if sparsity else []),
@@ -544,6 +558,7 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     for g in groups:
         w.writerow([g["method"], g["layers"], "" if g["sparsity"] is None else g["sparsity"],
                     len(g["seeds"]), ";".join(map(str, g["seeds"])),
+                    len(g["diverged_seeds"]), ";".join(map(str, g["diverged_seeds"])),
                     g["test_acc"], g["test_acc_std"], g["val_acc"], g["val_acc_std"],
                     g["train_acc"], *([g.get("achieved_sparsity", "")] if sparsity else []),
                     g["params"], g["nonzero_params"], g["epoch_time_s"],
@@ -599,8 +614,9 @@ def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[
         f"- training: {_values(records, 'epochs')} epochs, {c.get('optimizer')}, lr "
         f"{_values(records, 'lr')}, weight decay {_values(records, 'weight_decay')}, dropout "
         f"{_values(records, 'dropout')}, patience {c.get('patience')}",
-        f"- seeds: {', '.join(map(str, seeds))} ({len(records)} records, device "
-        f"{r0.get('device', c.get('device'))})",
+        f"- seeds: {', '.join(map(str, seeds))} ({len(records)} records"
+        + (f", {lost} of them diverged" if (lost := sum(map(diverged, records))) else "")
+        + f", device {r0.get('device', c.get('device'))})",
         "- versions: " + ", ".join(f"{k} {' / '.join(versions[k])}" for k in
                                    ("gnnmask", "torch", "torch_geometric", "python")
                                    if k in versions),
@@ -632,10 +648,8 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     except (OSError, ValueError, AttributeError):
         axis = None
     run_dir = out_dir
-    for tmp in run_dir.glob(".*.tmp"):  # left by a killed report
-        if tmp.name.split(".")[1] in ("report", "results", "accuracy_vs_depth") or \
-                tmp.name.startswith((".layers_", ".accuracy_vs_sparsity", ".gradient_flow_",
-                                     ".itop_rate", ".robustness", ".reliability")):
+    for pattern in REPORT_OUTPUTS:  # temporary files left by a killed report
+        for tmp in run_dir.glob(f".{pattern}.*.tmp"):
             tmp.unlink(missing_ok=True)
     groups = summarize_groups(records)
     metrics = metric_names(records)
@@ -660,13 +674,15 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
                    "Metrics of the last layer's output (the logits), mean over seeds.", "",
                    metrics_table(groups, metrics, markdown=True), ""]
     else:
-        rows = [[str(r["seed"]), str(r["best_epoch"]), f"{r['train_acc']:.4f}",
-                 f"{r['val_acc']:.4f}", f"{r['test_acc']:.4f}"] for r in records]
+        rows = [[str(r["seed"]), str(r["best_epoch"]), _acc(r["train_acc"], 0.0, 1),
+                 _acc(r["val_acc"], 0.0, 1), _acc(r["test_acc"], 0.0, 1),
+                 "diverged" if diverged(r) else "finished"] for r in records]
         g = groups[0]
-        rows.append(["mean ± std", "", _acc(*_mean_std([r["train_acc"] for r in records])),
-                     _acc(g["val_acc"], g["val_acc_std"]), _acc(g["test_acc"], g["test_acc_std"])])
-        md += ["## Accuracy", "", render_table(["seed", "best epoch", "train", "val", "test"],
-                                               rows, markdown=True), ""]
+        rows.append(["mean ± std", "", _acc(g["train_acc"], g["train_acc_std"]),
+                     _acc(g["val_acc"], g["val_acc_std"]), _cell(g),
+                     f"over {len(g['seeds'])} finished"])
+        md += ["## Accuracy", "", render_table(["seed", "best epoch", "train", "val", "test",
+                                                "status"], rows, markdown=True), ""]
         if metrics:
             md += ["## Per-layer over-smoothing metrics", "",
                    "Layer 0 is the input features; mean over seeds.", "",
@@ -682,6 +698,20 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
                "others; test accuracy with a fraction of the nodes' features randomised or "
                "of the edges rewired (means over seeds).", "",
                evaluation_table(groups, markdown=True), ""]
+    lost = [r for g in groups for r in g["diverged_records"] if "round_of" not in r]
+    if lost:
+        md += ["## Diverged runs", "", "The loss or the outputs became non-finite; each run "
+               "keeps the metrics of its best finite epoch (restored where one was selectable) "
+               "and is left out of the means above.", "",
+               render_table(["method", "depth", "sparsity", "seed", "epoch", "reason",
+                             "best finite state"],
+                            [[r["config"]["method"], str(r["config"]["layers"]),
+                              _num(r["config"].get("sparsity")), str(r["seed"]),
+                              str(r["diverged"]["epoch"]) + (f" ({r['diverged']['phase']})"
+                                                             if "phase" in r["diverged"] else ""),
+                              r["diverged"]["reason"],
+                              "restored" if r["diverged"]["restored"] else "none"]
+                             for r in lost], markdown=True), ""]
     if unreadable:
         md += ["## Unreadable records", "", "Left out of every table and plot:", "",
                *[f"- `{p}`" for p in unreadable], ""]

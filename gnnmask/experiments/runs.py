@@ -21,16 +21,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from gnnmask.errors import UserError
+from gnnmask.errors import UserError, check_arg
 from gnnmask.experiments.store import (
     check_mode,
     check_output_dir,
     config_diff,
     read_record,
     remove,
+    report_outputs,
 )
 from gnnmask.train import RunConfig, resolve_config, resolve_device, train, write_json_atomic
-from gnnmask.train.distributed import is_main_process
+from gnnmask.train.distributed import check_environment, is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +47,47 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def diverged(record: dict[str, Any]) -> bool:
+    """Whether a record's training diverged (its loss or outputs became non-finite)."""
+    return record.get("status") == "diverged"
+
+
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample standard deviation over seed records."""
+    """Mean and sample standard deviation over the seed records that finished;
+    diverged seeds are counted (``diverged_seeds``), never averaged in."""
     c = records[0]["config"]
+    kept = [r for r in records if not diverged(r)]
     out: dict[str, Any] = {
         "dataset": c["dataset"], "model": c["model"], "layers": c["layers"],
         "hidden": c["hidden"], "method": c["method"], "sparsity": c.get("sparsity"),
-        "seeds": [r["seed"] for r in records],
+        "seeds": [r["seed"] for r in kept],
+        "diverged_seeds": [r["seed"] for r in records if diverged(r)],
     }
     for key in ("test_acc", "val_acc", "train_acc"):
-        out[key], out[f"{key}_std"] = _mean_std([r[key] for r in records])
-    out["epoch_time_s"] = statistics.median(r["epoch_time_s"] for r in records)
+        out[key], out[f"{key}_std"] = _mean_std([r[key] for r in kept])
+    times = [r["epoch_time_s"] for r in kept if r.get("epoch_time_s") is not None]
+    out["epoch_time_s"] = statistics.median(times) if times else None
     out["params"] = records[0]["params"]
     out["nonzero_params"] = round(statistics.fmean(r["nonzero_params"] for r in records))
-    achieved = [r["method"]["achieved_sparsity"] for r in records
+    achieved = [r["method"]["achieved_sparsity"] for r in kept
                 if "achieved_sparsity" in r.get("method", {})]
     if achieved:
         out["achieved_sparsity"] = statistics.fmean(achieved)
-    out["best_epochs"] = [r["best_epoch"] for r in records]
+    out["best_epochs"] = [r["best_epoch"] for r in kept]
     return out
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line for a finished seed or cell: its accuracies, or where it diverged."""
+    def num(v):
+        return "-" if v is None else f"{v:.4f}"
+
+    text = f"test {num(record['test_acc'])}  val {num(record['val_acc'])}"
+    if diverged(record):
+        d = record["diverged"]
+        where = f" in {d['phase']}" if "phase" in d else ""
+        text += f"  DIVERGED at epoch {d['epoch']}{where} ({d['reason']})"
+    return text
 
 
 def run_seeds(
@@ -89,10 +112,12 @@ def run_seeds(
     is written (e.g. to save a ticket and note its path in the record).
     Returns the summary (also written to ``out/summary.json``).
     """
+    check_arg("run_seeds", "config", config, RunConfig, "a gnnmask.train.RunConfig")
     out = Path(out)
     check_mode(mode)
-    resolved = resolve_config(config)
+    resolved = resolve_config(config, data=data)
     resolve_device(resolved.device)
+    check_environment(resolved)
     check_output_dir(out)
     base = resolved.to_dict()
     found = {p: read_record(p) for p in sorted(out.glob("seed_*.json"))} if out.is_dir() else {}
@@ -102,7 +127,8 @@ def run_seeds(
     main = is_main_process() if resolved.distributed else True
     if mode == "overwrite":
         if main:
-            remove([*found, *[p for p in [out / "summary.json"] if p.exists()]], out)
+            remove([*found, *[p for p in [out / "summary.json"] if p.exists()],
+                    *report_outputs(out)], out)
         found, done = {}, {}
     for record in done.values():
         diff = config_diff(record["config"], base)
@@ -142,9 +168,8 @@ def run_seeds(
         if on_record is not None:
             on_record(record, model)
         write_json_atomic(out / f"seed_{seed}.json", record)
-        log.info("seed %d: test %.4f  val %.4f  (best epoch %d, %.1f s)", seed,
-                 record["test_acc"], record["val_acc"], record["best_epoch"],
-                 record["total_time_s"])
+        log.info("seed %d: %s  (best epoch %d, %.1f s)", seed, describe(record),
+                 record["best_epoch"], record["total_time_s"])
         records.append(record)
     summary = summarize(records)
     summary["out"] = str(out)

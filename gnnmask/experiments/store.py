@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,11 @@ def check_output_dir(out: Path, what: str = "--out") -> None:
     if not os.access(base, os.W_OK | os.X_OK):
         raise UserError(f"{what} {str(out)!r} is not writable ({str(base)!r} is read-only); "
                         "choose another folder")
+    try:  # access() trusts permission bits; /proc, full or odd file systems refuse anyway
+        os.rmdir(tempfile.mkdtemp(prefix=".gnnmask-probe-", dir=base))
+    except OSError as e:
+        raise UserError(f"{what} {str(out)!r} cannot be created: {e.strerror} in "
+                        f"{str(base)!r}; choose another folder") from None
 
 
 def check_output_file(path: Path, what: str) -> None:
@@ -86,13 +92,26 @@ def check_output_file(path: Path, what: str) -> None:
     check_output_dir(path.parent, what=f"{what} folder")
 
 
+#: What ``gnnmask report`` writes into a folder (glob patterns).
+REPORT_OUTPUTS = ("report.md", "results.csv", "accuracy_vs_depth.png",
+                  "accuracy_vs_sparsity_L*.png", "robustness.png", "reliability.png",
+                  "itop_rate.png", "gradient_flow_*.png", "layers_*.png")
+
+
+def report_outputs(folder: Path) -> list[Path]:
+    """The report files in ``folder`` (they describe its records: an
+    ``--overwrite`` that replaces the records removes them too)."""
+    return sorted({p for pattern in REPORT_OUTPUTS for p in Path(folder).glob(pattern)
+                   if p.is_file()})
+
+
 def remove(paths: list[Path], out: Path) -> None:
-    """Delete finished records (``--overwrite``), saying which."""
+    """Delete finished records and what was made of them (``--overwrite``),
+    saying which."""
     if not paths:
         return
     shown = ", ".join(str(p.relative_to(out)) for p in paths[:6])
     more = f" and {len(paths) - 6} more" if len(paths) > 6 else ""
-    log.warning("overwriting %s: removing %d finished record(s): %s%s", out, len(paths),
-                shown, more)
+    log.warning("overwriting %s: removing %d file(s): %s%s", out, len(paths), shown, more)
     for p in paths:
         p.unlink(missing_ok=True)

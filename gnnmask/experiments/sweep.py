@@ -39,15 +39,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gnnmask.errors import UserError
+from gnnmask.errors import UserError, check_arg
+from gnnmask.experiments.runs import describe
 from gnnmask.experiments.store import (
     check_mode,
     check_output_dir,
     config_diff,
     read_record,
     remove,
+    report_outputs,
 )
 from gnnmask.train import RunConfig, read_json, resolve_config, resolve_device, write_json_atomic
+from gnnmask.train.distributed import check_environment
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +327,7 @@ def sweep(
     """
     from gnnmask.experiments.executors import make_executor
 
+    check_arg("sweep", "base", base, RunConfig, "a gnnmask.train.RunConfig")
     executor = executor or make_executor("local", jobs=jobs)
     check_mode(mode)
     depths, methods, seeds = _check_lists(depths, methods, seeds)
@@ -333,6 +337,7 @@ def sweep(
     cells = cell_order(depths, methods, seeds, sparsities)
     configs = {c: cell_config(base, c, sparsities) for c in cells}
     resolve_device(base.device)
+    check_environment(base)
     check_output_dir(out)
     found = {p: read_record(p) for p in out.glob("cells/**/seed_*.json")}
     if mode == "resume" and not any(found.values()):
@@ -345,7 +350,7 @@ def sweep(
     with _lock(out):
         _clean_stale(out)
         if mode == "overwrite":
-            remove(sorted(found), out)
+            remove([*sorted(found), *report_outputs(out)], out)
             (out / "sweep.json").unlink(missing_ok=True)
             found = {}
         for path, record in found.items():
@@ -394,8 +399,7 @@ def sweep(
             records[cell] = record
             if bar is not None:
                 bar.update()
-                bar.write(f"{cell.name:<28} test {record['test_acc']:.4f}  "
-                          f"val {record['val_acc']:.4f}")
+                bar.write(f"{cell.name:<28} {describe(record)}")
             if on_cell is not None:
                 on_cell(cell, record)
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torch.nn.utils import parametrize
 
-from gnnmask.errors import UserError, check_choice
+from gnnmask.errors import UserError, check_arg, check_choice
 from gnnmask.masks.core import SCALES, MaskGroup, MaskParametrization, check_sparsity
 from gnnmask.masks.init import SCORE_INITS, WEIGHT_INITS, init_scores, init_weights_
 from gnnmask.masks.rules import resolve_rule
@@ -233,6 +233,7 @@ def mask_model(
     ``get_mask_group(model).refresh()``, or register it on your optimiser
     with :func:`refresh_on_step`.
     """
+    check_arg("mask_model", "model", model, nn.Module, "a torch.nn.Module")
     sparsity = check_sparsity(sparsity)
     rule = resolve_rule(rule)
     if rule.fixed:
@@ -257,6 +258,7 @@ def mask_model(
 
 def get_mask_group(model: nn.Module) -> MaskGroup:
     """The :class:`MaskGroup` of a masked model (or of any of its sub-modules)."""
+    check_arg("get_mask_group", "model", model, nn.Module, "a masked torch.nn.Module")
     group = model.__dict__.get(_GROUP_ATTR)
     if group is None:
         group = next((m.group for m in model.modules() if isinstance(m, MaskParametrization)),
@@ -282,6 +284,8 @@ def refresh_on_step(optimizer: torch.optim.Optimizer, model: nn.Module):
     """Refresh ``model``'s masks after every ``optimizer.step()`` (a step
     post-hook on this optimiser only). Returns the hook's handle
     (``handle.remove()`` undoes it)."""
+    check_arg("refresh_on_step", "optimizer", optimizer, torch.optim.Optimizer,
+              "a torch.optim.Optimizer, then the model: refresh_on_step(optimizer, model)")
     group = get_mask_group(model)
     return optimizer.register_step_post_hook(lambda opt, args, kwargs: group.refresh())
 

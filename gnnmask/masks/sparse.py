@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from gnnmask.errors import UserError, check_choice
+from gnnmask.errors import UserError, check_arg, check_choice
 from gnnmask.masks.api import attach, get_mask_group, select_targets
 from gnnmask.masks.core import check_sparsity
 from gnnmask.masks.densities import DISTRIBUTIONS, keep_counts, layer_densities
@@ -82,6 +82,7 @@ def sparsify(
     The weights keep their values where kept and are set to zero where
     pruned. Train every parameter with ``requires_grad`` as usual.
     """
+    check_arg("sparsify", "model", model, nn.Module, "a torch.nn.Module")
     sparsity = check_sparsity(sparsity)
     check_choice("density distribution", distribution, DISTRIBUTIONS)
     targets = select_targets(model, include, exclude, mask_bias)

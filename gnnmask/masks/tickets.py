@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from gnnmask.errors import UserError
+from gnnmask.errors import UserError, check_arg
 from gnnmask.masks.api import get_mask_group, mask_model
 from gnnmask.masks.core import MaskParametrization
 from gnnmask.masks.sparse import sparsify
@@ -82,7 +82,7 @@ def fingerprint(model: nn.Module) -> str:
 
 def save_ticket(
     path, model: nn.Module, builder=None, builder_kwargs: dict | None = None,
-    build_seed: int | None = None,
+    build_seed: int | None = None, dataset: str | None = None,
 ) -> Path:
     """Write the ticket of masked ``model`` to ``path`` (atomically); return the path.
 
@@ -94,10 +94,14 @@ def save_ticket(
             model passed in.
         build_seed: the ``torch.manual_seed`` the model was built under
             (default: the mask seed, as the gnnmask engine does).
+        dataset: the name of the graph the ticket was trained on, kept in
+            the header (``gnnmask evaluate`` refuses another dataset by it).
 
     The builder is imported before anything is written; a path that cannot
     be written (missing folder, read-only, a folder) is a :class:`UserError`.
     """
+    check_arg("save_ticket", "path", path, (str, os.PathLike),
+              "a file path (str or os.PathLike), then the model: save_ticket(path, model)")
     group = get_mask_group(model)
     builder = _builder_path(builder)
     if builder is None and isinstance(getattr(model, "config", None), dict):
@@ -131,7 +135,7 @@ def save_ticket(
         build_seed=int(recipe["seed"] if build_seed is None else build_seed),
         recipe=recipe, sparsity=group.sparsity, tensors=tensors, buffers=buffers,
         params=params, fingerprint=None if trained else fingerprint(model),
-        torch=torch.__version__,
+        torch=torch.__version__, **({"dataset": str(dataset)} if dataset is not None else {}),
     )
     try:
         head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
@@ -243,6 +247,9 @@ def load_ticket(path, device=None, model: nn.Module | None = None) -> nn.Module:
     ``get_mask_group(model).unfix()`` returns to the training rule); a
     sparse-trained one with its trained weights.
     """
+    check_arg("load_ticket", "path", path, (str, os.PathLike), "a ticket file path")
+    if model is not None:
+        check_arg("load_ticket", "model", model, nn.Module, "an unmasked torch.nn.Module")
     header, payload = read_ticket(path)
     model = _build(header, path) if model is None else model
     shapes = {name: shape for name, shape, _ in header["tensors"]}

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn.conv import MessagePassing
 
-from gnnmask.errors import UserError
+from gnnmask.errors import UserError, check_arg
 
 from ._common import as_graph, check_x
 from .registry import compute_metrics
@@ -99,6 +99,8 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
     source) is the most expensive. On large graphs pick ``metrics`` or pass
     ``options``, e.g. ``{"mad_gap": {"num_samples": 128}}``.
     """
+    check_arg("trace", "model", model, nn.Module, "a torch.nn.Module, then the graph: "
+              "trace(model, data)")
     if not all(hasattr(data, key) for key in ("x", "edge_index")):
         raise UserError(f"trace needs data with .x and .edge_index; got {type(data).__name__}")
     x = check_x(data.x)

@@ -132,6 +132,26 @@ class GCNLayer(GCNConv):
         return out + self.bias if self.bias is not None else out
 
 
+class _AdjDtype:
+    """Mixin for PyG convolutions that multiply a sparse ``adj_t``: the sparse
+    product runs with autocast off, in the adjacency's dtype, so mixed
+    precision works on CPU too (CPU sparse kernels take no half precision)."""
+
+    def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().message_and_aggregate(adj_t, x.to(adj_t.dtype))
+
+
+class GCNIILayer(_AdjDtype, GCN2Conv):
+    """PyG's :class:`~torch_geometric.nn.conv.GCN2Conv` (Chen et al. 2020)
+    with the sparse product in the adjacency's dtype under autocast."""
+
+
+class APPNPPropagation(_AdjDtype, APPNP):
+    """PyG's :class:`~torch_geometric.nn.conv.APPNP` (Gasteiger et al. 2019)
+    with the sparse product in the adjacency's dtype under autocast."""
+
+
 class _SparseLinear(torch.autograd.Function):
     """``x W^T`` for a sparse CSR ``x`` without gradient: the backward
     ``dL/dW = (x^T G)^T`` multiplies the transposed (CSC) view of ``x``."""
@@ -287,12 +307,12 @@ class DeepGNN(nn.Module):
             self.lin_out = nn.Linear(hidden, out_dim, bias=bias)
             if name == "gcnii":
                 self.convs = nn.ModuleList(
-                    GCN2Conv(hidden, alpha, theta, layer=i + 1, normalize=False)
+                    GCNIILayer(hidden, alpha, theta, layer=i + 1, normalize=False)
                     for i in range(layers)
                 )
             else:
                 self.convs = nn.ModuleList()
-                self.prop = APPNP(K=layers, alpha=alpha, normalize=False)
+                self.prop = APPNPPropagation(K=layers, alpha=alpha, normalize=False)
             n_hidden = len(self.convs)
         else:
             dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]

@@ -16,6 +16,7 @@ is silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +208,8 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
 #: Fields only some methods read (see ``Method.reads``).
 METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule",
                  "schedule_end", "density_dist", "rewind_epoch", "edge_sparsity", "itop")
@@ -238,28 +241,69 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def resolve_config(config: RunConfig) -> RunConfig:
+def resolve_config(config: RunConfig, data=None) -> RunConfig:
     """Check that the method reads every method-specific value given, spell
     the dataset as the registry does, fill ``None`` fields from the method
     defaults and :data:`FALLBACKS`, then validate everything (one-line
-    :class:`UserError` on the first problem)."""
-    from gnnmask.data import get_info
+    :class:`UserError` on the first problem). With the graph ``data`` a run
+    is given, ``config.dataset`` must describe it
+    (:func:`gnnmask.data.dataset_of`; a graph of one's own may carry a name
+    outside the registry)."""
+    from gnnmask.data import dataset_of, get_info
     from gnnmask.methods import get_method_class
 
+    check_types(config)
     method_cls = get_method_class(config.method)
     method_cls.check_config(config)
     values = config.to_dict()
-    values["dataset"] = get_info(config.dataset).name  # the registry's spelling
+    # the registry's spelling, or the name of a user's own graph
+    values["dataset"] = (get_info(config.dataset).name if data is None
+                         else dataset_of(data, config.dataset))
     for key, value in {**FALLBACKS, **method_cls.defaults}.items():
         unread = key in METHOD_FIELDS and key not in method_cls.reads
         if values.get(key) is None and not unread:
             values[key] = value
+    for key, value in values.items():  # an integer given for a float field is that float
+        if str(_FIELDS[key].type).startswith("float") and type(value) is int:
+            values[key] = float(value)
     resolved = RunConfig.from_dict(values)
     validate_config(resolved)
     from gnnmask.train.tricks import check_tricks
 
     check_tricks(resolved, method_cls)
     return resolved
+
+
+def type_problem(name: str, value) -> str | None:
+    """``None`` if ``value`` has the type of :class:`RunConfig` field
+    ``name``, else what is allowed (e.g. ``"an integer"``). Booleans are
+    never numbers and numbers never booleans; floats must be finite."""
+    annotation = str(_FIELDS[name].type)
+    if value is None:
+        return None if "None" in annotation else "a value (not null)"
+    base = annotation.replace("| None", "").strip()
+    if base == "bool":
+        return None if isinstance(value, bool) else "true or false"
+    if base == "int":
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "a number"
+        return None if math.isfinite(value) else "a finite number"
+    if base == "str":
+        return None if isinstance(value, str) else "a string"
+    if base.startswith("dict"):
+        return None if isinstance(value, dict) else "a table of KEY = VALUE options"
+    return None
+
+
+def check_types(c: RunConfig) -> None:
+    """:class:`UserError` naming the first field whose value has the wrong type."""
+    for f in dataclasses.fields(c):
+        allowed = type_problem(f.name, getattr(c, f.name))
+        if allowed:
+            raise UserError(f"{flag(f.name)} {getattr(c, f.name)!r} is invalid; allowed: "
+                            f"{allowed}")
 
 
 def _check_choices(c: RunConfig) -> None:
@@ -272,6 +316,7 @@ def _check_choices(c: RunConfig) -> None:
 
 def validate_config(c: RunConfig) -> None:
     """Raise :class:`UserError` with one line for the first invalid field."""
+    check_types(c)
     _check_choices(c)
     if not isinstance(c.layers, int) or not 1 <= c.layers <= 128:
         raise UserError(f"--layers {c.layers!r} is out of range; allowed: an integer 1..128")
@@ -336,9 +381,9 @@ def validate_config(c: RunConfig) -> None:
                 f"--layer-metrics {bad[0]!r} is unknown; allowed: default, all, none or a "
                 f"comma-separated list of {', '.join(METRICS)}"
             )
-    if c.data_root is not None:  # a given root must be a folder, for every dataset
-        from gnnmask.data import resolve_root
+    if c.data_root is not None:  # a given root must be read, and be a folder
+        from gnnmask.data import check_root
 
-        resolve_root(c.data_root)
+        check_root(c.dataset, c.data_root)
     if c.device not in ("auto", "cpu", "cuda") and not str(c.device).startswith("cuda:"):
         raise UserError(f"unknown device {c.device!r}; allowed: auto, cpu, cuda, cuda:N")

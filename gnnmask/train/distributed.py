@@ -25,6 +25,15 @@ __all__ = ["DistributedDataParallel", "ddp", "is_main_process", "mask_checksums"
            "rank_and_world"]
 
 
+def check_environment(config) -> None:
+    """:class:`UserError` when ``config.distributed`` is set outside the
+    environment ``torchrun`` sets up (checked before anything is written)."""
+    if config.distributed and not dist.is_initialized() and (
+            "RANK" not in os.environ or "WORLD_SIZE" not in os.environ):
+        raise UserError("--distributed needs the environment torchrun sets up; allowed: "
+                        "torchrun --nproc-per-node N -m gnnmask train ... --distributed")
+
+
 def rank_and_world(config) -> tuple[int, int]:
     """``(rank, world size)`` of this process: ``(0, 1)`` unless
     ``config.distributed``, which joins the process group ``torchrun`` set up
@@ -32,9 +41,7 @@ def rank_and_world(config) -> tuple[int, int]:
     if not config.distributed:
         return 0, 1
     if not dist.is_initialized():
-        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-            raise UserError("--distributed needs the environment torchrun sets up; allowed: "
-                            "torchrun --nproc-per-node N -m gnnmask train ... --distributed")
+        check_environment(config)
         from gnnmask.train.engine import resolve_device
 
         backend = "nccl" if resolve_device(config.device).type == "cuda" else "gloo"

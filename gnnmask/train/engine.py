@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import random
 import statistics
 import time
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from gnnmask.errors import UserError
+from gnnmask.errors import UserError, check_arg
 from gnnmask.train import optim
 from gnnmask.train.config import RunConfig, resolve_config
 from gnnmask.train.distributed import DistributedDataParallel, ddp, mask_checksums, rank_and_world
@@ -122,6 +123,15 @@ def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.O
     return optimizer
 
 
+class Diverged(Exception):
+    """Raised inside the loop when the training loss or the outputs become
+    non-finite; :func:`train` turns it into a ``status: "diverged"`` record."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
                   epoch: int, targets=None) -> dict[str, float]:
     """One training step: forward, loss (+ the method's penalty), backward,
@@ -129,7 +139,9 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     around them. The loss is taken over ``targets`` (default: the training
     nodes; a mini-batch's seed nodes). Returns ``{"loss", "lr"[,
     "grad_norm"]}`` (the learning rate used; the gradient norm before
-    clipping when ``config.grad_clip``)."""
+    clipping when ``config.grad_clip``). A non-finite loss raises
+    :class:`Diverged` before the backward pass, so the weights and scores
+    are left as they were."""
     targets = data.train_mask if targets is None else targets
     net = model.module if isinstance(model, DistributedDataParallel) else model
     model.train()
@@ -141,10 +153,12 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     penalty = method.penalty(net)
     if penalty is not None:
         loss = loss + penalty
+    row = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
+    if not math.isfinite(row["loss"]):  # before any gradient reaches the method's state
+        raise Diverged(f"training loss {row['loss']}")
     scaler = getattr(optimizer, "gnnmask_scaler", None)  # fp16: see make_optimizer
     (loss if scaler is None else scaler.scale(loss)).backward()
     method.after_backward(epoch, net)
-    row = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
     if config.grad_clip is not None:
         if scaler is not None:
             scaler.unscale_(optimizer)
@@ -289,14 +303,18 @@ def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
 
 
 def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, loader,
-         progress, log_every, sync) -> tuple[list[dict[str, Any]], dict[str, list], int, str]:
+         progress, log_every, sync) -> tuple[list[dict[str, Any]], dict[str, list], int, str,
+                                              dict[str, Any] | None]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
     ``patience``) from a fresh optimiser, keeping the state (model and
     method) with the best validation accuracy among the selectable epochs,
     restored at the end. Returns the phase's history, its periodic probes
     (``gradient_flow`` every ``config.grad_flow_every`` epochs, ``layer_trace``
-    every ``config.trace_every``), its best epoch and the optimiser
-    implementation used (``fused`` or ``default``)."""
+    every ``config.trace_every``), its best epoch, the optimiser
+    implementation used (``fused`` or ``default``) and, when the loss or the
+    validation outputs became non-finite, ``{"epoch", "reason"}`` (the phase
+    stops there; the best finite state is restored, if any epoch was
+    selectable before it), else ``None``."""
     optimizer = make_optimizer(config, method, model)
     scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
     trained = model
@@ -323,17 +341,25 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     every = config.trace_every
     if every:
         traces.append({"epoch": -1, "layers": _layer_metrics(model, method, data, "default")})
+    diverged = None
     for epoch in epochs:
         tricks.on_epoch_start(epoch, model)
         method.on_epoch_start(epoch, model)
         sync()
         t0 = time.perf_counter()
-        step = training_epoch(config, trained, method, optimizer, data, epoch, loader)
+        try:
+            step = training_epoch(config, trained, method, optimizer, data, epoch, loader)
+        except Diverged as e:
+            diverged = {"epoch": epoch, "reason": e.reason}
+            break
         sync()
         step_s = time.perf_counter() - t0
         if scheduler is not None:
             scheduler.step()
         accs, val_loss = _evaluate(model, method, data, evaluate_accuracy)
+        if not math.isfinite(val_loss):
+            diverged = {"epoch": epoch, "reason": f"validation loss {val_loss}"}
+            break
         row = {"epoch": epoch, "loss": step["loss"], "val_loss": val_loss, **accs,
                "step_s": step_s, "lr": step["lr"],
                **({"grad_norm": step["grad_norm"]} if "grad_norm" in step else {}),
@@ -373,7 +399,16 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         model.load_state_dict(best["state"])
         method.load_state(best["method"])
     impl = "fused" if optimizer.defaults.get("fused") else "default"
-    return history, {"gradient_flow": flows, "layer_trace": traces}, best["epoch"], impl
+    if diverged is not None:
+        diverged["restored"] = best["state"] is not None
+        if where:
+            diverged["phase"] = f"{phase.name} {phase.round}"
+        log.warning("%s %s%s L%d seed %d diverged at epoch %d (%s)%s", config.dataset,
+                    config.method, where, config.layers, config.seed, diverged["epoch"],
+                    diverged["reason"], f"; best finite epoch {best['epoch']} restored"
+                    if diverged["restored"] else "; no selectable epoch before it")
+    return (history, {"gradient_flow": flows, "layer_trace": traces}, best["epoch"], impl,
+            diverged)
 
 
 def train(
@@ -403,7 +438,8 @@ def train(
     """
     from gnnmask.data import evaluate_accuracy, load_dataset
 
-    config = resolve_config(config)
+    check_arg("train", "config", config, RunConfig, "a gnnmask.train.RunConfig")
+    config = resolve_config(config, data=data)
     device = resolve_device(config.device)
     if config.distributed and device.type == "cuda":
         import os
@@ -415,7 +451,7 @@ def train(
         data = load_dataset(
             config.dataset, root=config.data_root, split=config.split, seed=config.seed
         )
-    data = copy.copy(data.to(device))
+    data = copy.copy(data).to(device)  # the caller's graph stays where it is
     held_out = _hold_out(config, data)
     data.features = model_features(config, data.x)
     model, method = build(config, data)
@@ -437,23 +473,39 @@ def train(
     probes: dict[str, list] = {"gradient_flow": [], "layer_trace": []}
     rounds: list[dict[str, Any]] = []
     phases = method.phases()
+    diverged = None
     with deterministic(config.deterministic, device):
         for phase in phases:
             method.start_phase(phase, model, data)
-            phase_history, phase_probes, best_epoch, impl = _fit(
+            phase_history, phase_probes, best_epoch, impl, diverged = _fit(
                 config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
                 loader=loader, progress=progress, log_every=log_every, sync=sync)
             history += phase_history
             for key, values in phase_probes.items():
                 probes[key] += values
-            if phase.reported:
+            if phase.reported and (diverged is None or diverged["restored"]):
                 final, _ = _evaluate(model, method, data, evaluate_accuracy)
                 rounds.append({"round": phase.round, "phase": phase.name, **final,
                                "best_epoch": best_epoch, "epochs_run": len(phase_history),
                                "nonzero_params": count_parameters(model)[1],
-                               **method.epoch_info(model)})
-    final, _ = _evaluate(model, method, data, evaluate_accuracy)
-    layers = _layer_metrics(model, method, data, config.layer_metrics)
+                               **method.epoch_info(model),
+                               **({"diverged": True} if diverged else {})})
+            if diverged is not None:
+                break
+    # A diverged run keeps its best finite state when one was selectable; otherwise
+    # its metrics are those of the best finite epoch of the phase that diverged.
+    usable = diverged is None or diverged["restored"]
+    if usable:
+        final, _ = _evaluate(model, method, data, evaluate_accuracy)
+        layers = _layer_metrics(model, method, data, config.layer_metrics)
+        best_epoch = rounds[-1]["best_epoch"] if rounds else -1
+    else:
+        best_row = max(phase_history, key=lambda r: r["val_acc"], default=None)
+        final = {k: None if best_row is None else best_row[k]
+                 for k in ("train_acc", "val_acc", "test_acc")}
+        diverged["best_finite_epoch"] = None if best_row is None else best_row["epoch"]
+        best_epoch = -1 if best_row is None else best_row["epoch"]
+        layers = []
     total, nonzero = count_parameters(model)
     steps = [r["step_s"] for r in history]
     record = {
@@ -467,11 +519,13 @@ def train(
         "model_repr": repr(model),
         "method": method.export(model),
         "optimizer_impl": impl,
-        "best_epoch": rounds[-1]["best_epoch"] if rounds else -1,
+        "status": "finished" if diverged is None else "diverged",
+        **({"diverged": diverged} if diverged else {}),
+        "best_epoch": best_epoch,
         **final,
         "params": total,
         "nonzero_params": nonzero,
-        "epoch_time_s": statistics.median(steps),
+        "epoch_time_s": statistics.median(steps) if steps else None,
         "total_time_s": time.perf_counter() - started,
         "epochs_run": len(history),
         "layers": layers,
@@ -482,7 +536,7 @@ def train(
     record.update({key: values for key, values in probes.items() if values})
     if held_out:
         record["held_out_classes"] = held_out
-    evaluation = _evaluations(config, model, method, data)
+    evaluation = _evaluations(config, model, method, data) if usable else {}
     if evaluation:
         record["evaluation"] = evaluation
     if tricks.active:

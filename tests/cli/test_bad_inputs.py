@@ -268,10 +268,14 @@ def test_overwrite_says_what_it_removes_and_resume_needs_a_run(capsys, tmp_path)
     assert run_cli(capsys, "train", "--out", out, "--quiet", *TINY)[0] == 0
     code, _, err = run_cli(capsys, "train", "--out", out, "--lr", "0.02", *TINY)
     assert_one_line_error(code, err, "use --overwrite")
+    assert run_cli(capsys, "report", out)[0] == 0
+    assert (out / "report.md").is_file() and (out / "results.csv").is_file()
     code, stdout, err = run_cli(capsys, "train", "--out", out, "--lr", "0.02", "--overwrite",
                                 *TINY)
     assert code == 0, err
-    assert "removing 2 finished record(s): seed_0.json, summary.json" in stdout
+    # said on stderr (a warning), and the old report goes with the records it described
+    assert "removing 4 file(s): seed_0.json, summary.json, report.md, results.csv" in err
+    assert not (out / "report.md").exists() and not (out / "results.csv").exists()
     assert json.loads((out / "config.json").read_text())["lr"] == 0.02
     code, _, err = run_cli(capsys, "train", "--out", tmp_path / "empty", "--resume", *TINY)
     assert_one_line_error(code, err, "nothing to resume")
@@ -293,7 +297,7 @@ def test_config_file_round_trip_is_bit_identical(capsys, tmp_path):
     toml.write_text('method = "ugt"\nepochs = 4\nhidden = 8\nseeds = [0, 1]\n'
                     '[extra]\nmask_scale = "keep"\n')
     code, stdout, err = run_cli(capsys, "train", "--config", toml, "--epochs", "5",
-                                "--dry-run", "--out", tmp_path / "c")
+                                "--dry-run", "--json", "--out", tmp_path / "c")
     assert code == 0, err
     shown = json.loads(stdout)
     assert shown["config"]["epochs"] == 5 and shown["seeds"] == [0, 1]  # the flag wins
@@ -306,7 +310,8 @@ def test_config_file_round_trip_is_bit_identical(capsys, tmp_path):
 
 def test_sweep_dry_run_lists_cells(capsys, tmp_path):
     code, stdout, err = run_cli(capsys, "sweep", "--methods", "dense,ugt", "--depths", "2,4",
-                                "--sparsity", "0.5", "--dry-run", "--out", tmp_path / "s")
+                                "--sparsity", "0.5", "--dry-run", "--json",
+                                "--out", tmp_path / "s")
     assert code == 0, err
     cells = json.loads(stdout)["cells"]
     assert len(cells) == 4 and not any(c["finished"] for c in cells)
