@@ -31,6 +31,6 @@ def check_arg(function: str, name: str, value, kinds, allowed: str) -> None:
     type (e.g. swapped arguments), unless ``value`` is an instance of ``kinds``."""
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in (
             kinds if isinstance(kinds, tuple) else (kinds,))):
-        shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
-        raise TypeError(f"{function}(): argument {name!r} is {type(value).__name__} "
-                        f"{shown}; allowed: {allowed}")
+        kind = type(value).__name__
+        shown = f"{kind} {value!r}" if len(repr(value)) <= 40 else f"a {kind}"
+        raise TypeError(f"{function}(): argument {name!r} is {shown}; allowed: {allowed}")

@@ -92,3 +92,4 @@ def test_the_engine_on_the_device(device, method):
                           layer_metrics="default"), data=data)
     assert rec["device"].startswith(device.type) and 0 <= rec["test_acc"] <= 1
     assert rec["layers"]
+    assert data.x.device.type == "cpu" and data.edge_index.device.type == "cpu"  # not moved

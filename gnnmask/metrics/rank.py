@@ -11,12 +11,12 @@ from gnnmask.errors import UserError
 
 from ._common import check_x
 
-__all__ = ["effective_rank", "numerical_rank"]
+__all__ = ["effective_rank", "gram_singular_values", "numerical_rank"]
 
 _EPS64 = torch.finfo(torch.float64).eps
 
 
-def _gram_singular_values(x: Tensor) -> Tensor:
+def gram_singular_values(x: Tensor) -> Tensor:
     """Singular values of ``x`` (descending, float64) as square roots of the
     eigenvalues of the Gram matrix of its smaller side, ``O(N d min(N, d))``:
     several times faster than an SVD for wide inputs. Eigenvalues below the
@@ -30,7 +30,7 @@ def _gram_singular_values(x: Tensor) -> Tensor:
     return torch.where(lam > floor, lam, 0.0).sqrt()
 
 
-def effective_rank(x: Tensor) -> float:
+def effective_rank(x: Tensor, *, singular_values: Tensor | None = None) -> float:
     r"""Effective rank (Roy & Vetterli, "The effective rank: a measure of
     effective dimensionality", EUSIPCO 2007).
 
@@ -43,12 +43,14 @@ def effective_rank(x: Tensor) -> float:
     all-zero (or empty) ``x``. Singular values come from the eigenvalues of the
     float64 Gram matrix; those below its rounding level (about
     ``1.5e-8 sqrt(min(N, d)) sigma_max``) count as 0, which moves the entropy
-    by less than ``1e-6`` per singular value.
+    by less than ``1e-6`` per singular value. ``singular_values``: those of
+    :func:`gram_singular_values` of ``x``, when already computed (as
+    :func:`~gnnmask.metrics.compute_metrics` shares them between both ranks).
     """
     x = check_x(x)
     if x.numel() == 0:
         return 0.0
-    s = _gram_singular_values(x)
+    s = gram_singular_values(x) if singular_values is None else singular_values
     total = s.sum()
     if float(total) == 0.0:
         return 0.0
@@ -57,7 +59,8 @@ def effective_rank(x: Tensor) -> float:
     return math.exp(float(-(p * p.log()).sum()))
 
 
-def numerical_rank(x: Tensor, tol: float | None = None) -> float:
+def numerical_rank(x: Tensor, tol: float | None = None, *,
+                   singular_values: Tensor | None = None) -> float:
     r"""Numerical rank: the number of singular values of ``x`` above ``tol``.
 
     Default ``tol`` (as ``numpy.linalg.matrix_rank`` and
@@ -68,7 +71,8 @@ def numerical_rank(x: Tensor, tol: float | None = None) -> float:
     Gram matrix when ``tol`` is far above its resolution (``tol >= 100 *
     sqrt(min(N, d) * eps64) * sigma_max``: the default for float32 input),
     otherwise from a float64 SVD (e.g. the default for float64 input).
-    Returned as a float (like every metric).
+    Returned as a float (like every metric). ``singular_values``: as in
+    :func:`effective_rank`.
     """
     x = check_x(x)
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
@@ -76,7 +80,7 @@ def numerical_rank(x: Tensor, tol: float | None = None) -> float:
         raise UserError(f"tol must be a number >= 0 or None; got {tol!r}")
     if x.numel() == 0:
         return 0.0
-    s = _gram_singular_values(x)
+    s = gram_singular_values(x) if singular_values is None else singular_values
     top = float(s[0])
     if tol is None:
         tol = top * max(x.shape) * torch.finfo(x.dtype).eps

@@ -13,7 +13,7 @@ from gnnmask.errors import UserError, check_choice
 from ._common import as_graph, check_x
 from .distance import group_distance_ratio, mad, mad_gap, smv
 from .energy import dirichlet_energy, mean_norm
-from .rank import effective_rank, numerical_rank
+from .rank import effective_rank, gram_singular_values, numerical_rank
 
 __all__ = ["METRICS", "compute_metrics"]
 
@@ -33,6 +33,7 @@ METRICS: dict[str, Callable[..., float]] = {
 _GRAPH = {"mad", "mad_gap", "dirichlet", "dirichlet_normalized"}  # take edge_index 2nd
 _NEEDS_GRAPH = _GRAPH - {"mad"}  # mad only needs it for target neighbors/remote
 _LABELS = {"group_distance_ratio"}  # take y 2nd
+_SPECTRAL = {"effective_rank", "numerical_rank"}  # share one Gram decomposition
 
 
 def compute_metrics(x: Tensor, edge_index=None, y: Tensor | None = None,
@@ -62,13 +63,17 @@ def compute_metrics(x: Tensor, edge_index=None, y: Tensor | None = None,
         check_choice("metric", name, METRICS)
     for name, kwargs in options.items():
         allowed = [p for p in list(inspect.signature(METRICS[name]).parameters)[1:]
-                   if p not in ("edge_index", "y")]
+                   if p not in ("edge_index", "y", "singular_values")]
         for key in kwargs:
             check_choice(f"option of metric {name!r}", key, allowed)
     graph = None if edge_index is None else as_graph(edge_index, x.shape[0], x.device)
     out = {}
+    spectrum = None
     for name in names:
         fn, kwargs = METRICS[name], options.get(name, {})
+        if name in _SPECTRAL and x.numel():
+            spectrum = gram_singular_values(x) if spectrum is None else spectrum
+            kwargs = {**kwargs, "singular_values": spectrum}
         if name in _LABELS:
             if y is not None:
                 out[name] = fn(x, y, **kwargs)

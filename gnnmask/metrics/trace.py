@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -69,7 +70,8 @@ def _labels(data, num_nodes: int) -> Tensor | None:
 def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
           layers: str | Sequence[str | nn.Module] = "message_passing",
           forward: Callable | None = None,
-          options: Mapping[str, Mapping] | None = None) -> list[dict]:
+          options: Mapping[str, Mapping] | None = None,
+          progress: Callable[[dict, float], None] | None = None) -> list[dict]:
     """Metrics of every layer's output during one forward pass.
 
     Runs ``model(data.x, data.edge_index)`` (or ``forward(model, data)``)
@@ -78,6 +80,8 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
     ``group_distance_ratio`` only when ``data.y`` holds integer class labels)
     on the input features and on the output of each traced module, as it is
     produced. ``options`` passes per-metric keyword arguments.
+    ``progress(row, seconds)``, if given, is called after each row with the
+    seconds its metrics took (e.g. to log progress on a large graph).
 
     Traced modules (``layers``):
 
@@ -111,8 +115,12 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
     targets = _layer_modules(model, layers)
 
     def row(name: str, h: Tensor) -> dict:
+        started = time.perf_counter()
         values = compute_metrics(h, graph, y, names, options)
-        return {"layer": len(rows), "name": name, "dim": h.shape[1], **values}
+        result = {"layer": len(rows), "name": name, "dim": h.shape[1], **values}
+        if progress is not None:
+            progress(result, time.perf_counter() - started)
+        return result
 
     rows: list[dict] = []
     rows.append(row("input", x))

@@ -244,15 +244,28 @@ DEFAULT_LAYER_METRICS = ("mad", "dirichlet", "dirichlet_normalized", "smv",
                          "group_distance_ratio", "effective_rank", "numerical_rank", "norm")
 
 
-def _layer_metrics(model, method, data, which: str) -> list[dict[str, Any]]:
-    """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``)."""
+def _layer_metrics(model, method, data, which: str,
+                   label: str | None = None) -> list[dict[str, Any]]:
+    """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``).
+    With ``label``, logs a line before and one for each layer whose metrics
+    take a second or more (large inputs: the raw features of a big graph)."""
     if which == "none":
         return []
     from gnnmask.metrics import trace
 
     names = {"all": None, "default": DEFAULT_LAYER_METRICS}.get(which)
-    return trace(model, data, metrics=names if names or which == "all" else which.split(","),
-                 forward=lambda m, d: m(*method.inputs(d)))
+    names = names if names or which == "all" else which.split(",")
+    progress = None
+    if label is not None:
+        log.info("%s: layer metrics (%s) of every layer", label,
+                 "all" if names is None else ", ".join(names))
+
+        def progress(row, seconds):
+            if seconds >= 1.0:
+                log.info("%s: layer %d (%s, %d dims) took %.1f s", label, row["layer"],
+                         row["name"], row["dim"], seconds)
+    return trace(model, data, metrics=names, forward=lambda m, d: m(*method.inputs(d)),
+                 progress=progress)
 
 
 def _flow_probe(config: RunConfig, method, data):
@@ -497,7 +510,9 @@ def train(
     usable = diverged is None or diverged["restored"]
     if usable:
         final, _ = _evaluate(model, method, data, evaluate_accuracy)
-        layers = _layer_metrics(model, method, data, config.layer_metrics)
+        label = f"{config.dataset} {config.method} L{config.layers} seed {config.seed}"
+        layers = _layer_metrics(model, method, data, config.layer_metrics,
+                                label=label if log_every else None)
         best_epoch = rounds[-1]["best_epoch"] if rounds else -1
     else:
         best_row = max(phase_history, key=lambda r: r["val_acc"], default=None)

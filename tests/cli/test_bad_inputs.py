@@ -87,7 +87,8 @@ def test_out_and_data_root_that_are_files(capsys, tmp_path):
     f.write_text("x")
     code, _, err = run_cli(capsys, "train", "--out", f, *TINY)
     assert_one_line_error(code, err, "is a file; allowed: a folder")
-    code, _, err = run_cli(capsys, "train", "--data-root", f, "--out", tmp_path / "o", *TINY)
+    code, _, err = run_cli(capsys, "train", "--dataset", "cora", "--data-root", f, "--out",
+                           tmp_path / "o", *TINY)
     assert_one_line_error(code, err, "is a file, not a folder")
     assert f.read_text() == "x" and not (tmp_path / "o").exists()
 
@@ -189,7 +190,7 @@ def test_report_names_unreadable_cells(capsys, tmp_path):
     cell.write_text(cell.read_text()[:200])
     code, stdout, err = run_cli(capsys, "report", out)
     assert code == 0, err
-    assert str(cell) in stdout + err
+    assert str(cell) in err and str(cell) not in stdout  # a warning: on stderr
     assert str(cell) in (out / "report.md").read_text()
     rows = (out / "results.csv").read_text().splitlines()
     assert len(rows) == 2  # header + the readable depth
@@ -332,3 +333,103 @@ def test_methods_and_list_describe_every_choice(capsys):
     help_text = capsys.readouterr().out
     assert "(default: 0.01)" in help_text and "{adam,adamw,amsgrad,sgd}" in help_text
     assert "(default: the method's)" in help_text
+
+
+# issue 24: a diverged run is a result; strict types; every refusal before any write
+def test_diverging_seeds_are_written_and_exit_3(capsys, tmp_path):
+    out = tmp_path / "d"
+    code, stdout, err = run_cli(capsys, "train", "--layers", "2", "--hidden", "8", "--epochs",
+                                "2", "--seeds", "0,1", "--lr", "1e38", "--out", out)
+    assert code == 3, err
+    assert "x contains NaN" not in err and "Traceback" not in err
+    records = [json.loads((out / f"seed_{s}.json").read_text()) for s in (0, 1)]
+    assert [r["status"] for r in records] == ["diverged", "diverged"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diverged_seeds"] == [0, 1] and summary["seeds"] == []
+    assert "diverged: seed(s) 0, 1" in stdout
+    code, stdout, _ = run_cli(capsys, "train", "--layers", "2", "--hidden", "8", "--epochs",
+                              "2", "--lr", "1e38", "--out", tmp_path / "j", "--json")
+    assert code == 3 and json.loads(stdout)["diverged_seeds"] == [0]
+
+
+def test_a_sweep_finishes_the_cells_beside_a_diverged_one(capsys, tmp_path):
+    out = tmp_path / "s"
+    code, stdout, err = run_cli(capsys, "sweep", "--methods", "dense,ugt", "--depths", "2",
+                                "--lr", "1e38", "--out", out, "--quiet", *TINY)
+    assert code == 3, err
+    cells = {m: json.loads((out / "cells" / m / "L2" / "seed_0.json").read_text())
+             for m in ("dense", "ugt")}
+    assert cells["dense"]["status"] == "diverged" and cells["ugt"]["status"] == "finished"
+    report = (out / "report.md").read_text()
+    assert "| 2 | diverged (1/1) |" in report and "## Diverged runs" in report
+    assert "n_diverged" in (out / "results.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ("layers = true", "layers = true is invalid; allowed: an integer"),
+    ("epochs = true", "epochs = true is invalid; allowed: an integer"),
+    ("lr = true", "lr = true is invalid; allowed: a number"),
+    ("amp = 1", "amp = 1 is invalid"),
+    ("seeds = true", "seeds = true is invalid"),
+])
+def test_config_file_types_are_strict_and_named(capsys, tmp_path, line, fragment):
+    toml = tmp_path / "c.toml"
+    toml.write_text(line + "\n")
+    code, _, err = run_cli(capsys, "train", "--config", toml, "--out", tmp_path / "o")
+    assert_one_line_error(code, err, f"--config '{toml}': {fragment}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_config_file_takes_a_single_seed(capsys, tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("seeds = 3\n")
+    code, stdout, err = run_cli(capsys, "train", "--config", toml, "--dry-run", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["seeds"] == [3]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--lr", "inf"], "--lr inf is invalid; allowed: a finite number"),
+    (["--dropout", "nan"], "--dropout nan"),
+    (["--distributed", "true"], "torchrun"),
+    (["--extra", "mask_scale=none", "--extra", "mask_scale=keep", "--method", "ugt"],
+     "--extra 'mask_scale' is given twice; allowed: each key once"),
+    (["--data-root", "."], "--data-root '.' is not read by dataset 'csbm'"),
+    (["--layers", "True"], "--layers"),
+])
+def test_refusals_leave_no_file(capsys, tmp_path, argv, fragment):
+    for command in ("train", "sweep"):
+        out = tmp_path / command
+        code, _, err = run_cli(capsys, command, *argv, "--out", out, *TINY)
+        assert_one_line_error(code, err, fragment)
+        assert not out.exists()
+
+
+def test_an_uncreatable_out_is_refused_before_the_data_loads(capsys, monkeypatch, tmp_path):
+    import gnnmask.data
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before --out was checked")
+
+    monkeypatch.setattr(gnnmask.data, "load_dataset", no_loading)
+    code, _, err = run_cli(capsys, "train", "--out", "/proc/gnnmask-test/out", *TINY)
+    assert_one_line_error(code, err, "/proc/gnnmask-test/out")
+
+
+def test_dry_runs_print_settings_for_people_and_json_when_asked(capsys, tmp_path):
+    code, stdout, _ = run_cli(capsys, "train", "--dry-run", "--lr", "0.02")
+    assert code == 0 and "lr = 0.02" in " ".join(stdout.split())
+    code, stdout, _ = run_cli(capsys, "sweep", "--methods", "dense,ugt", "--dry-run",
+                              "--out", tmp_path / "s")
+    assert code == 0 and "ugt/L2/seed_0" in stdout and not stdout.lstrip().startswith("{")
+    assert not (tmp_path / "s").exists()
+
+
+def test_evaluate_names_the_dataset_a_ticket_was_found_on(capsys, tmp_path):
+    ticket = tmp_path / "t.ticket"
+    code, _, err = run_cli(capsys, "train", "--method", "ugt", "--save-ticket", ticket,
+                           "--out", tmp_path / "r", "--quiet", *TINY)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "evaluate", "--ticket", ticket, "--dataset", "csbm-arxiv")
+    assert_one_line_error(code, err, "csbm")
+    assert "shape" not in err

@@ -11,6 +11,7 @@ import gzip
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.utils import coalesce, homophily, is_undirected
@@ -23,7 +24,7 @@ from gnnmask.data import (
     random_split,
     resolve_root,
 )
-from gnnmask.data.registry import cache_root
+from gnnmask.data.registry import cache_root, verify_files
 from gnnmask.errors import UserError
 
 _env = os.environ.get("GNNMASK_DATA")
@@ -326,3 +327,25 @@ def test_shared_root_untouched(shared):
         shared(name)
     assert _snapshot(SHARED) == shared.before
     assert not any(p.name == "processed" for p in SHARED.rglob("*"))
+
+
+def test_check_reads_npz_archives_as_training_does(tmp_path):
+    # Coauthor archives carry pickled object arrays (names, texts) that the
+    # readers never load: the check must not call them unreadable
+    info = DATASETS["coauthor-cs"]
+    raw = tmp_path / info.directory / "raw"
+    raw.mkdir(parents=True)
+    path = raw / "ms_academic_cs.npz"
+    np.savez(path, adj_data=np.ones(2, dtype=np.float32),
+             idx_to_class=np.array([{"0": "a"}], dtype=object))
+    assert verify_files(info, tmp_path) == []
+    path.write_bytes(path.read_bytes()[:100])  # a truncated archive is still found
+    problems = verify_files(info, tmp_path)
+    assert len(problems) == 1 and str(path) in problems[0]
+
+
+def test_generated_datasets_refuse_a_data_root_they_never_read(tmp_path):
+    with pytest.raises(UserError, match=f"--data-root '{tmp_path}' is not read by dataset "
+                                        "'csbm': it is generated"):
+        load_dataset("csbm", root=tmp_path)
+    assert load_dataset("csbm", nodes=300, classes=3, features=8).num_nodes == 300

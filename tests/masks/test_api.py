@@ -265,3 +265,13 @@ def test_masking_twice_or_a_plain_model_is_a_user_error(stack):
     assert all(torch.equal(weights[k], v) for k, v in originals(model).items())
     with pytest.raises(UserError, match="not masked"):
         get_mask_group(stack())
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: mask_model("hello"), "mask_model(): argument 'model' is str 'hello'"),
+    (lambda: get_mask_group(3), "get_mask_group(): argument 'model' is int 3"),
+])
+def test_public_functions_name_a_wrong_argument(call, name):
+    with pytest.raises(TypeError) as info:
+        call()
+    assert str(info.value).startswith(name)

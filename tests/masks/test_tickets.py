@@ -246,3 +246,13 @@ def test_sparse_trained_ticket_stores_the_trained_weights(tmp_path, graph):
     saved = get_mask_group(model).masks()
     assert all(torch.equal(m, saved[n]) for n, m in get_mask_group(loaded).masks().items())
     assert all(p.requires_grad for p in loaded.parameters())  # trainable, as saved
+
+
+def test_swapped_or_wrong_arguments_name_the_argument(tmp_path):
+    model = mask_model(nn.Linear(4, 3), sparsity=0.5, seed=0)
+    wrong = r"\(\): argument 'path' is a ParametrizedLinear"
+    with pytest.raises(TypeError, match="save_ticket" + wrong):
+        save_ticket(model, tmp_path / "t.ticket")
+    with pytest.raises(TypeError, match="load_ticket" + wrong):
+        load_ticket(model)
+    assert list(tmp_path.iterdir()) == []

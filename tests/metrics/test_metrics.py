@@ -423,6 +423,17 @@ def test_trace_gcn():
     assert set(again[1]) == {"layer", "name", "dim", "dirichlet"}
     table = format_table(rows).splitlines()
     assert len(table) == 6 and table[0].split()[:3] == ["layer", "name", "dim"]
+    seen = []
+    assert trace(model, data, metrics=["norm"], progress=lambda r, s: seen.append(
+        (r["layer"], s >= 0))) == trace(model, data, metrics=["norm"])
+    assert seen == [(0, True), (1, True), (2, True), (3, True)]
+
+
+def test_rank_metrics_share_one_decomposition_with_the_same_values():
+    x = torch.randn(40, 12) @ torch.randn(12, 30)  # rank 12
+    both = compute_metrics(x, names=["effective_rank", "numerical_rank"])
+    assert both == {"effective_rank": effective_rank(x), "numerical_rank": numerical_rank(x)}
+    assert both["numerical_rank"] == 12.0
 
 
 def test_trace_hooks_removed_on_error():

@@ -204,3 +204,65 @@ def test_label_smoothing_is_the_loss_of_the_smoothed_targets(csbm):
     assert plain != pytest.approx(expected, rel=1e-3)
     with pytest.raises(UserError, match="--label-smoothing 1.0"):
         train(small(label_smoothing=1.0), data=csbm)
+
+
+# divergence is a result, not an exception
+def test_a_diverging_run_is_recorded_with_its_best_finite_state(csbm):
+    @register_method
+    class Blowup(Method):
+        name = "blowup-test"
+        defaults = {"dropout": 0.0}
+
+        def after_step(self, epoch, model, optimizer):
+            if epoch == 4:  # the weights become non-finite after the 5th step
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.fill_(float("nan"))
+
+    rec = train(small(method="blowup-test", epochs=10, layer_metrics="mad"), data=csbm)
+    assert rec["status"] == "diverged"
+    assert rec["diverged"] == {"epoch": 4, "reason": "validation loss nan", "restored": True}
+    assert rec["epochs_run"] == 4 and [r["epoch"] for r in rec["history"]] == [0, 1, 2, 3]
+    best = max(rec["history"], key=lambda r: r["val_acc"])
+    assert rec["best_epoch"] == best["epoch"] and rec["val_acc"] == best["val_acc"]
+    assert rec["test_acc"] == best["test_acc"] and math.isfinite(rec["test_acc"])
+    assert rec["layers"] and all(math.isfinite(r["mad"]) for r in rec["layers"])
+
+
+def test_a_run_diverging_in_its_first_step_keeps_no_metrics(csbm):
+    rec = train(small(epochs=3, lr=1e38), data=csbm)
+    assert rec["status"] == "diverged" and rec["diverged"]["restored"] is False
+    assert rec["diverged"]["epoch"] == 0 and rec["diverged"]["best_finite_epoch"] is None
+    assert rec["test_acc"] is None and rec["val_acc"] is None and rec["layers"] == []
+    assert train(small(epochs=3), data=csbm)["status"] == "finished"
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), True])
+def test_non_finite_or_boolean_numbers_are_refused(value):
+    with pytest.raises(UserError, match="--lr") as info:
+        resolve_config(small(lr=value))
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="--layers True is invalid"):
+        resolve_config(small(layers=True))
+
+
+def test_train_refuses_data_of_another_dataset(csbm):
+    with pytest.raises(UserError, match="'cora'") as info:
+        train(small(dataset="cora"), data=csbm)
+    assert "\n" not in str(info.value)
+    data = csbm.clone()
+    data.name = "my-graph"  # a user's own graph is recorded under its own name
+    assert train(small(dataset="my-graph", epochs=2), data=data)["config"]["dataset"] == \
+        "my-graph"
+
+
+def test_train_checks_its_argument_types(csbm):
+    with pytest.raises(TypeError, match="argument 'config' is a Data; allowed: a gnnmask"):
+        train(csbm, small())
+
+
+def test_final_layer_metrics_say_they_are_running(csbm, caplog):
+    with caplog.at_level("INFO", logger="gnnmask.train.engine"):
+        train(small(epochs=2, layer_metrics="mad,norm"), data=csbm, log_every=1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[-1] == "csbm dense L2 seed 0: layer metrics (mad, norm) of every layer"
