@@ -34,7 +34,8 @@ from gnnmask.masks import get_mask_group
 from gnnmask.methods.dynamic import topology_update
 from gnnmask.train import RunConfig, train
 from gnnmask.train.config import resolve_config
-from gnnmask.train.engine import build, make_optimizer, resolve_device, training_step
+from gnnmask.train.device import resolve_device
+from gnnmask.train.engine import build, make_optimizer, training_step
 from gnnmask.train.runtime import configure_process
 
 

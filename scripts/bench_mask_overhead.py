@@ -36,7 +36,8 @@ import torch
 from gnnmask.data import load_dataset
 from gnnmask.train import RunConfig
 from gnnmask.train.config import resolve_config
-from gnnmask.train.engine import build, make_optimizer, resolve_device, training_step
+from gnnmask.train.device import resolve_device
+from gnnmask.train.engine import build, make_optimizer, training_step
 from gnnmask.train.runtime import configure_process, tune_cpu_allocator
 
 

@@ -32,6 +32,21 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _registries_restored():
+    """A method, rule or model a test registers is gone after it: no test
+    depends on another's registrations."""
+    from gnnmask.masks import RULES
+    from gnnmask.methods import METHODS
+    from gnnmask.models import MODELS
+
+    saved = [(r, dict(r)) for r in (METHODS, RULES, MODELS)]
+    yield
+    for registry, entries in saved:
+        registry.clear()
+        registry.update(entries)
+
+
 #: Every device this machine has: the CPU always, CUDA where present (marked
 #: ``cuda``, so ``pytest -m cuda`` runs the GPU half alone).
 DEVICES = ["cpu", pytest.param("cuda", marks=[

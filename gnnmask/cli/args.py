@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from gnnmask.errors import UserError
+from gnnmask.train import RunConfig
+from gnnmask.train.config import FALLBACKS, METHOD_FIELDS, type_problem
 
 
 class Parser(argparse.ArgumentParser):
@@ -78,9 +80,6 @@ _SWEEP_AXES = ("layers", "method")
 def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     """One flag per :class:`~gnnmask.train.RunConfig` field (``--extra``
     and ``--seeds`` for the method options and the seeds)."""
-    from gnnmask.train import RunConfig
-    from gnnmask.train.config import FALLBACKS, METHOD_FIELDS
-
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(RunConfig):
         if f.name in _NOT_FLAGS or (sweep and f.name in _SWEEP_AXES):
@@ -93,10 +92,16 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
             text += f" (default: {default})"
         elif f.name in METHOD_FIELDS or f.name in FALLBACKS:
             text += " (default: the method's)"
-        kwargs = dict(default=default, type=_arg_type(str(f.type)), help=text)
+        kind = _arg_type(str(f.type))
+        kwargs = dict(default=default, type=kind, help=text)
         if meta["choices"] is not None:
             kwargs["choices"] = meta["choices"]()
-        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        name = f.name.replace("_", "-")
+        if kind is parse_bool:  # --flag, --flag true|false, --no-flag
+            kwargs.update(nargs="?", const=True, metavar="true|false")
+            group.add_argument(f"--no-{name}", dest=f.name, action="store_const", const=False,
+                               default=default, help=f"the same as --{name} false")
+        group.add_argument("--" + name, **kwargs)
     method = groups["method"]
     method.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
                         help="method option, e.g. mask_scale=none (repeatable; "
@@ -184,9 +189,6 @@ def read_config_file(path: str, command: str) -> dict:
     """Argument defaults from a TOML or JSON config file: RunConfig fields,
     ``seeds``, and for sweeps ``depths``/``methods``/``jobs`` (a run's
     ``config.json`` and a sweep's ``sweep.json`` are accepted as written)."""
-    from gnnmask.train import RunConfig
-    from gnnmask.train.config import type_problem
-
     file = Path(path)
     try:
         text = file.read_text()
@@ -260,8 +262,6 @@ def parse_extra(items: list[str]) -> dict:
 
 def config_from_args(args: argparse.Namespace, **overrides):
     """The :class:`~gnnmask.train.RunConfig` the parsed flags describe."""
-    from gnnmask.train import RunConfig
-
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
               if f.name not in _NOT_FLAGS and hasattr(args, f.name)}
     values["extra"] = {**getattr(args, "config_extra", {}),
@@ -271,7 +271,8 @@ def config_from_args(args: argparse.Namespace, **overrides):
 
 
 def show_progress(args) -> bool:
-    """A progress bar: on a terminal, unless ``--quiet``, ``--json`` or a log file."""
+    """A progress bar: when stdout is a terminal, unless ``--quiet`` or ``--json``
+    (a ``--log-file`` gets the log lines either way)."""
     return not getattr(args, "quiet", False) and not getattr(args, "json", False) \
         and sys.stdout.isatty()
 

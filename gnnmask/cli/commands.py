@@ -12,8 +12,39 @@ from gnnmask.cli.args import (
     print_json,
     show_progress,
 )
+from gnnmask.data import (
+    DATASETS,
+    evaluate_accuracy,
+    get_info,
+    list_datasets,
+    load_dataset,
+    resolve_root,
+)
 from gnnmask.errors import EXIT_DIVERGED, UserError
+from gnnmask.experiments import default_run_name, run_seeds
+from gnnmask.experiments.executors import EXECUTORS
+from gnnmask.experiments.report import load_records
 from gnnmask.experiments.runs import diverged
+from gnnmask.experiments.store import check_output_file
+from gnnmask.masks import (
+    DISTRIBUTIONS,
+    RULES,
+    SCHEDULES,
+    SCORE_INITS,
+    WEIGHT_INITS,
+    load_ticket,
+    read_ticket,
+    save_ticket,
+)
+from gnnmask.masks.init import SPARSE_INITS
+from gnnmask.methods import METHODS, get_method_class
+from gnnmask.metrics import METRICS, evaluate_model, holdout_classes
+from gnnmask.metrics.evaluation import EVALUATIONS
+from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS
+from gnnmask.train import read_json, resolve_config
+from gnnmask.train.config import evaluation_names, flag
+from gnnmask.train.distributed import is_main_process
+from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
 
 
 def _fmt(x, digits=4):
@@ -43,18 +74,11 @@ def ticket_paths(path: str, seeds: list[int]) -> dict[int, Path]:
 
 
 def cmd_train(args) -> int:
-    from gnnmask.experiments import default_run_name, run_seeds
-    from gnnmask.experiments.store import check_output_file
-    from gnnmask.train import resolve_config
-
     seeds = parse_seeds(args.seeds)
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     on_record = None
     if args.save_ticket:
-        from gnnmask.masks import save_ticket
-        from gnnmask.methods import get_method_class
-
         if not get_method_class(config.method).masks:
             raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
                             "no masks")
@@ -81,14 +105,12 @@ def cmd_train(args) -> int:
     summary = run_seeds(config, seeds, out, mode=output_mode(args),
                         progress=show_progress(args), log_every=log_every(args, config.epochs),
                         on_record=on_record)
-    from gnnmask.train.distributed import is_main_process
 
     if not is_main_process():
         return 0
     if args.json:
         print_json(summary)
         return EXIT_DIVERGED if summary["diverged_seeds"] else 0
-    from gnnmask.train import read_json
 
     rows = [("seed", "best ep", "train", "val", "test", "s/step", "status")]
     for seed in seeds:
@@ -113,8 +135,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from gnnmask.data import list_datasets, resolve_root
-
     root = resolve_root(args.data_root)
     rows = list_datasets(root, check=args.check)
     if args.json:
@@ -136,9 +156,6 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from gnnmask.methods import METHODS
-    from gnnmask.train.config import flag
-
     for name, cls in METHODS.items():
         print(f"{name}: {cls.summary()}")
         reads = ", ".join(flag(f) for f in cls.reads) or "none"
@@ -153,30 +170,26 @@ def cmd_methods(args) -> int:
 
 def _registries() -> dict[str, dict[str, str]]:
     """``{kind: {name: one-line description}}`` for ``gnnmask list``."""
-    from gnnmask.data import DATASETS
-    from gnnmask.masks import DISTRIBUTIONS, RULES, SCHEDULES, SCORE_INITS, WEIGHT_INITS
-    from gnnmask.methods import METHODS
-    from gnnmask.metrics import METRICS
-    from gnnmask.models import MODELS
-    from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
-
-    def doc(obj) -> str:
-        return (getattr(obj, "__doc__", None) or "").strip().splitlines()[0] \
-            if getattr(obj, "__doc__", None) else ""
-
     return {
-        "methods": {n: c.summary() for n, c in METHODS.items()},
-        "rules": {n: doc(c) for n, c in RULES.items()},
-        "models": dict.fromkeys(MODELS, ""),
-        "weight-inits": dict.fromkeys(WEIGHT_INITS, ""),
-        "score-inits": dict.fromkeys(SCORE_INITS, ""),
-        "schedules": dict.fromkeys(SCHEDULES, ""),
-        "distributions": dict.fromkeys(DISTRIBUTIONS, ""),
-        "optimizers": dict.fromkeys(OPTIMIZERS, ""),
-        "lr-schedules": dict.fromkeys(LR_SCHEDULES, ""),
-        "datasets": {n: f"{d.nodes:,} nodes, {d.classes} classes, {d.split} split"
+        "methods": METHODS.describe(),
+        "rules": RULES.describe(),
+        "models": {n: f"{text} Reads {', '.join(MODELS[n].reads)}."
+                   for n, text in MODELS.describe().items()},
+        "activations": ACTIVATIONS.describe(),
+        "norms": NORMS.describe(),
+        "residuals": RESIDUALS.describe(),
+        "weight-inits": WEIGHT_INITS.describe(),
+        "sparse-inits": SPARSE_INITS.describe(),
+        "score-inits": SCORE_INITS.describe(),
+        "schedules": SCHEDULES.describe(),
+        "distributions": DISTRIBUTIONS.describe(),
+        "optimizers": OPTIMIZERS.describe(),
+        "lr-schedules": LR_SCHEDULES.describe(),
+        "datasets": {n: f"{d.nodes:,} nodes, {d.classes} classes, {d.split} split."
                      for n, d in DATASETS.items()},
-        "metrics": {n: doc(f) for n, f in METRICS.items()},
+        "metrics": METRICS.describe(),
+        "evaluations": EVALUATIONS.describe(),
+        "executors": EXECUTORS.describe(),
     }
 
 
@@ -214,9 +227,6 @@ def ticket_and_data(args):
     ``--data-root``, ``--split``, ``--seed``): a dataset other than the
     ticket's own (its header's name, or its input and output widths) is a
     :class:`UserError` naming the ticket's, before any forward pass."""
-    from gnnmask.data import get_info, load_dataset
-    from gnnmask.masks import load_ticket, read_ticket
-
     if not args.dataset:
         raise UserError("--ticket needs --dataset NAME (the dataset the ticket was trained on)")
     header, _ = read_ticket(args.ticket)
@@ -242,10 +252,6 @@ def cmd_evaluate(args) -> int:
     if not args.ticket or not args.dataset:
         raise UserError("evaluate needs --run RUN_DIR, or --ticket PATH with --dataset NAME")
     import torch
-
-    from gnnmask.data import evaluate_accuracy
-    from gnnmask.metrics import evaluate_model, holdout_classes
-    from gnnmask.train.config import evaluation_names
 
     names = evaluation_names(args.evaluations)
     if "ood" in names and not args.holdout_classes:
@@ -279,8 +285,6 @@ def cmd_evaluate(args) -> int:
 
 
 def _evaluate_run(args) -> int:
-    from gnnmask.experiments.report import load_records
-
     _, records, unreadable = load_records(args.run)
     rows = [_evaluation_row(r) | {"cell": f"{r['config']['method']}/L{r['config']['layers']}"}
             for r in records]

@@ -21,8 +21,18 @@ from gnnmask.cli.args import (
     print_json,
     show_progress,
 )
+from gnnmask.cli.commands import _table as text_table
+from gnnmask.cli.commands import settings_text, ticket_and_data
 from gnnmask.errors import EXIT_DIVERGED, UserError
+from gnnmask.experiments import accuracy_table, metrics_table, report, summarize_groups, sweep
+from gnnmask.experiments.executors import make_executor
+from gnnmask.experiments.report import sparsity_table
 from gnnmask.experiments.runs import describe, diverged
+from gnnmask.experiments.store import config_diff, read_record
+from gnnmask.experiments.sweep import _check_used, cell_config, cell_order, check_sparsities
+from gnnmask.methods import METHODS
+from gnnmask.metrics import format_table, trace
+from gnnmask.train import RunConfig
 
 log = logging.getLogger("gnnmask.cli")
 
@@ -44,8 +54,6 @@ def parse_depths(text: str) -> list[int]:
 
 def parse_methods(text: str) -> list[str]:
     """``"dense,ugt"`` to a list of registered method names."""
-    from gnnmask.methods import METHODS
-
     methods = [p.strip() for p in text.split(",")]
     for m in methods:
         if m not in METHODS:
@@ -81,8 +89,6 @@ def parse_sparsities(text: str | None) -> list[float] | None:
 
 
 def _executor(args, out: Path):
-    from gnnmask.experiments.executors import make_executor
-
     return make_executor(
         getattr(args, "executor", "local"), jobs=args.jobs, out=out,
         ray_address=getattr(args, "ray_address", None),
@@ -95,7 +101,6 @@ def _executor(args, out: Path):
 
 def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int,
                mode: str = "auto", sparsities=None) -> list[dict]:
-    from gnnmask.experiments import sweep
 
     return sweep(base, depths, methods, seeds, out, jobs=jobs, progress=show_progress(args),
                  mode=mode, sparsities=sparsities, executor=_executor(args, out),
@@ -103,9 +108,6 @@ def _run_sweep(base, depths, methods, seeds, out: Path, args, jobs: int,
 
 
 def _dry_run(base, depths, methods, seeds, out: Path, sparsities, as_json: bool) -> None:
-    from gnnmask.experiments.store import config_diff, read_record
-    from gnnmask.experiments.sweep import _check_used, cell_config, cell_order, check_sparsities
-
     _check_used(base, methods)
     sparsities = check_sparsities(sparsities, base, methods)
     cells = []
@@ -119,7 +121,6 @@ def _dry_run(base, depths, methods, seeds, out: Path, sparsities, as_json: bool)
     if as_json:
         print_json({"out": str(out), "cells": cells})
         return
-    from gnnmask.cli.commands import _table, settings_text
 
     configs = [c["config"] for c in cells]
     shared = {k: v for k, v in configs[0].items()
@@ -133,15 +134,13 @@ def _dry_run(base, depths, methods, seeds, out: Path, sparsities, as_json: bool)
         status = ("different config (refused)" if c["conflict"] else "finished"
                   if c["finished"] else "to run")
         rows.append((c["cell"], status, own or "-"))
-    print(_table(rows))
+    print(text_table(rows))
     print("shared settings:")
     print(settings_text(shared))
 
 
 # -- sweep -------------------------------------------------------------------
 def cmd_sweep(args) -> int:
-    from gnnmask.experiments import accuracy_table, report, summarize_groups
-
     depths, methods = parse_depths(args.depths), parse_methods(args.methods)
     seeds = parse_seeds(args.seeds)
     base = config_from_args(args)
@@ -156,8 +155,6 @@ def cmd_sweep(args) -> int:
                          mode=output_mode(args), sparsities=sparsities)
     groups = summarize_groups(records)
     if sparsities:
-        from gnnmask.experiments.report import sparsity_table
-
         for depth in depths:
             print(f"\ntest accuracy at depth {depth} (mean ± std over seeds)")
             print(sparsity_table(groups, depth, sparsities))
@@ -183,8 +180,6 @@ def _diverged_status(records) -> int:
 
 # -- report ------------------------------------------------------------------
 def cmd_report(args) -> int:
-    from gnnmask.experiments import report
-
     for path in report(args.run_dir, out=args.out).values():
         print(path)
     return 0
@@ -192,19 +187,10 @@ def cmd_report(args) -> int:
 
 # -- metrics -----------------------------------------------------------------
 def _table(rows: list[dict]) -> str:
-    try:
-        from gnnmask.metrics import format_table
-    except ImportError:  # pragma: no cover - before gnnmask.metrics exists
-        from gnnmask.experiments.report import _num, render_table
-
-        cols = list(dict.fromkeys(k for r in rows for k in r))
-        return render_table(cols, [[_num(r.get(c)) for c in cols] for r in rows])
     return format_table(rows)
 
 
 def _record_rows(path: Path) -> list[dict]:
-    from gnnmask.experiments.store import read_record
-
     if path.is_dir():
         raise UserError(f"--run {str(path)!r} is a folder; allowed: a record file such as "
                         f"{path / 'seed_0.json'}")
@@ -223,9 +209,6 @@ def _record_rows(path: Path) -> list[dict]:
 
 
 def _ticket_rows(args) -> list[dict]:
-    from gnnmask.cli.commands import ticket_and_data
-    from gnnmask.metrics import trace
-
     _, model, data = ticket_and_data(args)
     try:
         return trace(model, data)
@@ -263,10 +246,6 @@ DEMO_SWEEPS = {"plain": {}, "deep-recipe": {"norm": "pair", "residual": "initial
 
 
 def cmd_demo(args) -> int:
-    from gnnmask.experiments import accuracy_table, metrics_table, report, summarize_groups
-    from gnnmask.methods import METHODS
-    from gnnmask.train import RunConfig
-
     spec = DEMO_QUICK if args.quick else DEMO
     methods = ["dense", "ugt"] if "ugt" in METHODS else ["dense"]
     root = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))

@@ -15,15 +15,16 @@ import os
 import sys
 from collections.abc import Sequence
 
+import gnnmask.cli.commands as commands
+import gnnmask.cli.experiments as experiments
+from gnnmask import __version__
 from gnnmask.cli.args import Parser, add_run_arguments, read_config_file
 from gnnmask.errors import UserError
+from gnnmask.train.runtime import configure_process
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``gnnmask`` parser and its sub-command parsers by name."""
-    from gnnmask import __version__
-    from gnnmask.cli import commands, experiments
-
     parser = Parser(prog="gnnmask", description=__doc__.splitlines()[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gnnmask {__version__}")
@@ -84,8 +85,6 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gnnmask.train.runtime import configure_process
-
     try:
         args = parse(argv)
         if getattr(args, "deterministic", False):  # before CUDA starts (cuBLAS reads it then)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gnnmask.errors import UserError
+from gnnmask.registry import Registry
 
 STAMP = ".gnnmask-source.json"
 CACHE_FORMAT = 1  # bump when the processed files change meaning
@@ -102,7 +103,7 @@ _OGB_FILES = _raw(*(f"{s}.csv.gz" for s in ("edge", "node-feat", "node-label", "
 #: the graphs :func:`~gnnmask.data.load_dataset` returns (the geom-gcn graphs
 #: keep their few self-loops, counted once; ogbn-arxiv: OGB's published node
 #: count and its symmetrised edge count; csbm: the default parameters).
-DATASETS: dict[str, DatasetInfo] = {
+DATASETS: Registry = Registry("dataset", {
     d.name: d
     for d in (
         _planetoid("cora", "Cora", 2708, 10556, 1433, 7),
@@ -127,7 +128,7 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("csbm-arxiv", "", "", "", None, (), 169343, 2332486, 128, 40,
                     "random-arxiv", normalize=False),
     )
-}
+})
 
 
 def get_info(name: str) -> DatasetInfo:

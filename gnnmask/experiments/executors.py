@@ -30,8 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gnnmask.errors import UserError
+from gnnmask.registry import Registry
+from gnnmask.train.runtime import configure_process
 
-EXECUTORS = ("local", "ray", "slurm")
+EXECUTORS = Registry("executor", {
+    "local": "Cells in worker processes on this machine (--jobs).",
+    "ray": "Cells as Ray tasks on a cluster (--ray-address).",
+    "slurm": "Cells as Slurm jobs through submitit (--slurm-partition).",
+})
 Call = tuple[Hashable, tuple]
 
 
@@ -40,8 +46,6 @@ def init_worker(threads: int) -> None:
     settings (:func:`gnnmask.train.runtime.configure_process`) and its share
     of the CPU threads."""
     import torch
-
-    from gnnmask.train.runtime import configure_process
 
     configure_process()  # before the thread pool starts: see gnnmask.train.runtime
     torch.set_num_threads(threads)

@@ -21,6 +21,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from gnnmask.data import load_dataset
 from gnnmask.errors import UserError, check_arg
 from gnnmask.experiments.store import (
     check_mode,
@@ -147,7 +148,6 @@ def run_seeds(
         log.info("%s: seed(s) %s finished earlier, skipped", out, ",".join(map(str, skipped)))
     loaded = {}
     if todo and data is None:  # a bad dataset or data root fails here, before any write
-        from gnnmask.data import load_dataset
 
         loaded[todo[0]] = load_dataset(resolved.dataset, root=resolved.data_root,
                                        split=resolved.split, seed=todo[0])

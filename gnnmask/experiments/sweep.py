@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gnnmask.data import load_dataset
 from gnnmask.errors import UserError, check_arg
+from gnnmask.experiments.executors import make_executor
 from gnnmask.experiments.runs import describe
 from gnnmask.experiments.store import (
     check_mode,
@@ -49,7 +51,16 @@ from gnnmask.experiments.store import (
     remove,
     report_outputs,
 )
-from gnnmask.train import RunConfig, read_json, resolve_config, resolve_device, write_json_atomic
+from gnnmask.methods import get_method_class
+from gnnmask.train import (
+    RunConfig,
+    read_json,
+    resolve_config,
+    resolve_device,
+    train,
+    write_json_atomic,
+)
+from gnnmask.train.config import METHOD_FIELDS, flag
 from gnnmask.train.distributed import check_environment
 
 log = logging.getLogger(__name__)
@@ -101,8 +112,6 @@ def cell_order(depths: list[int], methods: list[str], seeds: list[int],
     one cell per sparsity for methods that read it (an iterative method: one
     cell, at the highest sparsity, whose rounds pass through the others) and
     one for the others (e.g. dense, the reference)."""
-    from gnnmask.methods import get_method_class
-
     def axis(m: str) -> list[float | None]:
         cls = get_method_class(m)
         if not sparsities or "sparsity" not in cls.reads:
@@ -117,8 +126,6 @@ def cell_config(base: RunConfig, cell: Cell, sparsities: list[float] | None = No
     """The configuration of ``cell`` (resolved): ``base`` for its method
     (:func:`for_method`) at its depth, seed and sparsity; an iterative method
     also stops exactly at the axis' other sparsities (``extra["stops"]``)."""
-    from gnnmask.methods import get_method_class
-
     changes: dict[str, Any] = {"layers": cell.depth, "seed": cell.seed}
     if cell.sparsity is not None:
         changes["sparsity"] = cell.sparsity
@@ -133,8 +140,6 @@ def cell_config(base: RunConfig, cell: Cell, sparsities: list[float] | None = No
 def check_sparsities(sparsities, base: RunConfig, methods: list[str]) -> list[float] | None:
     """The sparsity axis, checked: distinct values ``0 <= s < 1``, no
     ``--sparsity`` beside it, and a method that reads it."""
-    from gnnmask.methods import get_method_class
-
     if sparsities is None:
         return None
     values = _unique(float(x) for x in sparsities)
@@ -154,8 +159,6 @@ def _unique(values) -> list:
 
 
 def _check_lists(depths, methods, seeds) -> tuple[list[int], list[str], list[int]]:
-    from gnnmask.methods import get_method_class
-
     depths, methods, seeds = _unique(depths), _unique(methods), _unique(seeds)
     if not depths or not methods or not seeds:
         raise UserError("a sweep needs at least one depth, one method and one seed")
@@ -176,9 +179,6 @@ def for_method(base: RunConfig, method: str, **changes) -> RunConfig:
     """``base`` for one of a sweep's methods: method-specific fields and
     ``extra`` options that this method does not read are dropped (a sweep's
     flags apply to the methods that read them)."""
-    from gnnmask.methods import get_method_class
-    from gnnmask.train.config import METHOD_FIELDS
-
     cls = get_method_class(method)
     unread = {f: None for f in METHOD_FIELDS if f not in cls.reads}
     extra = {k: v for k, v in base.extra.items() if k in cls.options}
@@ -187,9 +187,6 @@ def for_method(base: RunConfig, method: str, **changes) -> RunConfig:
 
 def _check_used(base: RunConfig, methods: list[str]) -> None:
     """Refuse a method flag or ``extra`` key that no method of the sweep reads."""
-    from gnnmask.methods import get_method_class
-    from gnnmask.train.config import METHOD_FIELDS, flag
-
     classes = [get_method_class(m) for m in methods]
     for f in METHOD_FIELDS:
         if getattr(base, f) is not None and not any(f in c.reads for c in classes):
@@ -266,15 +263,11 @@ def _clean_stale(out: Path) -> None:
 # -- running one cell (in this process or a worker) -----------------------------
 @functools.lru_cache(maxsize=2)
 def _dataset(name: str, root, split: int, seed: int):
-    from gnnmask.data import load_dataset
-
     return load_dataset(name, root=root, split=split, seed=seed)
 
 
 def run_cell(config: dict[str, Any], path: str) -> dict[str, Any]:
     """Train one resolved config and write its record atomically to ``path``."""
-    from gnnmask.train import train
-
     cfg = RunConfig.from_dict(config)
     data = _dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.seed)
     record = train(cfg, data=data)
@@ -325,8 +318,6 @@ def sweep(
     finished earlier or now. Raises :class:`SweepError` naming the failed
     cells after the others finished.
     """
-    from gnnmask.experiments.executors import make_executor
-
     check_arg("sweep", "base", base, RunConfig, "a gnnmask.train.RunConfig")
     executor = executor or make_executor("local", jobs=jobs)
     check_mode(mode)

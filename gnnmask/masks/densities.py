@@ -22,8 +22,13 @@ import math
 from collections.abc import Sequence
 
 from gnnmask.errors import check_choice
+from gnnmask.registry import Registry
 
-DISTRIBUTIONS = ("uniform", "erk", "global")
+DISTRIBUTIONS = Registry("density distribution", {
+    "uniform": "Every tensor at the same density.",
+    "erk": "Erdős–Rényi-Kernel densities (Evci et al. 2020): smaller tensors denser.",
+    "global": "One magnitude threshold across all tensors.",
+})
 
 
 def layer_densities(shapes: Sequence[Sequence[int]], sparsity: float,
@@ -31,7 +36,7 @@ def layer_densities(shapes: Sequence[Sequence[int]], sparsity: float,
     """The fraction of entries each tensor keeps (see the module docstring);
     the kept total is ``(1 - sparsity) * sum(numel)``. ``global`` has no
     per-tensor densities (``ValueError``)."""
-    check_choice("density distribution", distribution, DISTRIBUTIONS[:2])
+    check_choice("density distribution", distribution, list(DISTRIBUTIONS)[:2])
     sizes = [math.prod(s) for s in shapes]
     if distribution == "uniform":
         return [1.0 - sparsity] * len(sizes)

@@ -36,7 +36,7 @@ at the ticket's own density leaves the mask nothing to choose (every entry
 outside its support is zero, so the mask must equal the support), and at
 density 1 it is a dense orthogonal matrix, ``orthogonal``.
 
-Sparse trainable weights (:func:`sparse_init_`, :data:`SPARSE_INITS`), after
+Sparse trainable weights (:func:`sparse_init`, :data:`SPARSE_INITS`), after
 the mask is chosen:
 
 ``default``          the model's own initialisation, masked.
@@ -62,11 +62,30 @@ import torch
 from torch import Tensor
 
 from gnnmask.errors import check_choice
+from gnnmask.registry import Registry
 
-WEIGHT_INITS = ("kaiming-uniform", "kaiming-normal", "signed-constant", "scaled-signed-constant",
-                "orthogonal")
-SPARSE_INITS = ("default", "gradient-flow", "eoi")
-SCORE_INITS = ("kaiming-uniform", "kaiming-normal", "uniform", "constant")
+WEIGHT_INITS = Registry("weight init", {
+    "kaiming-uniform": "U(-b, b) with b = sqrt(6 / fan_in) (He et al. 2015).",
+    "kaiming-normal": "N(0, 2 / fan_in) (He et al. 2015).",
+    "signed-constant": "±sqrt(2 / fan_in) with a random sign (edge-popup's signed Kaiming "
+                       "constant, Ramanujan et al. 2020).",
+    "scaled-signed-constant": "Signed constant with fan_in scaled by the kept fraction 1 - "
+                              "sparsity (edge-popup's scale_fan).",
+    "orthogonal": "sqrt(2) times a random (semi-)orthogonal matrix (Saxe et al. 2014).",
+})
+SPARSE_INITS = Registry("sparse init", {
+    "default": "The model's own initialisation, masked.",
+    "gradient-flow": "Each unit's kept weights from N(0, 2 / its kept fan-in) (Evci et al. "
+                     "2022).",
+    "eoi": "Exact orthogonal initialisation: the mask becomes the support of a sparse "
+           "orthogonal matrix, the weights sqrt(2) times it (Nowak et al. 2023).",
+})
+SCORE_INITS = Registry("score init", {
+    "kaiming-uniform": "U(-b, b) with b = sqrt(6 / fan_in), as the weights.",
+    "kaiming-normal": "N(0, 2 / fan_in), as the weights.",
+    "uniform": "U(0, 1).",
+    "constant": "All 1 (ties are then broken by position).",
+})
 RELU_GAIN = math.sqrt(2.0)
 _SCORE_STREAM = 0x9E3779B97F4A7C15  # golden-ratio offset: an independent score seed
 

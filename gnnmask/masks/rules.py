@@ -33,25 +33,23 @@ from torch import Tensor
 from gnnmask.errors import UserError
 from gnnmask.masks.densities import keep_counts, layer_densities
 from gnnmask.masks.select import keep_mask, keep_masks_pooled, round_half_up
+from gnnmask.registry import Registry, resolve
 
-RULES: dict[str, type[MaskRule]] = {}
+RULES: Registry = Registry("mask rule")
 
 
 def register_rule(cls: type[MaskRule]) -> type[MaskRule]:
     """Class decorator adding a :class:`MaskRule` subclass to :data:`RULES`."""
-    if RULES.get(cls.name, cls) is not cls:
-        raise ValueError(f"mask rule name {cls.name!r} registered twice")
-    RULES[cls.name] = cls
-    return cls
+    return RULES.register(cls)
 
 
 def resolve_rule(rule) -> MaskRule:
     """A :class:`MaskRule` from a registered name or an instance."""
     if isinstance(rule, MaskRule):
         return rule
-    if isinstance(rule, str) and rule in RULES:
-        return RULES[rule]()
-    raise UserError(f"unknown mask rule {rule!r}; allowed: {', '.join(RULES)}")
+    if not isinstance(rule, str):
+        raise UserError(f"unknown mask rule {rule!r}; allowed: {', '.join(RULES)}")
+    return resolve(RULES, rule)()
 
 
 class MaskRule:

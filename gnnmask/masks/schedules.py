@@ -14,10 +14,11 @@ Evaluation after a step uses that step's sparsity.
 
 from __future__ import annotations
 
-from gnnmask.errors import UserError, check_choice
+from gnnmask.errors import UserError
 from gnnmask.masks.core import check_sparsity
+from gnnmask.registry import Registry, resolve
 
-SCHEDULES = ("constant", "linear", "cubic")
+SCHEDULES: Registry = Registry("schedule")
 
 
 class Schedule:
@@ -48,7 +49,10 @@ class Schedule:
         return f"{type(self).__name__}(target={self.target:g}, end={self.end:g})"
 
 
+@SCHEDULES.register
 class ConstantSchedule(Schedule):
+    """The target sparsity from the first step."""
+
     name = "constant"
 
     def done(self, step: int, total_steps: int) -> bool:
@@ -58,7 +62,10 @@ class ConstantSchedule(Schedule):
         return f"ConstantSchedule(target={self.target:g})"
 
 
+@SCHEDULES.register
 class LinearSchedule(Schedule):
+    """Sparsity ramps linearly from the start to the target over ``end`` of the steps."""
+
     name = "linear"
 
     def __call__(self, step: int, total_steps: int) -> float:
@@ -66,7 +73,10 @@ class LinearSchedule(Schedule):
         return self.start + (self.target - self.start) * t
 
 
+@SCHEDULES.register
 class CubicSchedule(Schedule):
+    """Gradual pruning's cubic ramp (Zhu & Gupta 2018) over ``end`` of the steps."""
+
     name = "cubic"
 
     def __call__(self, step: int, total_steps: int) -> float:
@@ -74,10 +84,6 @@ class CubicSchedule(Schedule):
         return self.target + (self.start - self.target) * (1.0 - t) ** 3
 
 
-_CLASSES = {c.name: c for c in (ConstantSchedule, LinearSchedule, CubicSchedule)}
-
-
 def make_schedule(name: str, target: float, end: float = 0.5) -> Schedule:
     """Build schedule ``name`` (one of :data:`SCHEDULES`) towards ``target``."""
-    check_choice("schedule", name, SCHEDULES)
-    return _CLASSES[name](target, end)
+    return resolve(SCHEDULES, name, target, end)

@@ -1,14 +1,23 @@
-"""Training methods as small strategy objects behind one interface (:class:`Method`)."""
+"""Training methods as small strategy objects behind one interface (:class:`Method`).
 
-from gnnmask.errors import UserError
-from gnnmask.methods import dense, dynamic, lottery, masked, sparse  # noqa: F401,I001
+Each module of this package defines methods; a class decorated with
+:func:`register_method` is in :data:`METHODS` once its module is imported
+(this package imports all of them).
+"""
+
+import importlib
+import pkgutil
+
 from gnnmask.methods.base import METHODS, Method, Phase, register_method
+from gnnmask.registry import resolve
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def get_method_class(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise UserError(f"unknown method {name!r}; allowed: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+def get_method_class(name) -> type[Method]:
+    """The method class registered as ``name`` (a class is returned as is)."""
+    return resolve(METHODS, name)
 
 
 __all__ = ["METHODS", "Method", "Phase", "get_method_class", "register_method"]

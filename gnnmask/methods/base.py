@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from gnnmask.errors import UserError
+from gnnmask.registry import Registry, first_sentence
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,10 @@ class Method:
 
     @classmethod
     def check_config(cls, config) -> None:
-        """Raise :class:`~gnnmask.errors.UserError` for a method-specific field
-        or an ``extra`` key this method does not read (before any training).
+        """Raise :class:`~gnnmask.errors.UserError` for an ``extra`` key this
+        method does not read (before any training; the configuration refuses
+        the method-specific fields it does not read, :attr:`reads`).
         Subclasses may also check option values here."""
-        from gnnmask.train.config import METHOD_FIELDS, flag
-
-        for name in METHOD_FIELDS:
-            if getattr(config, name) is not None and name not in cls.reads:
-                allowed = ", ".join(flag(f) for f in cls.reads) or "none"
-                raise UserError(f"{flag(name)} is not used by method {cls.name!r}; "
-                                f"its method flags: {allowed}")
         unknown = sorted(set(config.extra) - set(cls.options))
         if unknown:
             raise UserError(f"unknown --extra key {unknown[0]!r} for method {cls.name!r}; "
@@ -89,8 +84,8 @@ class Method:
 
     @classmethod
     def summary(cls) -> str:
-        """The first line of the method's docstring."""
-        return (cls.__doc__ or cls.name).strip().splitlines()[0]
+        """The first sentence of the method's docstring."""
+        return first_sentence(cls.__doc__) or cls.name
 
     # -- set-up ---------------------------------------------------------------
     def prepare(self, model: nn.Module, data) -> nn.Module:
@@ -163,12 +158,9 @@ def features(data):
     return data.features if "features" in data else data.x
 
 
-METHODS: dict[str, type[Method]] = {}
+METHODS: Registry = Registry("method")
 
 
 def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator adding a :class:`Method` subclass to the registry."""
-    if cls.name in METHODS and METHODS[cls.name] is not cls:
-        raise ValueError(f"method name {cls.name!r} registered twice")
-    METHODS[cls.name] = cls
-    return cls
+    """Class decorator adding a :class:`Method` subclass to :data:`METHODS`."""
+    return METHODS.register(cls)

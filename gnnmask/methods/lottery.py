@@ -49,6 +49,7 @@ from gnnmask.masks import get_mask_group, select_masks, sparsify, update_masks
 from gnnmask.masks.select import keep_mask, round_half_up
 from gnnmask.methods.base import Phase, features, register_method
 from gnnmask.methods.sparse import SparseMethod
+from gnnmask.models import MODELS
 
 
 def pruning_levels(target: float, rate: float, stops=()) -> list[float]:
@@ -198,17 +199,18 @@ class UGS(_Rewinding):
             value = config.extra.get(key, 0.01)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise UserError(f"--extra {key}={value!r} is invalid; allowed: a number >= 0")
-        from gnnmask.models.deep import GCN_FAMILY
+
+        weighted = [name for name, cls in MODELS.items() if cls.graph_input != "edges"]
 
         if config.batch_size or config.distributed:
             raise UserError("method 'ugs' learns a mask over the whole graph's edges; allowed: "
                             "full-batch training in one process (--batch-size 0, no "
                             "--distributed)")
 
-        if config.model not in GCN_FAMILY:
+        if config.model not in weighted:
             raise UserError(f"method 'ugs' masks the edges of a GCN propagation; --model "
                             f"{config.model!r} takes no edge weights; allowed: "
-                            f"{', '.join(GCN_FAMILY)}")
+                            f"{', '.join(weighted)}")
 
     def __init__(self, config):
         super().__init__(config)

@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import gnnmask.methods.pruners as pruners
 from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group, sparsify, update_masks
 from gnnmask.masks.init import SPARSE_INITS, generator, sparse_init
-from gnnmask.methods import pruners
 from gnnmask.methods.base import Method, register_method
 
 

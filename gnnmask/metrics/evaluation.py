@@ -39,11 +39,19 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import coalesce, to_undirected
 
+from gnnmask.registry import Registry
+
 __all__ = ["BUDGETS", "EVALUATIONS", "auroc", "evaluate_model", "expected_calibration_error",
            "fit_temperature", "holdout_classes", "ood_scores", "perturb_edges",
            "perturb_features", "reliability"]
 
-EVALUATIONS = ("calibration", "robustness", "ood")
+EVALUATIONS = Registry("evaluation", {
+    "calibration": "Expected calibration error and reliability, before and after temperature "
+                   "scaling (Guo et al. 2017).",
+    "robustness": "Accuracy under seeded feature noise and edge perturbations.",
+    "ood": "AUROC of out-of-distribution scores for held-out classes "
+           "(--holdout-classes).",
+})
 #: Perturbation budgets of the robustness evaluation.
 BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5)
 

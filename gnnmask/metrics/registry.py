@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 
 from torch import Tensor
 
 from gnnmask.errors import UserError, check_choice
+from gnnmask.registry import Registry
 
 from ._common import as_graph, check_x
 from .distance import group_distance_ratio, mad, mad_gap, smv
@@ -19,7 +20,7 @@ __all__ = ["METRICS", "compute_metrics"]
 
 #: Every metric by name. Signatures differ (see each function); use
 #: :func:`compute_metrics` to call them uniformly.
-METRICS: dict[str, Callable[..., float]] = {
+METRICS: Registry = Registry("metric", {
     "mad": mad,
     "mad_gap": mad_gap,
     "dirichlet": dirichlet_energy,
@@ -29,7 +30,7 @@ METRICS: dict[str, Callable[..., float]] = {
     "effective_rank": effective_rank,
     "numerical_rank": numerical_rank,
     "norm": mean_norm,
-}
+})
 _GRAPH = {"mad", "mad_gap", "dirichlet", "dirichlet_normalized"}  # take edge_index 2nd
 _NEEDS_GRAPH = _GRAPH - {"mad"}  # mad only needs it for target neighbors/remote
 _LABELS = {"group_distance_ratio"}  # take y 2nd

@@ -28,30 +28,48 @@ Masks are never baked in: attach them from outside with
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import warnings
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import APPNP, GATConv, GCN2Conv, GCNConv, GINConv, PairNorm, SAGEConv
+from torch_geometric.nn import GCNConv, PairNorm
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import is_sparse, to_torch_csr_tensor
 
 from gnnmask.errors import UserError, check_choice
+from gnnmask.registry import Registry, first_sentence, resolve
 
-ACTIVATIONS = {
+ACTIVATIONS = Registry("activation", {
     "relu": nn.ReLU,
     "elu": nn.ELU,
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
     "tanh": nn.Tanh,
     "identity": nn.Identity,
-}
-NORMS = ("none", "batch", "pair", "layer")
-RESIDUALS = ("none", "plain", "initial")
-GCN_FAMILY = ("gcn", "gcnii", "appnp")
-#: Models whose first layer takes sparse CSR input features (:func:`sparse_linear`).
-SPARSE_INPUT = ("gcn",)
+})
+NORMS = Registry("norm", {
+    "none": "No normalisation.",
+    "batch": "Batch normalisation over the nodes (Ioffe & Szegedy 2015).",
+    "pair": "PairNorm (Zhao & Akoglu 2020): centre, then rescale to a constant total norm.",
+    "layer": "Layer normalisation of each node's features (Ba et al. 2016).",
+})
+RESIDUALS = Registry("residual", {
+    "none": "No residual connection.",
+    "plain": "Add each hidden layer's input to its output (He et al. 2016), equal widths.",
+    "initial": "Mix in the first hidden state, (1 - alpha) h + alpha h1 (Chen et al. 2020).",
+})
+
+
+def _csr(edge_index: Tensor, weight: Tensor, size: tuple[int, int]) -> Tensor:
+    """:func:`~torch_geometric.utils.to_torch_csr_tensor` without torch's
+    "sparse CSR support is in beta" and "invariant checks are implicitly
+    disabled" warnings, silenced for this call only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse (CSR tensor support is in beta|"
+                                "invariant checks are implicitly disabled)")
+        return to_torch_csr_tensor(edge_index, weight, size=size)
 
 
 def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
@@ -67,7 +85,7 @@ def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
         return gcn_norm(edge_index, num_nodes=num_nodes, dtype=dtype)[0]
     ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype)
     # adj_t[i, j] carries the message j -> i.
-    return to_torch_csr_tensor(ei.flip(0), w, size=(num_nodes, num_nodes))
+    return _csr(ei.flip(0), w, (num_nodes, num_nodes))
 
 
 class Adjacency(NamedTuple):
@@ -86,8 +104,7 @@ def gcn_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
         return Adjacency(adj_t, adj_t.t().to_sparse_csr())
     ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype)
     size = (num_nodes, num_nodes)
-    return Adjacency(to_torch_csr_tensor(ei.flip(0), w, size=size),
-                     to_torch_csr_tensor(ei, w, size=size))
+    return Adjacency(_csr(ei.flip(0), w, size), _csr(ei, w, size))
 
 
 class _Propagate(torch.autograd.Function):
@@ -132,26 +149,6 @@ class GCNLayer(GCNConv):
         return out + self.bias if self.bias is not None else out
 
 
-class _AdjDtype:
-    """Mixin for PyG convolutions that multiply a sparse ``adj_t``: the sparse
-    product runs with autocast off, in the adjacency's dtype, so mixed
-    precision works on CPU too (CPU sparse kernels take no half precision)."""
-
-    def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return super().message_and_aggregate(adj_t, x.to(adj_t.dtype))
-
-
-class GCNIILayer(_AdjDtype, GCN2Conv):
-    """PyG's :class:`~torch_geometric.nn.conv.GCN2Conv` (Chen et al. 2020)
-    with the sparse product in the adjacency's dtype under autocast."""
-
-
-class APPNPPropagation(_AdjDtype, APPNP):
-    """PyG's :class:`~torch_geometric.nn.conv.APPNP` (Gasteiger et al. 2019)
-    with the sparse product in the adjacency's dtype under autocast."""
-
-
 class _SparseLinear(torch.autograd.Function):
     """``x W^T`` for a sparse CSR ``x`` without gradient: the backward
     ``dL/dW = (x^T G)^T`` multiplies the transposed (CSC) view of ``x``."""
@@ -182,7 +179,9 @@ def sparse_features(x: Tensor, max_density: float = 0.05) -> Tensor:
         return x
     if int(torch.count_nonzero(x)) > max_density * x.numel():
         return x
-    return x.to_sparse_csr()
+    with warnings.catch_warnings():  # as in _csr
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return x.to_sparse_csr()
 
 
 class _BoolMaskDropout(torch.autograd.Function):
@@ -224,7 +223,8 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     return _BoolMaskDropout.apply(x, p)
 
 
-def _norm_layer(kind: str, dim: int) -> nn.Module:
+def norm_layer(kind: str, dim: int) -> nn.Module:
+    """The normalisation ``kind`` (one of :data:`NORMS`) of width ``dim``."""
     if kind == "batch":
         return nn.BatchNorm1d(dim)
     if kind == "pair":
@@ -234,112 +234,150 @@ def _norm_layer(kind: str, dim: int) -> nn.Module:
     return nn.Identity()
 
 
+class AdjDtype:
+    """Mixin for PyG convolutions that multiply a sparse ``adj_t``: the sparse
+    product runs with autocast off, in the adjacency's dtype, so mixed
+    precision works on CPU too (CPU sparse kernels take no half precision)."""
+
+    def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().message_and_aggregate(adj_t, x.to(adj_t.dtype))
+
+
+#: Registry: model name -> :class:`DeepGNN` subclass, filled as each backbone
+#: class is defined (one class in one file under :mod:`gnnmask.models`).
+MODELS: Registry = Registry("--model")
+
+#: Model options and their defaults (the values a model that does not read an
+#: option accepts for it).
+OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual="none",
+               heads=1, alpha=0.1, theta=0.5)
+
+
 class DeepGNN(nn.Module):
-    """A depth-``layers`` node classifier from PyG convolutions.
+    """Base class of gnnmask's depth-``layers`` node classifiers: a subclass
+    is one backbone, builds its own layers and declares the options it reads.
+
+    The base implementation is a stack of ``layers`` convolutions (the first
+    maps ``in_dim -> hidden``, the last ``hidden -> out_dim`` and returns the
+    logits), each one made by :meth:`init_conv`, with normalisation,
+    activation and residual between them (module docstring).
 
     Args:
-        name: ``gcn``, ``gat``, ``gin``, ``sage``, ``gcnii`` or ``appnp``.
         in_dim, hidden, out_dim: input, hidden and output widths.
-        layers: number of message-passing layers (1..128). For ``gcn``, ``gat``,
-            ``gin`` and ``sage`` every layer is a convolution (the first maps
-            ``in_dim -> hidden``, the last ``hidden -> out_dim``). ``gcnii`` has
-            a linear input and output layer around ``layers`` ``GCN2Conv``
-            layers (Chen et al. 2020); ``appnp`` is a 2-layer MLP followed by
-            ``layers`` personalised-PageRank propagation steps (Gasteiger et al.
-            2019).
+        layers: number of message-passing layers (1..128).
         dropout: dropout probability before each layer.
         activation: one of :data:`ACTIVATIONS`.
         bias: whether layers have biases (mask-only methods turn them off).
         norm: ``none``, ``batch``, ``pair`` (PairNorm) or ``layer``, after
             every hidden layer.
         residual: ``none``, ``plain`` or ``initial`` (see the module docstring).
-        heads: attention heads of hidden ``gat`` layers (hidden must divide).
+        heads: attention heads of hidden layers (``gat``).
         alpha: initial-residual / teleport weight (``initial``, ``gcnii``,
             ``appnp``).
         theta: GCNII's identity-mapping strength.
+
+    An option the backbone does not read (:attr:`reads`) must keep its default
+    (:data:`OPTIONS`); anything else is a :class:`~gnnmask.errors.UserError`.
+
+    Subclasses set :attr:`name` (registering the class in :data:`MODELS`),
+    :attr:`reads`, and override :meth:`init_conv`, or :meth:`build_layers` and
+    :meth:`forward` for another layout.
     """
 
-    def __init__(
-        self,
-        name: str,
-        in_dim: int,
-        hidden: int,
-        out_dim: int,
-        layers: int,
-        *,
-        dropout: float = 0.5,
-        activation: str = "relu",
-        bias: bool = True,
-        norm: str = "none",
-        residual: str = "none",
-        heads: int = 1,
-        alpha: float = 0.1,
-        theta: float = 0.5,
-    ):
+    #: Registry name; a subclass that sets it is registered in :data:`MODELS`.
+    name: ClassVar[str] = ""
+    #: The options of :data:`OPTIONS` this backbone reads.
+    reads: ClassVar[tuple[str, ...]] = ("dropout", "activation", "bias", "norm", "residual",
+                                        "alpha")
+    #: The ``residual`` values it supports.
+    residuals: ClassVar[tuple[str, ...]] = tuple(RESIDUALS)
+    #: Graph input of every layer: ``"edges"`` (``edge_index``), ``"normalized"``
+    #: (:func:`normalized_adjacency`) or ``"gcn"`` (:func:`gcn_adjacency`).
+    graph_input: ClassVar[str] = "edges"
+    #: Whether the first layer consumes sparse CSR input features
+    #: (:func:`sparse_features`).
+    sparse_input: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            MODELS.register(cls)
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first sentence of the class docstring."""
+        return first_sentence(cls.__doc__)
+
+    @property
+    def edge_weights(self) -> bool:
+        """Whether :meth:`forward` takes ``edge_weight`` (GCN propagations)."""
+        return self.graph_input != "edges"
+
+    @classmethod
+    def check_options(cls, options: dict, spell=lambda key: key,
+                      hidden: int | None = None) -> None:
+        """Refuse an option this backbone does not read set to anything but its
+        default, and an unsupported ``residual`` (or, in a subclass, a value
+        that does not fit ``hidden``); ``spell`` names an option in the message
+        (e.g. as a command-line flag)."""
+        for key, allowed in (("activation", ACTIVATIONS), ("norm", NORMS),
+                             ("residual", RESIDUALS)):
+            if key in options:
+                check_choice(spell(key), options[key], allowed)
+        for key, value in options.items():
+            if key not in OPTIONS:
+                raise UserError(f"unknown model option {key!r}; allowed: {', '.join(OPTIONS)}")
+            if key not in cls.reads and value != OPTIONS[key]:
+                raise UserError(f"{spell(key)} {value!r} is not read by model {cls.name!r}; "
+                                f"it reads: {', '.join(cls.reads)}")
+        residual = options.get("residual", OPTIONS["residual"])
+        if "residual" in cls.reads and residual not in cls.residuals:
+            raise UserError(f"{spell('residual')} {residual!r} is not supported by model "
+                            f"{cls.name!r}; allowed: {', '.join(cls.residuals)}")
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int, **options):
         super().__init__()
-        check_choice("model", name, MODELS)
-        check_choice("activation", activation, ACTIVATIONS)
-        check_choice("norm", norm, NORMS)
-        check_choice("residual", residual, RESIDUALS)
-        if not isinstance(layers, int) or not 1 <= layers <= 128:
+        if not self.name:
+            raise UserError("DeepGNN is a base class; allowed: a registered backbone, "
+                            f"{', '.join(MODELS)} (build_model(name, ...))")
+        self.check_options(options, hidden=hidden)
+        o = {**OPTIONS, **options}
+        if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= 128:
             raise UserError(f"layers {layers!r} is out of range; allowed: an integer 1..128")
         for what, value in (("in_dim", in_dim), ("hidden", hidden), ("out_dim", out_dim)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{what} {value!r} is invalid; allowed: a positive integer")
-        if name == "gat" and hidden % heads:
-            raise UserError(f"hidden {hidden} is not divisible by heads {heads}")
-        self.config = dict(
-            name=name, in_dim=in_dim, hidden=hidden, out_dim=out_dim, layers=layers,
-            dropout=dropout, activation=activation, bias=bias, norm=norm,
-            residual=residual, heads=heads, alpha=alpha, theta=theta,
-        )
-        self.name, self.num_layers = name, layers
-        self.dropout, self.residual, self.alpha = dropout, residual, alpha
-        self.act = ACTIVATIONS[activation]()
+        self.config = dict(name=self.name, in_dim=in_dim, hidden=hidden, out_dim=out_dim,
+                           layers=layers, **o)
+        self.num_layers = layers
+        self.dropout, self.residual, self.alpha = o["dropout"], o["residual"], o["alpha"]
+        self.act = ACTIVATIONS[o["activation"]]()
         #: Weight of an extra identity skip ``h_l += ghost_skip * h_(l-1)`` (hidden
         #: layers of equal width); 0 is the plain model. Training tricks set it
         #: (``gnnmask.train.tricks``, ghost skip connections).
         self.ghost_skip = 0.0
-        self.lin_in = self.lin_out = self.prop = None
-
-        if name in ("gcnii", "appnp"):
-            self.lin_in = nn.Linear(in_dim, hidden, bias=bias)
-            self.lin_out = nn.Linear(hidden, out_dim, bias=bias)
-            if name == "gcnii":
-                self.convs = nn.ModuleList(
-                    GCNIILayer(hidden, alpha, theta, layer=i + 1, normalize=False)
-                    for i in range(layers)
-                )
-            else:
-                self.convs = nn.ModuleList()
-                self.prop = APPNPPropagation(K=layers, alpha=alpha, normalize=False)
-            n_hidden = len(self.convs)
-        else:
-            dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-            self.convs = nn.ModuleList(
-                self._conv(name, dims[i], dims[i + 1], bias, heads, last=i == layers - 1)
-                for i in range(layers)
-            )
-            n_hidden = layers - 1
-        self.norms = nn.ModuleList(_norm_layer(norm, hidden) for _ in range(n_hidden))
+        n_hidden = self.build_layers(in_dim, hidden, out_dim, layers, o)
+        self.norms = nn.ModuleList(norm_layer(o["norm"], hidden) for _ in range(n_hidden))
         # Identity "taps" mark each layer's final hidden state and the logits, so
         # forward hooks (gnnmask.metrics.trace) capture post-activation,
         # post-residual states. They hold no parameters.
         self.hidden = nn.ModuleList(nn.Identity() for _ in range(n_hidden))
         self.logits = nn.Identity()
 
-    @staticmethod
-    def _conv(name, i, o, bias, heads, last):
-        if name == "gcn":
-            return GCNLayer(i, o, bias=bias, normalize=False)
-        if name == "sage":
-            return SAGEConv(i, o, bias=bias)
-        if name == "gin":
-            mlp = nn.Sequential(nn.Linear(i, o, bias=bias), nn.ReLU(), nn.Linear(o, o, bias=bias))
-            return GINConv(mlp)
-        if last or heads == 1:
-            return GATConv(i, o, heads=1, bias=bias)
-        return GATConv(i, o // heads, heads=heads, bias=bias)
+    def build_layers(self, in_dim: int, hidden: int, out_dim: int, layers: int,
+                     options: dict) -> int:
+        """Create the message-passing layers (``self.convs``); return the
+        number of hidden states they produce (one normalisation each)."""
+        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+        self.convs = nn.ModuleList(
+            self.init_conv(dims[i], dims[i + 1], last=i == layers - 1, options=options)
+            for i in range(layers))
+        return layers - 1
+
+    def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
+        """One convolution ``in_dim -> out_dim`` (``last``: the output layer)."""
+        raise NotImplementedError
 
     def reset_parameters(self):
         """Re-draw every parameter with its layer's own initialiser."""
@@ -349,27 +387,29 @@ class DeepGNN(nn.Module):
 
     def trace_modules(self) -> list[nn.Module]:
         """Modules whose outputs are the successive layer outputs (for tracing):
-        every hidden state ``h^(1) .. h^(L-1)`` (``gcnii``: one per ``GCN2Conv``),
-        then the logits."""
+        every hidden state ``h^(1) .. h^(L-1)``, then the logits."""
         return [*self.hidden, self.logits]
 
-    def _graph(self, x: Tensor, edge_index, edge_weight: Tensor | None) -> tuple:
+    def graph(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> tuple:
         """The graph arguments every layer is called with."""
         n = x.size(0)
-        if edge_weight is not None and self.name not in GCN_FAMILY:
+        if edge_weight is not None and not self.edge_weights:
+            allowed = [k for k, c in MODELS.items() if c.graph_input != "edges"]
             raise UserError(f"model {self.name!r} takes no edge weights; allowed: "
-                            f"{', '.join(GCN_FAMILY)}")
+                            f"{', '.join(allowed)}")
         if edge_weight is not None and edge_weight.requires_grad:
             # differentiable in the edge weights (e.g. learnt edge masks): PyG's
             # message passing over the normalised, weighted edges
             return gcn_norm(edge_index, edge_weight, num_nodes=n, dtype=x.dtype)
-        if self.name == "gcn":
+        if self.graph_input == "gcn":
             return (gcn_adjacency(edge_index, n, x.dtype, edge_weight),)
-        if self.name in GCN_FAMILY:
+        if self.graph_input == "normalized":
             return (normalized_adjacency(edge_index, n, x.dtype, edge_weight),)
         return (edge_index,)
 
-    def _mix(self, h: Tensor, prev: Tensor, first: Tensor | None) -> Tensor:
+    def mix(self, h: Tensor, prev: Tensor, first: Tensor | None) -> Tensor:
+        """The residual of a hidden layer: ``h`` with ``prev`` (the layer's input)
+        or ``first`` (the first hidden state) mixed in, and the ghost skip."""
         if self.residual == "plain" and h.shape == prev.shape:
             h = h + prev
         elif self.residual == "initial" and first is not None:
@@ -383,48 +423,37 @@ class DeepGNN(nn.Module):
         """Class logits ``[N, out_dim]``; with ``return_hidden=True`` also the
         list of hidden states ``[x, h^(1), ..., h^(L-1)]`` (inputs of each layer
         after the first, i.e. every intermediate representation).
-        ``edge_weight`` (GCN family only) weights the edges before the
+        ``edge_weight`` (GCN propagations only) weights the edges before the
         normalisation; gradients reach it."""
-        graph = self._graph(x, edge_index, edge_weight)
+        graph = self.graph(x, edge_index, edge_weight)
         hidden = [x]
-        if self.lin_in is not None:
-            h = self.act(self.lin_in(dropout(x, self.dropout, self.training)))
-            x0 = h
-            for i, conv in enumerate(self.convs):
-                z = conv(dropout(h, self.dropout, self.training), x0, *graph)
-                h = self.hidden[i](self._mix(self.act(self.norms[i](z)), h, None))
-                hidden.append(h)
-            out = self.lin_out(dropout(h, self.dropout, self.training))
-            if self.prop is not None:
-                out = self.prop(out, *graph)
-            out = self.logits(out)
-        else:
-            h, first = x, None
-            for i, conv in enumerate(self.convs):
-                z = conv(dropout(h, self.dropout, self.training), *graph)
-                if i == len(self.convs) - 1:
-                    out = self.logits(z)
-                    break
-                new = self.act(self.norms[i](z))
-                h = self.hidden[i](self._mix(new, h, first))
-                first = h if first is None else first
-                hidden.append(h)
+        h, first = x, None
+        for i, conv in enumerate(self.convs):
+            z = conv(dropout(h, self.dropout, self.training), *graph)
+            if i == len(self.convs) - 1:
+                out = self.logits(z)
+                break
+            new = self.act(self.norms[i](z))
+            h = self.hidden[i](self.mix(new, h, first))
+            first = h if first is None else first
+            hidden.append(h)
         return (out, hidden) if return_hidden else out
 
     def __repr__(self) -> str:
         c = self.config
-        return (
-            f"DeepGNN({c['name']}, {c['in_dim']} -> {c['hidden']} x {c['layers']} -> "
-            f"{c['out_dim']}, act={c['activation']}, norm={c['norm']}, "
-            f"residual={c['residual']}, dropout={c['dropout']}, bias={c['bias']})"
-        )
+        read = ", ".join(f"{k}={c[k]}" for k in self.reads if k != "dropout")
+        return (f"{type(self).__name__}({c['in_dim']} -> {c['hidden']} x {c['layers']} -> "
+                f"{c['out_dim']}, {read}, dropout={c['dropout']})")
 
 
-MODELS = ("gcn", "gat", "gin", "sage", "gcnii", "appnp")
+def get_model_class(name) -> type[DeepGNN]:
+    """The backbone class registered as ``name`` (a class is returned as is)."""
+    return resolve(MODELS, name)
 
 
 def build_model(
     name: str, in_dim: int, hidden: int, out_dim: int, layers: int, **options
 ) -> DeepGNN:
-    """Build a :class:`DeepGNN` (see its docstring for ``options``)."""
-    return DeepGNN(name, in_dim, hidden, out_dim, layers, **options)
+    """Build the backbone registered as ``name`` (see :class:`DeepGNN` for
+    ``options``; each backbone refuses one it does not read)."""
+    return get_model_class(name)(in_dim, hidden, out_dim, layers, **options)

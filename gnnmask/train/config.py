@@ -20,78 +20,64 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gnnmask.data import check_root, dataset_of, get_info
+from gnnmask.data.sampling import parse_fanout
 from gnnmask.errors import UserError
+from gnnmask.masks import DISTRIBUTIONS, RULES, SCHEDULES, SCORE_INITS
+from gnnmask.masks.init import SPARSE_INITS, WEIGHT_INITS
+from gnnmask.methods import METHODS, get_method_class
+from gnnmask.metrics import METRICS
+from gnnmask.metrics.evaluation import EVALUATIONS
+from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS, get_model_class
+from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
+from gnnmask.train.tricks import check_tricks
 
 
 def _models():
-    from gnnmask.models import MODELS
-
-    return MODELS
+    return tuple(MODELS)
 
 
 def _activations():
-    from gnnmask.models import ACTIVATIONS
-
     return tuple(ACTIVATIONS)
 
 
 def _norms():
-    from gnnmask.models import NORMS
-
     return NORMS
 
 
 def _residuals():
-    from gnnmask.models import RESIDUALS
-
     return RESIDUALS
 
 
 def _methods():
-    from gnnmask.methods import METHODS
-
     return tuple(METHODS)
 
 
 def _rules():
-    from gnnmask.masks import RULES
-
     return tuple(name for name, rule in RULES.items() if not rule.fixed)
 
 
 def _weight_inits():
-    from gnnmask.masks.init import SPARSE_INITS, WEIGHT_INITS
-
-    return tuple(dict.fromkeys(WEIGHT_INITS + SPARSE_INITS))
+    return tuple(dict.fromkeys([*WEIGHT_INITS, *SPARSE_INITS]))
 
 
 def _score_inits():
-    from gnnmask.masks import SCORE_INITS
-
     return SCORE_INITS
 
 
 def _schedules():
-    from gnnmask.masks import SCHEDULES
-
     return SCHEDULES
 
 
 def _distributions():
-    from gnnmask.masks import DISTRIBUTIONS
-
     return DISTRIBUTIONS
 
 
 def _optimizers():
-    from gnnmask.train.optim import OPTIMIZERS
-
     return tuple(OPTIMIZERS)
 
 
 def _lr_schedules():
-    from gnnmask.train.optim import LR_SCHEDULES
-
     return LR_SCHEDULES
 
 
@@ -165,8 +151,9 @@ class RunConfig:
                          "validation accuracy (0: off)")
     grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "
                                 "tensor at initialisation and every N epochs (0: off)")
-    trace_every: int = _opt(0, "optimisation", "record the per-layer metrics (norm, MAD, "
-                            "rank, ...) at initialisation and every N epochs (0: off)")
+    trace_every: int = _opt(0, "optimisation", "record the per-layer metrics of "
+                            "--layer-metrics (its default set when that is none) at "
+                            "initialisation and every N epochs (0: off)")
     evaluations: str = _opt("none", "evaluation", "evaluations of the final model beyond "
                             "accuracy: none, all or a comma-separated list of calibration, "
                             "robustness, ood")
@@ -214,6 +201,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule",
                  "schedule_end", "density_dist", "rewind_epoch", "edge_sparsity", "itop")
 
+#: Fields that are model options (each model declares which it reads,
+#: ``DeepGNN.reads``; another value than the default is refused for the rest).
+MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads")
+
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {
     "dropout": 0.5,
@@ -224,8 +215,6 @@ FALLBACKS: dict[str, Any] = {
 
 def evaluation_names(text: str) -> list[str]:
     """``--evaluations`` as a list (``none``: [], ``all``: every one)."""
-    from gnnmask.metrics.evaluation import EVALUATIONS
-
     if text in ("none", ""):
         return []
     names = list(EVALUATIONS) if text == "all" else [p.strip() for p in text.split(",")]
@@ -249,11 +238,13 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
     is given, ``config.dataset`` must describe it
     (:func:`gnnmask.data.dataset_of`; a graph of one's own may carry a name
     outside the registry)."""
-    from gnnmask.data import dataset_of, get_info
-    from gnnmask.methods import get_method_class
-
     check_types(config)
     method_cls = get_method_class(config.method)
+    for name in METHOD_FIELDS:
+        if getattr(config, name) is not None and name not in method_cls.reads:
+            allowed = ", ".join(flag(f) for f in method_cls.reads) or "none"
+            raise UserError(f"{flag(name)} is not used by method {method_cls.name!r}; "
+                            f"its method flags: {allowed}")
     method_cls.check_config(config)
     values = config.to_dict()
     # the registry's spelling, or the name of a user's own graph
@@ -268,7 +259,6 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
             values[key] = float(value)
     resolved = RunConfig.from_dict(values)
     validate_config(resolved)
-    from gnnmask.train.tricks import check_tricks
 
     check_tricks(resolved, method_cls)
     return resolved
@@ -318,6 +308,10 @@ def validate_config(c: RunConfig) -> None:
     """Raise :class:`UserError` with one line for the first invalid field."""
     check_types(c)
     _check_choices(c)
+
+    get_model_class(c.model).check_options(
+        {k: getattr(c, k) for k in MODEL_FIELDS if getattr(c, k) is not None}, spell=flag,
+        hidden=c.hidden if isinstance(c.hidden, int) else None)
     if not isinstance(c.layers, int) or not 1 <= c.layers <= 128:
         raise UserError(f"--layers {c.layers!r} is out of range; allowed: an integer 1..128")
     if not isinstance(c.hidden, int) or c.hidden < 1:
@@ -362,8 +356,6 @@ def validate_config(c: RunConfig) -> None:
         raise UserError(f"--batch-size {c.batch_size!r} is invalid; allowed: 0 (full-batch) or "
                         "a positive number of nodes")
     if c.batch_size:
-        from gnnmask.data.sampling import parse_fanout
-
         parse_fanout(c.num_neighbors, c.layers)
     if not 0.0 <= c.holdout_classes < 1.0:
         raise UserError(f"--holdout-classes {c.holdout_classes!r} is out of range; allowed: "
@@ -373,8 +365,6 @@ def validate_config(c: RunConfig) -> None:
         raise UserError("--evaluations ood needs --holdout-classes F (the classes left out of "
                         "training are the out-of-distribution test nodes)")
     if c.layer_metrics not in ("default", "all", "none"):
-        from gnnmask.metrics import METRICS
-
         bad = [m for m in c.layer_metrics.split(",") if m not in METRICS]
         if bad:
             raise UserError(
@@ -382,7 +372,6 @@ def validate_config(c: RunConfig) -> None:
                 f"comma-separated list of {', '.join(METRICS)}"
             )
     if c.data_root is not None:  # a given root must be read, and be a folder
-        from gnnmask.data import check_root
 
         check_root(c.dataset, c.data_root)
     if c.device not in ("auto", "cpu", "cuda") and not str(c.device).startswith("cuda:"):

@@ -20,6 +20,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gnnmask.errors import UserError
+from gnnmask.masks import get_mask_group, is_masked
+from gnnmask.train.device import resolve_device
 
 __all__ = ["DistributedDataParallel", "ddp", "is_main_process", "mask_checksums",
            "rank_and_world"]
@@ -42,8 +44,6 @@ def rank_and_world(config) -> tuple[int, int]:
         return 0, 1
     if not dist.is_initialized():
         check_environment(config)
-        from gnnmask.train.engine import resolve_device
-
         backend = "nccl" if resolve_device(config.device).type == "cuda" else "gloo"
         dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size()
@@ -64,8 +64,6 @@ def is_main_process() -> bool:
 def mask_checksums(model: nn.Module) -> list[int] | None:
     """Every rank's checksum of the masks (a hash of the kept positions),
     gathered; a mismatch is an error. ``None`` for a model without masks."""
-    from gnnmask.masks import get_mask_group, is_masked
-
     if not is_masked(model):
         return None
     total = 0

@@ -33,10 +33,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from gnnmask.data import evaluate_accuracy, load_dataset
+from gnnmask.data.sampling import neighbor_loader, parse_fanout
 from gnnmask.errors import UserError, check_arg
-from gnnmask.train import optim
-from gnnmask.train.config import RunConfig, resolve_config
+from gnnmask.methods import get_method_class
+from gnnmask.metrics import evaluate_model, gradient_flow, holdout_classes, trace
+from gnnmask.models import build_model, get_model_class
+from gnnmask.models.deep import sparse_features
+from gnnmask.train.config import RunConfig, evaluation_names, resolve_config
+from gnnmask.train.device import resolve_device
 from gnnmask.train.distributed import DistributedDataParallel, ddp, mask_checksums, rank_and_world
+from gnnmask.train.optim import make_lr_scheduler
+from gnnmask.train.optim import make_optimizer as _make_optimizer
 from gnnmask.train.records import versions
 from gnnmask.train.tricks import Tricks
 
@@ -48,15 +56,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available; allowed: auto, cpu")
-    return torch.device(name)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -89,16 +88,11 @@ def model_features(config: RunConfig, x: Tensor) -> Tensor:
     """The node features as the model consumes them: a sparse CSR tensor for
     GCN stacks when at most 5% of ``x`` is non-zero (bag-of-words features;
     :func:`gnnmask.models.deep.sparse_features`), else ``x``."""
-    from gnnmask.models.deep import SPARSE_INPUT, sparse_features
-
-    return sparse_features(x) if config.model in SPARSE_INPUT else x
+    return sparse_features(x) if get_model_class(config.model).sparse_input else x
 
 
 def build(config: RunConfig, data):
     """Build the model for ``config`` on ``data`` and let the method prepare it."""
-    from gnnmask.methods import get_method_class
-    from gnnmask.models import build_model
-
     method = get_method_class(config.method)(config)
     torch.manual_seed(config.seed)
     model = build_model(
@@ -114,7 +108,7 @@ def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.O
     """The configured optimiser over the tensors the method trains (fused
     where PyTorch has a fused kernel; the record names the one used). With
     ``amp="fp16"`` it carries a loss scaler (``optimizer.gnnmask_scaler``)."""
-    optimizer = optim.make_optimizer(config.optimizer, method.parameters(model), config.lr,
+    optimizer = _make_optimizer(config.optimizer, method.parameters(model), config.lr,
                                      config.weight_decay)
     if config.amp == "fp16":
         device = next((p.device for g in optimizer.param_groups for p in g["params"]),
@@ -251,7 +245,6 @@ def _layer_metrics(model, method, data, which: str,
     take a second or more (large inputs: the raw features of a big graph)."""
     if which == "none":
         return []
-    from gnnmask.metrics import trace
 
     names = {"all": None, "default": DEFAULT_LAYER_METRICS}.get(which)
     names = names if names or which == "all" else which.split(",")
@@ -272,7 +265,6 @@ def _flow_probe(config: RunConfig, method, data):
     """``model -> gradient_flow(...)`` on the training nodes (``None`` if off)."""
     if not config.grad_flow_every:
         return None
-    from gnnmask.metrics import gradient_flow
 
     def loss(out):
         return F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
@@ -286,7 +278,6 @@ def _hold_out(config: RunConfig, data) -> list[int]:
     ``data.test_mask`` (in-distribution test nodes). Returns those classes."""
     if not config.holdout_classes:
         return []
-    from gnnmask.metrics import holdout_classes
 
     held = holdout_classes(int(data.num_classes), config.holdout_classes, config.seed)
     out = torch.isin(data.y, torch.tensor(held, device=data.y.device))
@@ -299,9 +290,6 @@ def _hold_out(config: RunConfig, data) -> list[int]:
 @torch.no_grad()
 def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
     """The ``--evaluations`` of the final model (:func:`gnnmask.metrics.evaluate_model`)."""
-    from gnnmask.metrics import evaluate_model
-    from gnnmask.train.config import evaluation_names
-
     names = evaluation_names(config.evaluations)
     if not names:
         return {}
@@ -329,7 +317,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     stops there; the best finite state is restored, if any epoch was
     selectable before it), else ``None``."""
     optimizer = make_optimizer(config, method, model)
-    scheduler = optim.make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
+    scheduler = make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
     trained = model
     if config.distributed:  # gradients averaged over ranks; masks are not broadcast but
         # recomputed on every rank from its identical scores (checked with --check-masks)
@@ -337,6 +325,8 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     history: list[dict[str, Any]] = []
     flow = _flow_probe(config, method, data)
     best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
+    # traces record the --layer-metrics (the default set when those are off)
+    traced = "default" if config.layer_metrics == "none" else config.layer_metrics
     bad_epochs = 0
     epochs = range(config.epochs)
     bar = None
@@ -353,7 +343,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     traces: list[dict[str, Any]] = []
     every = config.trace_every
     if every:
-        traces.append({"epoch": -1, "layers": _layer_metrics(model, method, data, "default")})
+        traces.append({"epoch": -1, "layers": _layer_metrics(model, method, data, traced)})
     diverged = None
     for epoch in epochs:
         tricks.on_epoch_start(epoch, model)
@@ -387,7 +377,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         if every and (epoch + 1) % every == 0:
             traces.append({"epoch": epoch, **({"phase": row["phase"]} if where else {}),
                            **method.epoch_info(model),
-                           "layers": _layer_metrics(model, method, data, "default")})
+                           "layers": _layer_metrics(model, method, data, traced)})
         history.append(row)
         if log_every and ((epoch + 1) % log_every == 0 or epoch + 1 == config.epochs):
             log.info("%s %s%s L%d seed %d: epoch %d/%d  loss %.4f  val %.4f  test %.4f",
@@ -449,8 +439,6 @@ def train(
             every this many epochs, e.g. for logs that are not a terminal.
         return_model: also return the trained model (best validation state).
     """
-    from gnnmask.data import evaluate_accuracy, load_dataset
-
     check_arg("train", "config", config, RunConfig, "a gnnmask.train.RunConfig")
     config = resolve_config(config, data=data)
     device = resolve_device(config.device)
@@ -458,6 +446,28 @@ def train(
         import os
 
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    with caller_rng_kept(device):
+        return _train(config, data, device, progress, log_every, return_model)
+
+
+@contextlib.contextmanager
+def caller_rng_kept(device: torch.device):
+    """Run a block that seeds and draws from the global Python, NumPy and torch
+    generators, then put the caller's states back (``torch.random.fork_rng``
+    for torch's CPU and, on CUDA, every visible device's)."""
+    py, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(np_state)
+
+
+def _train(config: RunConfig, data, device: torch.device, progress, log_every,
+           return_model):
+    """:func:`train` on the resolved ``config``, under its own seeds."""
     rank, world = rank_and_world(config)
     seed_everything(config.seed)
     if data is None:
@@ -476,8 +486,6 @@ def train(
         data.rank_train_mask = torch.zeros_like(data.train_mask)
         data.rank_train_mask[share] = True
     if config.batch_size:
-        from gnnmask.data.sampling import neighbor_loader, parse_fanout
-
         loader = neighbor_loader(data, share, parse_fanout(config.num_neighbors, config.layers),
                                  config.batch_size, seed=config.seed + rank)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -9,17 +9,27 @@ without restarts).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-OPTIMIZERS = {
+from gnnmask.registry import Registry
+
+
+def amsgrad(params, **kwargs) -> torch.optim.Adam:
+    """Adam with AMSGrad's running maximum of the squared gradients (Reddi et
+    al. 2018)."""
+    return torch.optim.Adam(params, amsgrad=True, **kwargs)
+
+
+OPTIMIZERS = Registry("--optimizer", {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
-    "amsgrad": functools.partial(torch.optim.Adam, amsgrad=True),
+    "amsgrad": amsgrad,
     "sgd": torch.optim.SGD,
-}
-LR_SCHEDULES = ("constant", "cosine")
+})
+LR_SCHEDULES = Registry("--lr-schedule", {
+    "constant": "The learning rate stays at --lr.",
+    "cosine": "Cosine annealing from --lr to 0 over the epochs (Loshchilov & Hutter 2017).",
+})
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:

@@ -10,14 +10,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gnnmask import __version__
+
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages that determine a run's numbers."""
     import numpy
     import torch
     import torch_geometric
-
-    from gnnmask import __version__
 
     return {
         "gnnmask": __version__,

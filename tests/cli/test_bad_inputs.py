@@ -406,12 +406,12 @@ def test_refusals_leave_no_file(capsys, tmp_path, argv, fragment):
 
 
 def test_an_uncreatable_out_is_refused_before_the_data_loads(capsys, monkeypatch, tmp_path):
-    import gnnmask.data
+    import gnnmask.experiments.runs
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the dataset was loaded before --out was checked")
 
-    monkeypatch.setattr(gnnmask.data, "load_dataset", no_loading)
+    monkeypatch.setattr(gnnmask.experiments.runs, "load_dataset", no_loading)
     code, _, err = run_cli(capsys, "train", "--out", "/proc/gnnmask-test/out", *TINY)
     assert_one_line_error(code, err, "/proc/gnnmask-test/out")
 

@@ -13,22 +13,13 @@ import pytest
 from gnnmask.cli import main
 from gnnmask.errors import UserError
 from gnnmask.experiments import SweepError, sweep
-from gnnmask.methods import METHODS, Method, register_method
+from gnnmask.methods import Method, register_method
 from gnnmask.train import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--epochs", "3", "--hidden", "8", "--device", "cpu"]
 
 
-@register_method
-class _Probe(Method):
-    """A second method for sweeps while ``ugt`` is not registered (in-process only)."""
-
-    name = "sweep-probe"
-    defaults = {"dropout": 0.0}
-
-
-@register_method
 class _FailsAtDepth2(Method):
     name = "sweep-fail"
 
@@ -39,9 +30,9 @@ class _FailsAtDepth2(Method):
 
 
 #: Registered in every process (for the CLI and worker processes).
-REGISTERED = ["dense", "ugt"] if "ugt" in METHODS else ["dense"]
+REGISTERED = ["dense", "ugt"]
 #: Two methods for in-process sweeps.
-TWO = ["dense", "ugt"] if "ugt" in METHODS else ["dense", "sweep-probe"]
+TWO = REGISTERED
 
 
 def base(**kw):
@@ -100,6 +91,7 @@ def test_changed_config_is_refused(tmp_path):
 
 
 def test_failed_cell_is_named_and_others_are_kept(tmp_path):
+    register_method(_FailsAtDepth2)  # the registry is restored after each test (conftest)
     out = tmp_path / "sw"
     with pytest.raises(SweepError, match=r"cell sweep-fail/L2/seed_0 failed: RuntimeError: boom"):
         sweep(base(), [1, 2, 3], ["sweep-fail"], [0], out)

@@ -146,7 +146,10 @@ def test_pyg_models_mask_train_and_state_dict_round_trip(graph, name):
     group = get_mask_group(model)
     if name in EXPECTED_TARGETS:
         assert set(group.members) == EXPECTED_TARGETS[name]
-    assert all(m.scores.shape == group.members[n].scores.shape for n, m in group.members.items())
+    for n, m in group.members.items():  # one score per entry of the tensor it masks
+        path, attr = n.rpartition(".")[::2]
+        original = model.get_submodule(path).parametrizations[attr].original
+        assert m.scores.shape == original.shape
     model.train()
     model(*graph).square().mean().backward()
     for n, p in model.named_parameters():

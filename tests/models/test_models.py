@@ -6,8 +6,10 @@ from torch_geometric.nn import GCNConv
 from torch_geometric.utils import to_undirected
 
 from gnnmask.errors import UserError
-from gnnmask.models import MODELS, build_model
+from gnnmask.models import MODELS, DeepGNN, build_model
 from gnnmask.models.deep import normalized_adjacency
+from gnnmask.train import RunConfig, resolve_config
+from gnnmask.train.config import MODEL_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,8 @@ def graph():
 def test_forward_backward_every_model_and_depth(graph, name, layers):
     x, edge_index = graph
     torch.manual_seed(0)
-    model = build_model(name, 6, 8, 3, layers, heads=2, dropout=0.1)
+    model = build_model(name, 6, 8, 3, layers, dropout=0.1, **({"heads": 2} if name == "gat"
+                                                                else {}))
     out, hidden = model(x, edge_index, return_hidden=True)
     assert out.shape == (30, 3)
     assert torch.isfinite(out).all()
@@ -127,13 +130,13 @@ def test_reset_parameters_redraws(graph):
 
 def test_repr_is_informative():
     text = repr(build_model("gat", 6, 8, 3, 5, heads=2, norm="pair"))
-    assert "gat" in text and "x 5" in text and "norm=pair" in text
+    assert text.startswith("GAT(6 -> 8 x 5 -> 3") and "heads=2" in text and "norm=pair" in text
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(name="mlp"), "unknown model 'mlp'"),
+        (dict(name="mlp"), "unknown --model 'mlp'"),
         (dict(layers=0), "layers 0"),
         (dict(layers=129), "layers 129"),
         (dict(hidden=-4), "hidden -4"),
@@ -192,3 +195,58 @@ def test_sparse_input_features_give_the_dense_outputs_and_gradients():
 
     dropped = dropout(xs, 0.5, True).to_dense()
     assert ((dropped == 0) | (dropped == 2 * x)).all() and (dropped[x == 0] == 0).all()
+
+
+# every backbone is one registered class that declares the options it reads
+NON_DEFAULT = dict(dropout=0.3, activation="elu", bias=False, norm="pair", residual="plain",
+                   heads=2, alpha=0.3, theta=0.9)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_each_backbone_refuses_the_options_it_does_not_read(name):
+    cls = MODELS[name]
+    assert issubclass(cls, DeepGNN) and cls.name == name and cls.summary().endswith(".")
+    for key, value in NON_DEFAULT.items():
+        if key in cls.reads:
+            model = build_model(name, 8, 8, 3, 2, **{key: value})
+            assert model.config[key] == value
+        else:
+            with pytest.raises(UserError, match=f"{key} {value!r} is not read by model "
+                                                f"{name!r}; it reads: "):
+                build_model(name, 8, 8, 3, 2, **{key: value})
+            if key in MODEL_FIELDS:  # a run configuration refuses it the same way
+                with pytest.raises(UserError, match=f"is not read by model {name!r}"):
+                    resolve_config(RunConfig(model=name, hidden=8, **{key: value}))
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ("--model appnp --norm pair", "--norm 'pair' is not read by model 'appnp'"),
+    ("--model gcnii --residual initial",
+     "--residual 'initial' is not supported by model 'gcnii'; allowed: none, plain"),
+    ("--model gcn --heads 4", "--heads 4 is not read by model 'gcn'"),
+    ("--model gat --heads 4 --hidden 6", "--hidden 6 is not divisible by --heads 4"),
+])
+def test_the_command_line_refuses_unread_model_options_before_writing(
+        capsys, tmp_path, argv, fragment):
+    from gnnmask.cli import main
+
+    assert main(["train", *argv.split(), "--epochs", "1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_base_class_is_not_a_model():
+    with pytest.raises(UserError, match="DeepGNN is a base class"):
+        DeepGNN(8, 8, 3, 2)
+
+
+def test_building_the_propagation_raises_no_torch_warnings(graph):
+    import warnings
+
+    x, edge_index = graph
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in ("gcn", "gcnii", "appnp"):
+            build_model(name, 6, 8, 3, 2)(x, edge_index)
+    assert [str(w.message) for w in caught] == []

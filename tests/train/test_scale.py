@@ -81,12 +81,13 @@ def test_rigl_counts_optimiser_steps_in_mini_batches(csbm):
 @pytest.mark.parametrize("amp,model,batch", [
     ("bf16", "gcn", 0), ("fp16", "gcn", 0), ("bf16", "gcnii", 0), ("fp16", "appnp", 0),
     ("bf16", "gcnii", 20)])
-def test_mixed_precision_keeps_float32_state(csbm, amp, model, batch):
+def test_mixed_precision_trains_every_propagation(csbm, amp, model, batch):
     # sparse propagation (gcnii, appnp) runs in float32 also under CPU autocast
-    rec, model = train(small(method="ugt", amp=amp, model=model, batch_size=batch),
-                       data=csbm, return_model=True)
-    assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rec["history"])
+    rec = train(small(method="ugt", amp=amp, model=model, batch_size=batch), data=csbm)
+    full = train(small(method="ugt", model=model, batch_size=batch), data=csbm)
+    losses = [r["loss"] for r in rec["history"]]
+    assert losses != [r["loss"] for r in full["history"]]  # autocast was on
+    assert all(torch.isfinite(torch.tensor(losses)))
     assert rec["history"][-1]["loss"] < rec["history"][0]["loss"]
 
 
