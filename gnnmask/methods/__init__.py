@@ -8,7 +8,7 @@ Each module of this package defines methods; a class decorated with
 import importlib
 import pkgutil
 
-from gnnmask.methods.base import METHODS, Method, Phase, register_method
+from gnnmask.methods.base import METHODS, Context, Method, Phase, register_method
 from gnnmask.registry import resolve
 
 for _module in pkgutil.iter_modules(__path__):
@@ -20,4 +20,4 @@ def get_method_class(name) -> type[Method]:
     return resolve(METHODS, name)
 
 
-__all__ = ["METHODS", "Method", "Phase", "get_method_class", "register_method"]
+__all__ = ["METHODS", "Context", "Method", "Phase", "get_method_class", "register_method"]

@@ -40,6 +40,22 @@ class Phase:
     reported: bool = True
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the engine tells a method about the run it is part of, instead of
+    the method reading the engine's internals.
+
+    Attributes:
+        steps_per_epoch: optimiser steps this process takes per epoch (1 for
+            full-batch training; with mini-batches, the batches of this
+            process's share of the training nodes).
+        world_size: processes training together (``--distributed``).
+    """
+
+    steps_per_epoch: int = 1
+    world_size: int = 1
+
+
 class Method:
     """Base class of all training methods (dense training is the identity case).
 
@@ -68,8 +84,10 @@ class Method:
     iterative: ClassVar[bool] = False
     trains_weights: ClassVar[bool] = True
 
-    def __init__(self, config):
+    def __init__(self, config, context: Context | None = None):
         self.config = config
+        #: What the engine tells the method about the run (:class:`Context`).
+        self.context = context or Context()
 
     @classmethod
     def check_config(cls, config) -> None:

@@ -105,8 +105,8 @@ class DynamicSparse(SparseMethod):
                 raise UserError(f"--extra {key}={value!r} is invalid; allowed: a fraction "
                                 "0 < x <= 1")
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, context=None):
+        super().__init__(config, context)
         extra, itop = config.extra, bool(config.itop)
         self.itop = itop
         self.interval = extra.get("update_interval")  # the default depends on the steps
@@ -120,8 +120,7 @@ class DynamicSparse(SparseMethod):
         model = super().prepare(model, data)
         group = get_mask_group(model)
         self.fired = {n: m.clone() for n, m in group.masks().items()}
-        batch = self.config.batch_size
-        self.steps_per_epoch = 1 if not batch else -(-int(data.train_mask.sum()) // batch)
+        self.steps_per_epoch = self.context.steps_per_epoch  # the steps this process takes
         if self.interval is None:
             self.interval = max(1, self.total_steps // 50) if self.itop else 10
         self.step = 0
@@ -139,7 +138,8 @@ class DynamicSparse(SparseMethod):
 
     @property
     def total_steps(self) -> int:
-        """Optimiser steps of the run (``epochs`` times the steps per epoch)."""
+        """Optimiser steps of the run (``epochs`` times the steps per epoch this
+        process takes, :class:`~gnnmask.methods.Context`)."""
         return self.config.epochs * self.steps_per_epoch
 
     def grow_scores(self, model: nn.Module) -> dict[str, torch.Tensor]:

@@ -95,8 +95,8 @@ class _Rewinding(SparseMethod):
         _check_rate(cls, config, "prune_rate", 0.2)
         _check_stops(cls, config)
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, context=None):
+        super().__init__(config, context)
         self.levels = pruning_levels(config.sparsity, config.extra.get("prune_rate", 0.2),
                                      config.extra.get("stops", []))
         self.phase = Phase()
@@ -212,8 +212,8 @@ class UGS(_Rewinding):
                             f"{config.model!r} takes no edge weights; allowed: "
                             f"{', '.join(weighted)}")
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, context=None):
+        super().__init__(config, context)
         extra = config.extra
         rate = extra.get("edge_prune_rate", 0.05)
         if config.edge_sparsity is not None:

@@ -79,8 +79,8 @@ class MaskedMethod(Method):
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
             raise UserError(f"--extra l0_lambda={lam!r} is invalid; allowed: a number >= 0")
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, context=None):
+        super().__init__(config, context)
         self.schedule = make_schedule(
             self._get("schedule"), self._get("sparsity"), self._get("schedule_end")
         )

@@ -353,9 +353,7 @@ class DeepGNN(nn.Module):
         self.num_layers = layers
         self.dropout, self.residual, self.alpha = o["dropout"], o["residual"], o["alpha"]
         self.act = ACTIVATIONS[o["activation"]]()
-        #: Weight of an extra identity skip ``h_l += ghost_skip * h_(l-1)`` (hidden
-        #: layers of equal width); 0 is the plain model. Training tricks set it
-        #: (``gnnmask.train.tricks``, ghost skip connections).
+        #: Weight of the ghost skip (:meth:`set_ghost_skip`); 0 is the plain model.
         self.ghost_skip = 0.0
         n_hidden = self.build_layers(in_dim, hidden, out_dim, layers, o)
         self.norms = nn.ModuleList(norm_layer(o["norm"], hidden) for _ in range(n_hidden))
@@ -378,6 +376,17 @@ class DeepGNN(nn.Module):
     def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
         """One convolution ``in_dim -> out_dim`` (``last``: the output layer)."""
         raise NotImplementedError
+
+    def set_activation(self, act: nn.Module) -> None:
+        """Use ``act`` as the activation between layers (training tricks anneal
+        it: ``gnnmask.train.tricks``, ghost soft neurons)."""
+        self.act = act
+
+    def set_ghost_skip(self, weight: float) -> None:
+        """Weight of an extra identity skip ``h_l += weight * h_(l-1)`` between
+        hidden layers of equal width (``gnnmask.train.tricks``, ghost skip
+        connections; 0 is the plain model)."""
+        self.ghost_skip = float(weight)
 
     def reset_parameters(self):
         """Re-draw every parameter with its layer's own initialiser."""

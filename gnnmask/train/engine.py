@@ -36,7 +36,7 @@ from torch.nn.utils import parametrize
 from gnnmask.data import evaluate_accuracy, load_dataset
 from gnnmask.data.sampling import neighbor_loader, parse_fanout
 from gnnmask.errors import UserError, check_arg
-from gnnmask.methods import get_method_class
+from gnnmask.methods import Context, get_method_class
 from gnnmask.metrics import evaluate_model, gradient_flow, holdout_classes, trace
 from gnnmask.models import build_model, get_model_class
 from gnnmask.models.deep import sparse_features
@@ -91,9 +91,19 @@ def model_features(config: RunConfig, x: Tensor) -> Tensor:
     return sparse_features(x) if get_model_class(config.model).sparse_input else x
 
 
-def build(config: RunConfig, data):
-    """Build the model for ``config`` on ``data`` and let the method prepare it."""
-    method = get_method_class(config.method)(config)
+def steps_per_epoch(config: RunConfig, train_nodes: int) -> int:
+    """Optimiser steps per epoch over ``train_nodes`` training nodes: one
+    full-batch step, or one per mini-batch of ``config.batch_size``."""
+    return -(-train_nodes // config.batch_size) if config.batch_size else 1
+
+
+def build(config: RunConfig, data, context: Context | None = None):
+    """Build the model for ``config`` on ``data`` and let the method prepare it.
+    ``context`` (default: one process over all of ``data``'s training nodes)
+    tells the method how many steps it will see."""
+    if context is None:
+        context = Context(steps_per_epoch(config, int(data.train_mask.sum())))
+    method = get_method_class(config.method)(config, context)
     torch.manual_seed(config.seed)
     model = build_model(
         config.model, data.num_features, config.hidden, data.num_classes, config.layers,
@@ -106,15 +116,14 @@ def build(config: RunConfig, data):
 
 def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.Optimizer:
     """The configured optimiser over the tensors the method trains (fused
-    where PyTorch has a fused kernel; the record names the one used). With
-    ``amp="fp16"`` it carries a loss scaler (``optimizer.gnnmask_scaler``)."""
-    optimizer = _make_optimizer(config.optimizer, method.parameters(model), config.lr,
-                                     config.weight_decay)
-    if config.amp == "fp16":
-        device = next((p.device for g in optimizer.param_groups for p in g["params"]),
-                      torch.device("cpu"))
-        optimizer.gnnmask_scaler = torch.amp.GradScaler(device.type)
-    return optimizer
+    where PyTorch has a fused kernel; the record names the one used)."""
+    return _make_optimizer(config.optimizer, method.parameters(model), config.lr,
+                           config.weight_decay)
+
+
+def make_scaler(config: RunConfig, device: torch.device) -> torch.amp.GradScaler | None:
+    """The loss scaler of ``amp="fp16"`` (``None`` otherwise)."""
+    return torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
 
 
 class Diverged(Exception):
@@ -127,13 +136,14 @@ class Diverged(Exception):
 
 
 def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
-                  epoch: int, targets=None) -> dict[str, float]:
+                  epoch: int, targets=None, scaler=None) -> dict[str, float]:
     """One training step: forward, loss (+ the method's penalty), backward,
     optional gradient clipping, optimiser step, with the method's hooks
     around them. The loss is taken over ``targets`` (default: the training
     nodes; a mini-batch's seed nodes). Returns ``{"loss", "lr"[,
     "grad_norm"]}`` (the learning rate used; the gradient norm before
-    clipping when ``config.grad_clip``). A non-finite loss raises
+    clipping when ``config.grad_clip``). ``scaler``: the fp16 loss scaler
+    (:func:`make_scaler`), if any. A non-finite loss raises
     :class:`Diverged` before the backward pass, so the weights and scores
     are left as they were."""
     targets = data.train_mask if targets is None else targets
@@ -150,7 +160,6 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     row = {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
     if not math.isfinite(row["loss"]):  # before any gradient reaches the method's state
         raise Diverged(f"training loss {row['loss']}")
-    scaler = getattr(optimizer, "gnnmask_scaler", None)  # fp16: see make_optimizer
     (loss if scaler is None else scaler.scale(loss)).backward()
     method.after_backward(epoch, net)
     if config.grad_clip is not None:
@@ -199,20 +208,20 @@ def autocast(config: RunConfig, device: torch.device):
 
 
 def training_epoch(config: RunConfig, model: nn.Module, method, optimizer, data, epoch: int,
-                   loader=None) -> dict[str, float]:
+                   loader=None, scaler=None) -> dict[str, float]:
     """One epoch: one full-batch :func:`training_step`, or, with a
     mini-batch ``loader`` (:func:`gnnmask.data.sampling.neighbor_loader`), one
     step per batch of training nodes and their sampled neighbourhoods (the
     loss over the batch's seed nodes; ``loss`` is their mean)."""
     if loader is None:
         return training_step(config, model, method, optimizer, data, epoch,
-                             targets=getattr(data, "rank_train_mask", None))
+                             targets=getattr(data, "rank_train_mask", None), scaler=scaler)
     rows = []
     for batch in loader:
         batch = batch.to(data.x.device)
         batch.features = model_features(config, batch.x)
         rows.append(training_step(config, model, method, optimizer, batch, epoch,
-                                  targets=slice(0, batch.batch_size)))
+                                  targets=slice(0, batch.batch_size), scaler=scaler))
     row = {"loss": statistics.fmean(r["loss"] for r in rows), "lr": rows[-1]["lr"]}
     if "grad_norm" in rows[-1]:
         row["grad_norm"] = max(r["grad_norm"] for r in rows)
@@ -317,6 +326,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     stops there; the best finite state is restored, if any epoch was
     selectable before it), else ``None``."""
     optimizer = make_optimizer(config, method, model)
+    scaler = make_scaler(config, data.y.device)
     scheduler = make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
     trained = model
     if config.distributed:  # gradients averaged over ranks; masks are not broadcast but
@@ -351,7 +361,8 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         sync()
         t0 = time.perf_counter()
         try:
-            step = training_epoch(config, trained, method, optimizer, data, epoch, loader)
+            step = training_epoch(config, trained, method, optimizer, data, epoch, loader,
+                                  scaler=scaler)
         except Diverged as e:
             diverged = {"epoch": epoch, "reason": e.reason}
             break
@@ -477,11 +488,11 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     data = copy.copy(data).to(device)  # the caller's graph stays where it is
     held_out = _hold_out(config, data)
     data.features = model_features(config, data.x)
-    model, method = build(config, data)
+    share = data.train_mask.nonzero().view(-1)[rank::world]  # this rank's training nodes
+    model, method = build(config, data, Context(steps_per_epoch(config, share.numel()), world))
     tricks = Tricks(config)
     scales = tricks.rescale(model, method, data)
     loader = None
-    share = data.train_mask.nonzero().view(-1)[rank::world]  # this rank's training nodes
     if world > 1:
         data.rank_train_mask = torch.zeros_like(data.train_mask)
         data.rank_train_mask[share] = True

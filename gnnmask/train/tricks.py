@@ -89,6 +89,7 @@ class Tricks:
 
     def __init__(self, config):
         self.config = config
+        self.ghost = GhostActivation()
 
     @property
     def active(self) -> bool:
@@ -97,15 +98,15 @@ class Tricks:
 
     def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
         c = self.config
-        if c.ghost_soft:
+        # through the model's declared interface (DeepGNN.set_activation/set_ghost_skip)
+        if c.ghost_soft and epoch <= c.ghost_soft:
             if epoch < c.ghost_soft:
-                if not isinstance(model.act, GhostActivation):
-                    model.act = GhostActivation()
-                model.act.level = epoch / c.ghost_soft
-            elif isinstance(model.act, GhostActivation):
-                model.act = nn.ReLU()
+                self.ghost.level = epoch / c.ghost_soft
+                model.set_activation(self.ghost)
+            else:
+                model.set_activation(nn.ReLU())
         if c.ghost_skip:
-            model.ghost_skip = max(0.0, 1.0 - epoch / c.ghost_skip)
+            model.set_ghost_skip(max(0.0, 1.0 - epoch / c.ghost_skip))
 
     @torch.no_grad()
     def rescale(self, model: nn.Module, method, data) -> dict[str, float]:

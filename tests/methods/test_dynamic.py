@@ -218,3 +218,17 @@ def test_gradient_flow_is_recorded_and_matches_autograd(csbm):
     assert flow["total"] == pytest.approx(math.sqrt(sum(float(g.norm()) ** 2 for g in grads)),
                                           rel=1e-5)
     assert "convs.0.lin.weight" in flow["per_layer"]
+
+
+@pytest.mark.parametrize("method", ["set", "rigl"])
+def test_update_schedule_counts_the_steps_this_process_takes(csbm, method):
+    # under --distributed with mini-batches each rank iterates its own share of
+    # the training nodes: the engine says how many steps that is (Context)
+    from gnnmask.methods import Context
+
+    config = resolve_config(small(method=method, batch_size=10, epochs=4,
+                                  extra={"update_end": 1.0}))
+    _, alone = build(config, csbm)
+    _, rank = build(config, csbm, Context(steps_per_epoch=3, world_size=2))
+    assert alone.total_steps == 4 * -(-int(csbm.train_mask.sum()) // 10)
+    assert rank.total_steps == 4 * 3
