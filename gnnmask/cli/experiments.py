@@ -32,6 +32,7 @@ from gnnmask.experiments.store import config_diff, read_record
 from gnnmask.experiments.sweep import _check_used, cell_config, cell_order, check_sparsities
 from gnnmask.methods import METHODS
 from gnnmask.metrics import format_table, trace
+from gnnmask.models.deep import MAX_LAYERS
 from gnnmask.train import RunConfig
 
 log = logging.getLogger("gnnmask.cli")
@@ -41,14 +42,15 @@ DEMO_QUICK = dict(depths=[2, 4], hidden=8, epochs=5, seeds=[0])
 
 
 def parse_depths(text: str) -> list[int]:
-    """``"2,4,8"`` to ``[2, 4, 8]``; each an integer 1..128, no duplicates."""
+    """``"2,4,8"`` to ``[2, 4, 8]``; each an integer 1..MAX_LAYERS, no duplicates."""
     try:
         depths = [int(p) for p in text.split(",")]
     except ValueError:
         depths = []
-    if not depths or any(not 1 <= d <= 128 for d in depths) or len(set(depths)) != len(depths):
+    if not depths or any(not 1 <= d <= MAX_LAYERS for d in depths) or \
+            len(set(depths)) != len(depths):
         raise UserError(f"--depths {text!r} is malformed; allowed: distinct comma-separated "
-                        "integers 1..128, e.g. 2,4,8,16")
+                        f"integers 1..{MAX_LAYERS}, e.g. 2,4,8,16")
     return depths
 
 

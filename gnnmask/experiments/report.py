@@ -32,10 +32,11 @@ import logging
 import math
 import os
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gnnmask.atomic import write_atomic
 from gnnmask.errors import UserError
 from gnnmask.experiments.runs import diverged, summarize
 from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir, read_record
@@ -350,18 +351,8 @@ def _layer_table(rows: Sequence[dict], metrics: Sequence[str], markdown: bool) -
 
 
 # -- writing -----------------------------------------------------------------
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def _write_text(path: Path, text: str) -> Path:
-    return _write_atomic(path, lambda p: p.write_text(text))
+    return write_atomic(path, text.encode())
 
 
 def _figure():
@@ -374,7 +365,7 @@ def _figure():
 
 
 def _save(fig, path: Path) -> Path:
-    return _write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    return write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=120))
 
 
 def plot_accuracy(groups: Sequence[dict], path: Path) -> Path:

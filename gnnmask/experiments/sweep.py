@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gnnmask.atomic import temporary_files
 from gnnmask.data import load_dataset
 from gnnmask.errors import UserError, check_arg
 from gnnmask.experiments.executors import make_executor
@@ -254,9 +255,7 @@ def _lock(out: Path) -> Iterator[None]:
 
 def _clean_stale(out: Path) -> None:
     """Delete temporary files left by a killed process (we hold the lock)."""
-    for tmp in (out / "cells").rglob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-    for tmp in out.glob(".sweep.json.*.tmp"):
+    for tmp in [*temporary_files(out / "cells", recursive=True), *temporary_files(out)]:
         tmp.unlink(missing_ok=True)
 
 

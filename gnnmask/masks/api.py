@@ -27,7 +27,6 @@ from gnnmask.masks.rules import resolve_rule
 #: GATv2Conv (``att``): shaped ``[1, heads, C]``, masked only when ``include``
 #: names them.
 ATTENTION = ("att", "att_src", "att_dst", "att_edge", "att_l", "att_r")
-_GROUP_ATTR = "_mask_group"
 
 
 def resolve_scale(scale: str, rule, weight_init: str) -> str:
@@ -190,7 +189,6 @@ def attach(model: nn.Module, targets, rule, sparsity: float, scale: str, recipe:
     for module, attrs in by_module.values():
         module.register_state_dict_pre_hook(_BypassMasks(attrs))
         module.register_state_dict_post_hook(_DropKeys(attrs))
-    object.__setattr__(model, _GROUP_ATTR, group)
     return group
 
 
@@ -259,10 +257,8 @@ def mask_model(
 def get_mask_group(model: nn.Module) -> MaskGroup:
     """The :class:`MaskGroup` of a masked model (or of any of its sub-modules)."""
     check_arg("get_mask_group", "model", model, nn.Module, "a masked torch.nn.Module")
-    group = model.__dict__.get(_GROUP_ATTR)
-    if group is None:
-        group = next((m.group for m in model.modules() if isinstance(m, MaskParametrization)),
-                     None)
+    # every parametrization holds its group: nothing is attached to the model itself
+    group = next((m.group for m in model.modules() if isinstance(m, MaskParametrization)), None)
     if group is None:
         raise UserError("model is not masked; allowed: a model returned by mask_model or "
                         "sparsify")
@@ -271,8 +267,7 @@ def get_mask_group(model: nn.Module) -> MaskGroup:
 
 def is_masked(model: nn.Module) -> bool:
     """Whether ``model`` (or a sub-module) carries masks."""
-    return _GROUP_ATTR in model.__dict__ or any(
-        isinstance(m, MaskParametrization) for m in model.modules())
+    return any(isinstance(m, MaskParametrization) for m in model.modules())
 
 
 def score_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -316,5 +311,4 @@ def unmask_model(model: nn.Module) -> nn.Module:
                 del hooks[key]
     for name, p in model.named_parameters():
         p.requires_grad_(group.requires_grad.get(name, True))
-    model.__dict__.pop(_GROUP_ATTR, None)
     return model

@@ -58,6 +58,7 @@ deterministic one used in evaluation.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -122,6 +123,9 @@ class MaskParametrization(nn.Module):
         #: since it was last read, while ``group.track_dense_grad`` is on.
         self.dense_grad: Tensor | None = None
         self.bypass = False  # see gnnmask.masks.api (state_dict of PyG's Linear)
+        #: ``scores._version`` when the mask was last computed from them (a
+        #: training forward after an in-place change of the scores warns once).
+        self.refreshed_version: int | None = None
 
     def forward(self, weight: Tensor) -> Tensor:
         if self.bypass:
@@ -129,6 +133,9 @@ class MaskParametrization(nn.Module):
         rule = self.group.rule
         if self.training and rule.stochastic:
             return rule.sample(weight, self.scores, self.scale)
+        if (self.training and self.refreshed_version is not None
+                and self.scores._version != self.refreshed_version):
+            self.group.warn_stale(self.name)
         out = _StraightThrough.apply(weight, rule.ranked(self.scores), self.mask, self.scale)
         if self.group.track_dense_grad and out.requires_grad:
             out.register_hook(self._add_dense_grad)
@@ -166,6 +173,17 @@ class MaskGroup:
         self.track_dense_grad = False
         self._sparsity = check_sparsity(sparsity)
         self._unfixed: MaskRule | None = None
+        self._warned_stale = False
+
+    def warn_stale(self, name: str) -> None:
+        """Warn, once per group, that a training forward uses masks computed
+        from scores that have changed since (a loop without a refresh)."""
+        if not self._warned_stale:
+            self._warned_stale = True
+            warnings.warn(f"the scores of {name!r} changed since its mask was computed: the "
+                          "forward uses the old mask; call get_mask_group(model).refresh() "
+                          "after each optimiser step, or register "
+                          "refresh_on_step(optimizer, model) once", stacklevel=3)
 
     @property
     def sparsity(self) -> float:
@@ -206,6 +224,7 @@ class MaskGroup:
                 keeps = [self.rule.keep(s, self._sparsity) for s in scores]
             for m, keep in zip(members, keeps):
                 m.mask.copy_(keep)
+                m.refreshed_version = m.scores._version
         for m in members:
             c = self._scale(m)
             if isinstance(c, Tensor):

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from gnnmask.atomic import write_atomic
 from gnnmask.errors import UserError, check_arg
 from gnnmask.masks.api import get_mask_group, mask_model
 from gnnmask.masks.core import MaskParametrization
@@ -145,13 +146,9 @@ def save_ticket(
         ) from None
     body = _HEAD.pack(MAGIC, FORMAT_VERSION, len(head)) + head + b"".join(parts)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(body + hashlib.sha256(body).digest())
-        os.replace(tmp, path)
+        write_atomic(path, body + hashlib.sha256(body).digest())
     except OSError as e:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write ticket {str(path)!r}: {e.strerror}") from None
     return path
 

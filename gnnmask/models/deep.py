@@ -244,6 +244,10 @@ class AdjDtype:
             return super().message_and_aggregate(adj_t, x.to(adj_t.dtype))
 
 
+#: The depths a backbone may have (``layers``), stated once for the library,
+#: the configuration and the command line.
+MAX_LAYERS = 128
+
 #: Registry: model name -> :class:`DeepGNN` subclass, filled as each backbone
 #: class is defined (one class in one file under :mod:`gnnmask.models`).
 MODELS: Registry = Registry("--model")
@@ -265,7 +269,7 @@ class DeepGNN(nn.Module):
 
     Args:
         in_dim, hidden, out_dim: input, hidden and output widths.
-        layers: number of message-passing layers (1..128).
+        layers: number of message-passing layers (1..:data:`MAX_LAYERS`).
         dropout: dropout probability before each layer.
         activation: one of :data:`ACTIVATIONS`.
         bias: whether layers have biases (mask-only methods turn them off).
@@ -343,8 +347,10 @@ class DeepGNN(nn.Module):
                             f"{', '.join(MODELS)} (build_model(name, ...))")
         self.check_options(options, hidden=hidden)
         o = {**OPTIONS, **options}
-        if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= 128:
-            raise UserError(f"layers {layers!r} is out of range; allowed: an integer 1..128")
+        if isinstance(layers, bool) or not isinstance(layers, int) or \
+                not 1 <= layers <= MAX_LAYERS:
+            raise UserError(f"layers {layers!r} is out of range; allowed: an integer "
+                            f"1..{MAX_LAYERS}")
         for what, value in (("in_dim", in_dim), ("hidden", hidden), ("out_dim", out_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{what} {value!r} is invalid; allowed: a positive integer")

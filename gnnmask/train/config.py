@@ -29,6 +29,7 @@ from gnnmask.methods import METHODS, get_method_class
 from gnnmask.metrics import METRICS
 from gnnmask.metrics.evaluation import EVALUATIONS
 from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS, get_model_class
+from gnnmask.models.deep import MAX_LAYERS
 from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
 from gnnmask.train.tricks import check_tricks
 
@@ -95,7 +96,7 @@ class RunConfig:
     split: int = _opt(0, "data", "split number (geom-gcn splits: 0-9)")
     # model
     model: str = _opt("gcn", "model", "GNN backbone", _models)
-    layers: int = _opt(2, "model", "message-passing layers, 1..128")
+    layers: int = _opt(2, "model", f"message-passing layers, 1..{MAX_LAYERS}")
     hidden: int = _opt(64, "model", "hidden width")
     dropout: float | None = _opt(None, "model", "dropout probability before each layer")
     activation: str = _opt("relu", "model", "activation between layers", _activations)
@@ -312,8 +313,9 @@ def validate_config(c: RunConfig) -> None:
     get_model_class(c.model).check_options(
         {k: getattr(c, k) for k in MODEL_FIELDS if getattr(c, k) is not None}, spell=flag,
         hidden=c.hidden if isinstance(c.hidden, int) else None)
-    if not isinstance(c.layers, int) or not 1 <= c.layers <= 128:
-        raise UserError(f"--layers {c.layers!r} is out of range; allowed: an integer 1..128")
+    if not isinstance(c.layers, int) or not 1 <= c.layers <= MAX_LAYERS:
+        raise UserError(f"--layers {c.layers!r} is out of range; allowed: an integer "
+                        f"1..{MAX_LAYERS}")
     if not isinstance(c.hidden, int) or c.hidden < 1:
         raise UserError(f"--hidden {c.hidden!r} is invalid; allowed: a positive integer")
     if c.heads < 1:

@@ -6,11 +6,11 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from gnnmask import __version__
+from gnnmask.atomic import write_atomic
 
 
 def versions() -> dict[str, str]:
@@ -31,28 +31,11 @@ def versions() -> dict[str, str]:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as JSON so that readers see either the old file or the new
-    one, never a partial one (temporary file, fsync, then ``os.replace``)."""
+    one, never a partial one (:func:`gnnmask.atomic.write_atomic`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; records are shared data
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_jsonable)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    text = json.dumps(obj, indent=1, default=_jsonable) + "\n"
+    return write_atomic(path, text.encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:

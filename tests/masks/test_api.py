@@ -278,3 +278,41 @@ def test_public_functions_name_a_wrong_argument(call, name):
     with pytest.raises(TypeError) as info:
         call()
     assert str(info.value).startswith(name)
+
+
+def test_a_training_forward_on_stale_masks_warns_once_naming_the_fix():
+    import warnings
+
+    torch.manual_seed(0)
+    model = mask_model(nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 2)), sparsity=0.5, seed=0)
+    opt = torch.optim.SGD(score_parameters(model), lr=1.0)
+    x = torch.randn(8, 6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):  # a user's own loop that never refreshes
+            model(x).square().sum().backward()
+            opt.step()
+            opt.zero_grad()
+    stale = [w for w in caught if "changed since its mask was computed" in str(w.message)]
+    assert len(stale) == 1 and "refresh_on_step(optimizer, model)" in str(stale[0].message)
+    fresh = mask_model(nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 2)), sparsity=0.5, seed=0)
+    opt = torch.optim.SGD(score_parameters(fresh), lr=1.0)
+    refresh_on_step(opt, fresh)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            fresh(x).square().sum().backward()
+            opt.step()
+            opt.zero_grad()
+    assert not [w for w in caught if "changed since" in str(w.message)]
+
+
+def test_masking_attaches_nothing_to_the_model_itself():
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+    before = dict(vars(model))
+    mask_model(model, sparsity=0.5, seed=0)
+    group = get_mask_group(model)
+    assert vars(model).keys() == before.keys()  # the group lives in the parametrizations
+    assert get_mask_group(model[0]) is group and is_masked(model) and not is_masked(model[1])
+    unmask_model(model)
+    assert vars(model).keys() == before.keys() and not is_masked(model)
