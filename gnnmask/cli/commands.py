@@ -22,8 +22,8 @@ from gnnmask.data import (
 )
 from gnnmask.errors import EXIT_DIVERGED, UserError
 from gnnmask.experiments import default_run_name, run_seeds
+from gnnmask.experiments.aggregate import load_records
 from gnnmask.experiments.executors import EXECUTORS
-from gnnmask.experiments.report import load_records
 from gnnmask.experiments.runs import diverged
 from gnnmask.experiments.store import check_output_file
 from gnnmask.masks import (

@@ -26,10 +26,10 @@ from gnnmask.cli.commands import settings_text, ticket_and_data
 from gnnmask.errors import EXIT_DIVERGED, UserError
 from gnnmask.experiments import accuracy_table, metrics_table, report, summarize_groups, sweep
 from gnnmask.experiments.executors import make_executor
-from gnnmask.experiments.report import sparsity_table
 from gnnmask.experiments.runs import describe, diverged
 from gnnmask.experiments.store import config_diff, read_record
 from gnnmask.experiments.sweep import _check_used, cell_config, cell_order, check_sparsities
+from gnnmask.experiments.tables import sparsity_table
 from gnnmask.methods import METHODS
 from gnnmask.metrics import format_table, trace
 from gnnmask.models.deep import MAX_LAYERS

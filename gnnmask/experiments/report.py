@@ -22,6 +22,10 @@ logits); every numeric column other than ``layer`` and ``dim`` counts as a
 metric. Records without them give
 reports without metric tables and plots. Means are over seeds. Every file is
 written atomically.
+
+The numbers come from :mod:`gnnmask.experiments.aggregate`, the tables from
+:mod:`gnnmask.experiments.tables`, the plots from
+:mod:`gnnmask.experiments.plots`; this module puts them together.
 """
 
 from __future__ import annotations
@@ -29,510 +33,52 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import os
-import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gnnmask.atomic import write_atomic
 from gnnmask.errors import UserError
-from gnnmask.experiments.runs import diverged, summarize
-from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir, read_record
-from gnnmask.experiments.sweep import load_cells
+from gnnmask.experiments.aggregate import (
+    METRIC_LABELS,
+    layer_means,
+    load_records,
+    metric_names,
+    summarize_groups,
+)
+from gnnmask.experiments.plots import (
+    plot_accuracy,
+    plot_gradient_flow,
+    plot_itop,
+    plot_layers,
+    plot_reliability,
+    plot_robustness,
+    plot_sparsity,
+)
+from gnnmask.experiments.runs import diverged
+from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir
+from gnnmask.experiments.tables import (
+    _acc,
+    _cell,
+    _layer_table,
+    _methods,
+    _num,
+    accuracy_table,
+    evaluation_table,
+    metrics_table,
+    on_axis,
+    render_table,
+    sparsity_axis,
+    sparsity_table,
+)
 from gnnmask.train import read_json
 
 log = logging.getLogger(__name__)
-
-#: Display names of the known metrics (others are shown by their key).
-METRIC_LABELS = {
-    "mad": "MAD",
-    "mad_gap": "MADGap",
-    "dirichlet": "Dirichlet energy",
-    "dirichlet_normalized": "normalised Dirichlet energy",
-    "smv": "SMV",
-    "group_distance_ratio": "group distance ratio",
-    "effective_rank": "effective rank",
-    "numerical_rank": "numerical rank",
-}
-_NOT_METRICS = {"layer", "dim"}
-
-
-# -- reading -----------------------------------------------------------------
-def load_records(run_dir: str | os.PathLike) -> tuple[str, list[dict[str, Any]], list[Path]]:
-    """``(kind, records, unreadable)`` for a folder: ``kind`` is ``"sweep"``
-    or ``"run"``; ``unreadable`` the record files that do not parse (left
-    out, and named in the report). UserError if nothing is readable."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        what = "is a file" if run_dir.exists() else "does not exist"
-        raise UserError(f"run folder {str(run_dir)!r} {what}; allowed: a sweep or train "
-                        "output folder")
-    cells, unreadable = load_cells(run_dir)
-    if cells:
-        try:  # methods in the order the sweep named them
-            order = read_json(run_dir / "sweep.json")["methods"]
-        except (OSError, ValueError, KeyError, TypeError):
-            order = []
-        rank = {m: i for i, m in enumerate(order)}
-        cells.sort(key=lambda cr: (rank.get(cr[0].method, len(rank)), cr[0].method,
-                                   cr[0].depth, cr[0].seed))
-        return "sweep", [record for _, record in cells], unreadable
-    paths = sorted(run_dir.glob("seed_*.json"))
-    runs = {p: read_record(p) for p in paths}
-    unreadable += [p for p, r in runs.items() if r is None]
-    records = sorted((r for r in runs.values() if r is not None), key=lambda r: r["seed"])
-    if records:
-        return "run", records, unreadable
-    bad = f"; unreadable: {', '.join(p.name for p in unreadable[:4])}" if unreadable else ""
-    raise UserError(f"{str(run_dir)!r} holds no finished records (cells/*/L*/seed_*.json "
-                    f"or seed_*.json){bad}")
-
-
-def metric_names(records: Iterable[dict]) -> list[str]:
-    """Numeric per-layer columns found in the records, in first-seen order."""
-    names: dict[str, None] = {}
-    for r in records:
-        for row in r.get("layers") or []:
-            for k, v in row.items():
-                if k not in _NOT_METRICS and _is_number(v):
-                    names.setdefault(k)
-    return list(names)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _fmean(values: Iterable) -> float:
-    finite = [float(v) for v in values if _is_number(v) and math.isfinite(v)]
-    return statistics.fmean(finite) if finite else float("nan")
-
-
-def layer_means(records: Sequence[dict], metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """Per-layer rows (``layer``, ``name``, ``dim``, metrics) averaged over ``records``."""
-    by_layer: dict[int, list[dict]] = {}
-    for r in records:
-        for i, row in enumerate(r.get("layers") or []):
-            by_layer.setdefault(int(row.get("layer", i)), []).append(row)
-    return [{"layer": i, "name": rows[0].get("name", ""), "dim": rows[0].get("dim"),
-             **{m: _fmean(row.get(m) for row in rows) for m in metrics}}
-            for i, rows in sorted(by_layer.items())]
-
-
-def expand_rounds(records: Sequence[dict]) -> list[dict]:
-    """Records of iterative methods (``rounds``: one entry per pruning round)
-    become one record per round, at the round's sparsity, so that one run
-    gives every point of an accuracy-against-sparsity curve; the last round
-    is the record itself (with its per-layer metrics)."""
-    out = []
-    for r in records:
-        rounds = r.get("rounds") or []
-        if not (rounds and rounds[-1].get("diverged")) and diverged(r):
-            rounds = [*rounds, None]  # every reported round finished before the divergence
-        for rd in rounds[:-1]:
-            out.append({**r, "status": "finished", "diverged": None,
-                        "config": {**r["config"], "sparsity": rd["sparsity"]},
-                        **{k: rd[k] for k in ("train_acc", "val_acc", "test_acc", "best_epoch",
-                                              "nonzero_params") if k in rd},
-                        "method": {**r.get("method", {}),
-                                   "achieved_sparsity": rd.get("achieved_sparsity")},
-                        "layers": [], "round_of": r["config"]["sparsity"]})
-        out.append(r)
-    return out
-
-
-def summarize_groups(records: Sequence[dict]) -> list[dict[str, Any]]:
-    """One summary per (method, depth, sparsity): :func:`~gnnmask.experiments.summarize`
-    plus ``last`` (mean last-layer metrics) and ``records``; sorted by method
-    (first-seen order), depth and sparsity. Iterative methods contribute one
-    group per pruning round (:func:`expand_rounds`)."""
-    records = expand_rounds(records)
-    groups: dict[tuple[str, int, float | None], list[dict]] = {}
-    for r in records:
-        c = r["config"]
-        groups.setdefault((c["method"], c["layers"], c.get("sparsity")), []).append(r)
-    order = {m: i for i, m in enumerate(dict.fromkeys(k[0] for k in groups))}
-    metrics = metric_names(records)
-    out = []
-    for key in sorted(groups, key=lambda k: (order[k[0]], k[1], -1 if k[2] is None else k[2])):
-        everything = sorted(groups[key], key=lambda r: r["seed"])
-        s = summarize(everything)  # means over the finished seeds; diverged ones counted
-        rs = [r for r in everything if not diverged(r)]
-        s["records"], s["diverged_records"] = rs, [r for r in everything if diverged(r)]
-        s["last"] = {m: _fmean((r.get("layers") or [{}])[-1].get(m) for r in rs)
-                     for m in metrics}
-        s["evaluation"] = evaluation_means(rs)
-        out.append(s)
-    return out
-
-
-def evaluation_means(records: Sequence[dict]) -> dict[str, Any]:
-    """Means over ``records`` of their ``evaluation`` (``--evaluations``):
-    ``ece`` (and ``ece_scaled``, ``temperature`` after temperature scaling),
-    ``ood_auroc``, and per perturbation budget the accuracies under
-    ``features`` and ``edges`` perturbations; ``{}`` without evaluations."""
-    evs = [r["evaluation"] for r in records if r.get("evaluation")]
-    out: dict[str, Any] = {}
-    if not evs:
-        return out
-    if all("calibration" in e for e in evs):
-        out["ece"] = statistics.fmean(e["calibration"]["ece"] for e in evs)
-        if all("ece_scaled" in e["calibration"] for e in evs):  # older records lack it
-            out["ece_scaled"] = statistics.fmean(e["calibration"]["ece_scaled"] for e in evs)
-            out["temperature"] = statistics.fmean(e["calibration"]["temperature"] for e in evs)
-        bins = [e["calibration"]["bins"] for e in evs]
-        out["bins"] = [{"confidence": _fmean(b[i]["confidence"] for b in bins),
-                        "accuracy": _fmean(b[i]["accuracy"] for b in bins),
-                        "count": sum(b[i]["count"] for b in bins)} for i in range(len(bins[0]))]
-    if all("ood" in e for e in evs):
-        out["ood_auroc"] = statistics.fmean(e["ood"]["auroc"] for e in evs)
-    if all("robustness" in e for e in evs):
-        out["budgets"] = evs[0]["robustness"]["budgets"]
-        for kind in ("features", "edges"):
-            out[kind] = [statistics.fmean(e["robustness"][kind][i] for e in evs)
-                         for i in range(len(out["budgets"]))]
-    return out
-
-
-def evaluation_table(groups: Sequence[dict], markdown: bool = False) -> str:
-    """Test accuracy, ECE, OOD AUROC and accuracy under perturbation, per group."""
-    budgets = next((g["evaluation"]["budgets"] for g in groups
-                    if "budgets" in g["evaluation"]), [])
-    header = ["method", "depth", "sparsity", "test acc", "ECE", "ECE (T-scaled)", "T",
-              "OOD AUROC",
-              *[f"features {b:g}" for b in budgets], *[f"edges {b:g}" for b in budgets]]
-    rows = []
-    for g in groups:
-        e = g["evaluation"]
-        if not e:
-            continue
-        rows.append([g["method"], str(g["layers"]),
-                     "-" if g["sparsity"] is None else f"{g['sparsity']:g}",
-                     _cell(g),
-                     _num(e.get("ece")), _num(e.get("ece_scaled")),
-                     _num(e.get("temperature"), 3), _num(e.get("ood_auroc")),
-                     *[_num(v) for v in e.get("features", [None] * len(budgets))],
-                     *[_num(v) for v in e.get("edges", [None] * len(budgets))]])
-    return render_table(header, rows, markdown)
-
-
-# -- tables ------------------------------------------------------------------
-def _num(v, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def _acc(mean: float, std: float, n: int = 2) -> str:
-    if mean is None or math.isnan(mean):
-        return "-"
-    return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {std:.4f}"
-
-
-def _cell(g: dict) -> str:
-    """A group's test accuracy, mean ± std over its finished seeds, with the
-    number of diverged seeds beside it (they are never averaged in)."""
-    text = _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"]))
-    lost = len(g.get("diverged_seeds") or [])
-    if not lost:
-        return text
-    n = lost + len(g["seeds"])
-    return f"diverged ({lost}/{n})" if text == "-" else f"{text} ({lost}/{n} diverged)"
-
-
-def render_table(header: Sequence[str], rows: Sequence[Sequence[str]],
-                 markdown: bool = False) -> str:
-    """A Markdown table (right-aligned but the first column) or a fixed-width one."""
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-
-    def line(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def _methods(groups) -> list[str]:
-    return list(dict.fromkeys(g["method"] for g in groups))
-
-
-def _several(groups: Sequence[dict]) -> set[str]:
-    """Methods that appear at several sparsities."""
-    return {m for m in _methods(groups)
-            if len({g["sparsity"] for g in groups if g["method"] == m}) > 1}
-
-
-def on_axis(groups: Sequence[dict], sparsities: Sequence[float] | None) -> list[dict]:
-    """The groups at a sweep's own sparsities (and those without one): drops
-    the intermediate rounds of iterative methods."""
-    if not sparsities:
-        return list(groups)
-    return [g for g in groups if g["sparsity"] is None
-            or any(abs(g["sparsity"] - s) < 1e-9 for s in sparsities)]
-
-
-def accuracy_table(groups: Sequence[dict], markdown: bool = False) -> str:
-    """Test accuracy mean ± std: one row per depth, one column per method
-    (per method and sparsity where a method ran at several)."""
-    several = _several(groups)
-    columns = list(dict.fromkeys(
-        (g["method"], g["sparsity"] if g["method"] in several else None)
-        for g in sorted(groups, key=lambda g: -1 if g["sparsity"] is None else g["sparsity"])))
-    columns.sort(key=lambda c: _methods(groups).index(c[0]))
-    cell = {(g["method"], g["sparsity"] if g["method"] in several else None, g["layers"]): g
-            for g in groups}
-    rows = []
-    for depth in sorted({g["layers"] for g in groups}):
-        row = [str(depth)]
-        for m, s in columns:
-            g = cell.get((m, s, depth))
-            row.append("-" if g is None else _cell(g))
-        rows.append(row)
-    header = [m if s is None else f"{m} s={s:g}" for m, s in columns]
-    return render_table(["depth", *header], rows, markdown)
-
-
-def sparsity_axis(groups: Sequence[dict]) -> bool:
-    """Whether some method was run at several sparsities at one depth."""
-    seen: dict[tuple[str, int], set] = {}
-    for g in groups:
-        if g.get("sparsity") is not None:
-            seen.setdefault((g["method"], g["layers"]), set()).add(g["sparsity"])
-    return any(len(v) > 1 for v in seen.values())
-
-
-def sparsity_table(groups: Sequence[dict], depth: int, sparsities: Sequence[float] | None = None,
-                   markdown: bool = False) -> str:
-    """Test accuracy mean ± std at ``depth``: one row per sparsity (the
-    given ones, else every one seen), one column per method run at a
-    sparsity; methods without one (dense) are a last row, ``reference``."""
-    at = [g for g in groups if g["layers"] == depth]
-    sparse = [m for m in _methods(at) if any(g["sparsity"] is not None
-                                             for g in at if g["method"] == m)]
-    refs = [g for g in at if g["sparsity"] is None]
-    cell = {(g["method"], g["sparsity"]): g for g in at}
-    levels = sorted(sparsities) if sparsities else sorted(
-        {g["sparsity"] for g in at if g["sparsity"] is not None})
-    rows = []
-    for s in levels:
-        row = [f"{s:g}"]
-        for m in sparse:
-            g = cell.get((m, s))
-            row.append("-" if g is None else _cell(g))
-        rows.append(row)
-    for g in refs:
-        rows.append([f"{g['method']} (no mask)",
-                     *[_cell(g)] * len(sparse)])
-    return render_table(["sparsity", *sparse], rows, markdown)
-
-
-def metrics_table(groups: Sequence[dict], metrics: Sequence[str] | None = None,
-                  markdown: bool = False) -> str:
-    """Mean last-layer metrics: one row per (depth, method)."""
-    if metrics is None:
-        metrics = list(dict.fromkeys(m for g in groups for m in g["last"]))
-    rows = [[str(g["layers"]), g["method"], *(_num(g["last"].get(m)) for m in metrics)]
-            for g in sorted(groups, key=lambda g: g["layers"])]
-    return render_table(["depth", "method", *metrics], rows, markdown)
-
-
-def _layer_table(rows: Sequence[dict], metrics: Sequence[str], markdown: bool) -> str:
-    body = [[str(r["layer"]), str(r["name"]), _num(r["dim"]), *(_num(r[m]) for m in metrics)]
-            for r in rows]
-    return render_table(["layer", "name", "dim", *metrics], body, markdown)
 
 
 # -- writing -----------------------------------------------------------------
 def _write_text(path: Path, text: str) -> Path:
     return write_atomic(path, text.encode())
-
-
-def _figure():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
-def _save(fig, path: Path) -> Path:
-    return write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=120))
-
-
-def plot_accuracy(groups: Sequence[dict], path: Path) -> Path:
-    fig, ax = _figure()
-    depths = sorted({g["layers"] for g in groups})
-    several = _several(groups)
-    for m in _methods(groups):
-        for sp in sorted({g["sparsity"] for g in groups if g["method"] == m},
-                         key=lambda x: -1 if x is None else x):
-            gs = sorted((g for g in groups if g["method"] == m and g["sparsity"] == sp),
-                        key=lambda g: g["layers"])
-            label = f"{m} s={sp:g}" if m in several and sp is not None else m
-            ax.errorbar([g["layers"] for g in gs], [g["test_acc"] for g in gs],
-                        yerr=[g["test_acc_std"] for g in gs], marker="o", capsize=3,
-                        label=label)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(depths, [str(d) for d in depths])
-    ax.set_xticks([], minor=True)
-    ax.set_xlabel("depth (message-passing layers)")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(title="method")
-    return _save(fig, path)
-
-
-def plot_sparsity(groups: Sequence[dict], depth: int, path: Path) -> Path:
-    """Test accuracy against density (``1 - sparsity``, log axis, sparser to
-    the right), one line per method run at a sparsity; methods without one
-    (dense) as horizontal lines."""
-    fig, ax = _figure()
-    at = [g for g in groups if g["layers"] == depth]
-    ticks = set()
-    for m in _methods(at):
-        gs = sorted((g for g in at if g["method"] == m and g["sparsity"] is not None),
-                    key=lambda g: g["sparsity"])
-        gs = [g for g in gs if g["sparsity"] < 1.0 and (1.0 - g["sparsity"]) > 0]
-        if gs:
-            xs = [1.0 - g["sparsity"] for g in gs]
-            ticks.update(xs)
-            ax.errorbar(xs, [g["test_acc"] for g in gs], yerr=[g["test_acc_std"] for g in gs],
-                        marker="o", markersize=3, capsize=2, label=m)
-    for i, g in enumerate(g for g in at if g["sparsity"] is None):
-        ax.axhline(g["test_acc"], color=f"C{9 - i}", linestyle="--", label=f"{g['method']}")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    shown = sorted(ticks, reverse=True)
-    if len(shown) > 8:
-        shown = [x for x in shown if any(abs(x - t) < 1e-9 for t in (1.0, 0.5, 0.2, 0.1, 0.05,
-                                                                       0.02, 0.01, 0.001))]
-    ax.set_xticks(shown, [f"{1 - x:g}" for x in shown])
-    ax.set_xticks([], minor=True)
-    ax.set_xlabel("sparsity (density on a log scale)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"depth {depth}")
-    ax.grid(alpha=0.3)
-    ax.legend(title="method", fontsize="small")
-    return _save(fig, path)
-
-
-def plot_layers(curves: dict[str, list[dict]], metric: str, path: Path) -> Path:
-    """``metric`` against layer index, one line per label in ``curves``."""
-    fig, ax = _figure()
-    values = []
-    for label, rows in curves.items():
-        xs = [r["layer"] for r in rows]
-        ys = [r[metric] for r in rows]
-        values += [y for y in ys if math.isfinite(y)]
-        ax.plot(xs, ys, marker="o", markersize=3, label=label)
-    if values and min(values) > 0 and ("dirichlet" in metric or max(values) > 1e3 * min(values)):
-        ax.set_yscale("log")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("layer (0 = input features)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
-
-
-def plot_itop(groups: Sequence[dict], path: Path) -> Path | None:
-    """The exploration rate ``R_s`` (fraction of the masked weights ever
-    active, Liu et al. 2021) against epoch, mean over seeds, for every group
-    whose records hold it (dynamic sparse training); ``None`` if none do."""
-    fig, ax = _figure()
-    drawn = False
-    for g in groups:
-        rows = [[r.get("itop_rate") for r in rec.get("history", [])] for rec in g["records"]]
-        rows = [r for r in rows if r and all(v is not None for v in r)]
-        if not rows:
-            continue
-        n = min(len(r) for r in rows)
-        mean = [statistics.fmean(r[i] for r in rows) for i in range(n)]
-        label = f"{g['method']} L{g['layers']}" + (
-            f" s={g['sparsity']:g}" if g["sparsity"] is not None else "")
-        ax.plot(range(n), mean, label=label)
-        drawn = True
-    if not drawn:
-        return None
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("R_s: fraction of masked weights ever active")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return _save(fig, path)
-
-
-def plot_gradient_flow(record: dict, path: Path) -> Path | None:
-    """Gradient norm per weight tensor (and overall) against epoch, from a
-    record's ``gradient_flow`` (``--grad-flow-every``); ``None`` without."""
-    flows = record.get("gradient_flow") or []
-    if not flows:
-        return None
-    fig, ax = _figure()
-    epochs = list(range(len(flows)))
-    names = [n for n in flows[0]["per_layer"] if not n.endswith(".bias")]
-    for i, name in enumerate(names):
-        ax.plot(epochs, [f["per_layer"].get(name, float("nan")) for f in flows],
-                color=f"C{i % 10}", alpha=0.8, linewidth=1,
-                label=name if len(names) <= 10 else None)
-    ax.plot(epochs, [f["total"] for f in flows], color="black", linewidth=2, label="total")
-    ax.set_yscale("log")
-    ticks = sorted(set(range(0, len(flows), max(1, len(flows) // 8))))
-    ax.set_xticks(ticks, [str(flows[i]["epoch"] + 1) for i in ticks])
-    ax.set_xlabel("epoch (0: at initialisation)")
-    ax.set_ylabel("gradient L2 norm")
-    c = record["config"]
-    ax.set_title(f"{c['method']} L{c['layers']}" + (
-        f" s={c['sparsity']:g}" if c.get("sparsity") is not None else "") + f" seed {c['seed']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
-    return _save(fig, path)
-
-
-def _label(g: dict) -> str:
-    return f"{g['method']} L{g['layers']}" + (
-        f" s={g['sparsity']:g}" if g["sparsity"] is not None else "")
-
-
-def plot_robustness(groups: Sequence[dict], path: Path) -> Path:
-    """Test accuracy against the perturbation budget: features (solid) and
-    edges (dashed), one colour per group."""
-    fig, ax = _figure()
-    for i, g in enumerate(g for g in groups if "budgets" in g["evaluation"]):
-        e = g["evaluation"]
-        ax.plot([0.0, *e["budgets"]], [g["test_acc"], *e["features"]], color=f"C{i % 10}",
-                marker="o", markersize=3, label=f"{_label(g)} features")
-        ax.plot([0.0, *e["budgets"]], [g["test_acc"], *e["edges"]], color=f"C{i % 10}",
-                marker="s", markersize=3, linestyle="--", label=f"{_label(g)} edges")
-    ax.set_xlabel("perturbation budget (fraction of nodes / edges)")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
-    return _save(fig, path)
-
-
-def plot_reliability(groups: Sequence[dict], path: Path) -> Path:
-    """Reliability diagram: accuracy against confidence per bin, one line per group."""
-    fig, ax = _figure()
-    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="calibrated")
-    for g in groups:
-        bins = [b for b in g["evaluation"].get("bins", []) if b["count"]]
-        if bins:
-            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
-                    markersize=3, label=f"{_label(g)} (ECE {g['evaluation']['ece']:.3f})")
-    ax.set_xlabel("confidence (max softmax)")
-    ax.set_ylabel("accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
-    return _save(fig, path)
 
 
 def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
