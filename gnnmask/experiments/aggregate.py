@@ -15,22 +15,16 @@ from gnnmask.errors import UserError
 from gnnmask.experiments.runs import diverged, summarize
 from gnnmask.experiments.store import read_record
 from gnnmask.experiments.sweep import load_cells
+from gnnmask.metrics import METRICS
 from gnnmask.train import read_json
 
 log = logging.getLogger(__name__)
 
 
-#: Display names of the known metrics (others are shown by their key).
-METRIC_LABELS = {
-    "mad": "MAD",
-    "mad_gap": "MADGap",
-    "dirichlet": "Dirichlet energy",
-    "dirichlet_normalized": "normalised Dirichlet energy",
-    "smv": "SMV",
-    "group_distance_ratio": "group distance ratio",
-    "effective_rank": "effective rank",
-    "numerical_rank": "numerical rank",
-}
+def metric_label(name: str) -> str:
+    """The display name of a metric (its :class:`~gnnmask.metrics.Metric`
+    label; an unregistered one by its key)."""
+    return METRICS[name].label if name in METRICS else name
 
 
 _NOT_METRICS = {"layer", "dim"}

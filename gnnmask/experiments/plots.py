@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gnnmask.atomic import write_atomic
-from gnnmask.experiments.aggregate import METRIC_LABELS
+from gnnmask.experiments.aggregate import metric_label
 from gnnmask.experiments.tables import _methods, _several
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def plot_layers(curves: dict[str, list[dict]], metric: str, path: Path) -> Path:
         ax.set_yscale("log")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("layer (0 = input features)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)

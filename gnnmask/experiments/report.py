@@ -40,9 +40,9 @@ from pathlib import Path
 from gnnmask.atomic import write_atomic
 from gnnmask.errors import UserError
 from gnnmask.experiments.aggregate import (
-    METRIC_LABELS,
     layer_means,
     load_records,
+    metric_label,
     metric_names,
     summarize_groups,
 )
@@ -300,7 +300,7 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
         for metric in metrics:
             name = f"layers_{metric}.png"
             written[name] = plot_layers(curves, metric, run_dir / name)
-            plots.append((f"{METRIC_LABELS.get(metric, metric)} by layer"
+            plots.append((f"{metric_label(metric)} by layer"
                           + (" (deepest model of each method)" if kind == "sweep" else ""), name))
     md += ["## Files", "", "- per-(method, depth, sparsity) numbers: [results.csv](results.csv)",
            ""]

@@ -50,7 +50,7 @@ from .evaluation import (
 )
 from .gradflow import gradient_flow
 from .rank import effective_rank, numerical_rank
-from .registry import METRICS, compute_metrics
+from .registry import METRICS, Metric, compute_metrics, default_metrics
 from .trace import format_table, trace
 
 __all__ = [
@@ -65,9 +65,11 @@ __all__ = [
     "perturb_features",
     "reliability",
     "METRICS",
+    "Metric",
     "Graph",
     "as_graph",
     "compute_metrics",
+    "default_metrics",
     "dirichlet_energy",
     "effective_rank",
     "format_table",

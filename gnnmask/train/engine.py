@@ -37,7 +37,7 @@ from gnnmask.data import evaluate_accuracy, load_dataset
 from gnnmask.data.sampling import neighbor_loader, parse_fanout
 from gnnmask.errors import UserError, check_arg
 from gnnmask.methods import Context, get_method_class
-from gnnmask.metrics import evaluate_model, gradient_flow, holdout_classes, trace
+from gnnmask.metrics import default_metrics, evaluate_model, gradient_flow, holdout_classes, trace
 from gnnmask.models import build_model, get_model_class
 from gnnmask.models.deep import sparse_features
 from gnnmask.train.config import RunConfig, evaluation_names, resolve_config
@@ -241,12 +241,6 @@ def _evaluate(model, method, data, evaluate_accuracy) -> tuple[dict[str, float],
     return accs, val_loss
 
 
-#: Per-layer metrics recorded by default: all but ``mad_gap``, whose hop
-#: distances cost seconds per layer even on Cora (ask for it by name or "all").
-DEFAULT_LAYER_METRICS = ("mad", "dirichlet", "dirichlet_normalized", "smv",
-                         "group_distance_ratio", "effective_rank", "numerical_rank", "norm")
-
-
 def _layer_metrics(model, method, data, which: str,
                    label: str | None = None) -> list[dict[str, Any]]:
     """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``).
@@ -255,7 +249,7 @@ def _layer_metrics(model, method, data, which: str,
     if which == "none":
         return []
 
-    names = {"all": None, "default": DEFAULT_LAYER_METRICS}.get(which)
+    names = {"all": None, "default": default_metrics()}.get(which)
     names = names if names or which == "all" else which.split(",")
     progress = None
     if label is not None:
