@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.data import load_dataset
-from gnnmask.errors import UserError, check_arg
+from gnnmask.errors import check_arg
 from gnnmask.experiments.store import (
     check_mode,
     check_output_dir,
-    config_diff,
-    read_record,
-    remove,
-    report_outputs,
+    check_same_config,
+    finished_records,
+    overwrite,
+    readable,
 )
 from gnnmask.train import RunConfig, resolve_config, resolve_device, train, write_json_atomic
 from gnnmask.train.distributed import check_environment, is_main_process
@@ -121,25 +121,16 @@ def run_seeds(
     check_environment(resolved)
     check_output_dir(out)
     base = resolved.to_dict()
-    found = {p: read_record(p) for p in sorted(out.glob("seed_*.json"))} if out.is_dir() else {}
-    done = {p: r for p, r in found.items() if r is not None}
-    if mode == "resume" and not done:
-        raise UserError(f"nothing to resume in {out}: it holds no finished record")
+    found = finished_records(out, out.glob("seed_*.json") if out.is_dir() else (), mode,
+                             "record")
     main = is_main_process() if resolved.distributed else True
     if mode == "overwrite":
         if main:
-            remove([*found, *[p for p in [out / "summary.json"] if p.exists()],
-                    *report_outputs(out)], out)
-        found, done = {}, {}
-    for record in done.values():
-        diff = config_diff(record["config"], base)
-        if diff:
-            raise UserError(f"{out} holds finished records of a different config (differs in "
-                            f"{', '.join(diff)}); use --overwrite to replace them or choose "
-                            "another --out")
-    for path, record in found.items():
-        if record is None:
-            log.warning("%s is not a readable record; that seed is trained again", path)
+            overwrite(out, found, out / "summary.json")
+        found = {}
+    done = readable(found, "seed")
+    for path, record in done.items():
+        check_same_config(record["config"], base, f"{path.name} in {out}", "the run")
     finished = {r["seed"]: r for r in done.values()
                 if on_record is None or "ticket" in r}  # a wanted ticket must exist too
     skipped = [s for s in seeds if s in finished]
@@ -148,7 +139,6 @@ def run_seeds(
         log.info("%s: seed(s) %s finished earlier, skipped", out, ",".join(map(str, skipped)))
     loaded = {}
     if todo and data is None:  # a bad dataset or data root fails here, before any write
-
         loaded[todo[0]] = load_dataset(resolved.dataset, root=resolved.data_root,
                                        split=resolved.split, seed=todo[0])
     every = sorted({*seeds, *(r["seed"] for r in done.values())})

@@ -115,3 +115,43 @@ def remove(paths: list[Path], out: Path) -> None:
     log.warning("overwriting %s: removing %d file(s): %s%s", out, len(paths), shown, more)
     for p in paths:
         p.unlink(missing_ok=True)
+
+
+def finished_records(out: Path, paths, mode: str, what: str) -> dict[Path, dict | None]:
+    """Every record at ``paths`` under ``out`` (``None`` where it is not a
+    finished one); refuses ``mode="resume"`` when none is finished. ``what``
+    names a unit of work in messages (``"record"``, ``"cell"``)."""
+    check_mode(mode)
+    found = {p: read_record(p) for p in sorted(paths)}
+    if mode == "resume" and not any(found.values()):
+        raise UserError(f"nothing to resume in {out}: it holds no finished {what}")
+    return found
+
+
+def readable(found: dict[Path, dict | None], what: str) -> dict[Path, dict]:
+    """The finished records of ``found``; each unreadable one is logged as a
+    ``what`` that is trained again."""
+    for path, record in found.items():
+        if record is None:
+            log.warning("%s is not a readable record; that %s is trained again", path, what)
+    return {p: r for p, r in found.items() if r is not None}
+
+
+def overwrite(out: Path, found: dict[Path, dict | None], *also: Path) -> None:
+    """``--overwrite``: remove the records of ``found``, the files ``also``
+    that exist and the report made of them, saying which."""
+    remove([*found, *[p for p in also if p.exists()], *report_outputs(out)], out)
+
+
+def check_same_config(recorded: dict, expected: dict, where: str, replace: str,
+                      also: tuple[str, ...] = ()) -> None:
+    """Refuse a finished record whose configuration differs from the one to
+    run (one line naming the differing keys, ``where`` it is and what
+    ``--overwrite`` would ``replace``); the keys ``also`` must match too,
+    even those of :data:`IGNORED`."""
+    diff = config_diff(recorded, expected)
+    diff += [k for k in also if recorded.get(k) != expected.get(k) and k not in diff]
+    if diff:
+        raise UserError(f"{where} was trained with a different config (differs in "
+                        f"{', '.join(diff)}); use --overwrite to replace {replace} or choose "
+                        "another --out")

@@ -47,10 +47,12 @@ from gnnmask.experiments.runs import describe
 from gnnmask.experiments.store import (
     check_mode,
     check_output_dir,
+    check_same_config,
     config_diff,
+    finished_records,
+    overwrite,
     read_record,
-    remove,
-    report_outputs,
+    readable,
 )
 from gnnmask.methods import get_method_class
 from gnnmask.train import (
@@ -329,9 +331,7 @@ def sweep(
     resolve_device(base.device)
     check_environment(base)
     check_output_dir(out)
-    found = {p: read_record(p) for p in out.glob("cells/**/seed_*.json")}
-    if mode == "resume" and not any(found.values()):
-        raise UserError(f"nothing to resume in {out}: it holds no finished cell")
+    found = finished_records(out, out.glob("cells/**/seed_*.json"), mode, "cell")
     todo = [c for c in cells if mode == "overwrite" or found.get(c.path(out)) is None]
     if todo:  # a bad dataset or data root fails here, before anything is written
         first = configs[todo[0]]
@@ -340,23 +340,16 @@ def sweep(
     with _lock(out):
         _clean_stale(out)
         if mode == "overwrite":
-            remove([*sorted(found), *report_outputs(out)], out)
-            (out / "sweep.json").unlink(missing_ok=True)
+            overwrite(out, found, out / "sweep.json")
             found = {}
-        for path, record in found.items():
-            if record is None:
-                log.warning("%s is not a readable record; that cell is trained again", path)
+        done = readable(found, "cell")
         records: dict[Cell, dict] = {}
         for cell in cells:
-            record = found.get(cell.path(out))
+            record = done.get(cell.path(out))
             if record is None:
                 continue
-            diff = config_diff(record["config"], configs[cell].to_dict())
-            if diff or record["config"].get("seed") != cell.seed:
-                raise UserError(
-                    f"cell {cell.name} in {out} was trained with a different config (differs "
-                    f"in {', '.join(diff or ['seed'])}); use --overwrite to replace the "
-                    "sweep or choose another --out")
+            check_same_config(record["config"], configs[cell].to_dict(),
+                              f"cell {cell.name} in {out}", "the sweep", also=("seed",))
             records[cell] = record
         spec = _check_spec(out, base, methods) if any(found.values()) else {}
         todo = [c for c in cells if c not in records]
