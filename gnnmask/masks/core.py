@@ -133,7 +133,7 @@ class MaskParametrization(nn.Module):
         rule = self.group.rule
         if self.training and rule.stochastic:
             return rule.sample(weight, self.scores, self.scale)
-        if (self.training and self.refreshed_version is not None
+        if (self.training and not rule.fixed and self.refreshed_version is not None
                 and self.scores._version != self.refreshed_version):
             self.group.warn_stale(self.name)
         out = _StraightThrough.apply(weight, rule.ranked(self.scores), self.mask, self.scale)

@@ -49,7 +49,7 @@ from gnnmask.masks import get_mask_group, select_masks, sparsify, update_masks
 from gnnmask.masks.select import keep_mask, round_half_up
 from gnnmask.methods.base import Phase, features, register_method
 from gnnmask.methods.sparse import SparseMethod
-from gnnmask.models import MODELS
+from gnnmask.models.deep import edge_weight_models
 
 
 def pruning_levels(target: float, rate: float, stops=()) -> list[float]:
@@ -200,7 +200,7 @@ class UGS(_Rewinding):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise UserError(f"--extra {key}={value!r} is invalid; allowed: a number >= 0")
 
-        weighted = [name for name, cls in MODELS.items() if cls.graph_input != "edges"]
+        weighted = edge_weight_models()
 
         if config.batch_size or config.distributed:
             raise UserError("method 'ugs' learns a mask over the whole graph's edges; allowed: "

@@ -28,6 +28,7 @@ Masks are never baked in: attach them from outside with
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import ClassVar, NamedTuple
 
@@ -62,13 +63,20 @@ RESIDUALS = Registry("residual", {
 })
 
 
-def _csr(edge_index: Tensor, weight: Tensor, size: tuple[int, int]) -> Tensor:
-    """:func:`~torch_geometric.utils.to_torch_csr_tensor` without torch's
-    "sparse CSR support is in beta" and "invariant checks are implicitly
-    disabled" warnings, silenced for this call only."""
+@contextlib.contextmanager
+def _quiet_csr():
+    """Silence torch's "sparse CSR support is in beta" and "invariant checks
+    are implicitly disabled" warnings for the CSR tensors gnnmask builds, in
+    this block only (not through the process-wide filters)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse (CSR tensor support is in beta|"
                                 "invariant checks are implicitly disabled)")
+        yield
+
+
+def _csr(edge_index: Tensor, weight: Tensor, size: tuple[int, int]) -> Tensor:
+    """:func:`~torch_geometric.utils.to_torch_csr_tensor`, quietly (:func:`_quiet_csr`)."""
+    with _quiet_csr():
         return to_torch_csr_tensor(edge_index, weight, size=size)
 
 
@@ -179,8 +187,7 @@ def sparse_features(x: Tensor, max_density: float = 0.05) -> Tensor:
         return x
     if int(torch.count_nonzero(x)) > max_density * x.numel():
         return x
-    with warnings.catch_warnings():  # as in _csr
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    with _quiet_csr():
         return x.to_sparse_csr()
 
 
@@ -409,9 +416,8 @@ class DeepGNN(nn.Module):
         """The graph arguments every layer is called with."""
         n = x.size(0)
         if edge_weight is not None and not self.edge_weights:
-            allowed = [k for k, c in MODELS.items() if c.graph_input != "edges"]
             raise UserError(f"model {self.name!r} takes no edge weights; allowed: "
-                            f"{', '.join(allowed)}")
+                            f"{', '.join(edge_weight_models())}")
         if edge_weight is not None and edge_weight.requires_grad:
             # differentiable in the edge weights (e.g. learnt edge masks): PyG's
             # message passing over the normalised, weighted edges
@@ -459,6 +465,12 @@ class DeepGNN(nn.Module):
         read = ", ".join(f"{k}={c[k]}" for k in self.reads if k != "dropout")
         return (f"{type(self).__name__}({c['in_dim']} -> {c['hidden']} x {c['layers']} -> "
                 f"{c['out_dim']}, {read}, dropout={c['dropout']})")
+
+
+def edge_weight_models() -> list[str]:
+    """The registered backbones whose forward takes ``edge_weight`` (GCN
+    propagations)."""
+    return [name for name, cls in MODELS.items() if cls.graph_input != "edges"]
 
 
 def get_model_class(name) -> type[DeepGNN]:

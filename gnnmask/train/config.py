@@ -318,8 +318,6 @@ def validate_config(c: RunConfig) -> None:
                         f"1..{MAX_LAYERS}")
     if not isinstance(c.hidden, int) or c.hidden < 1:
         raise UserError(f"--hidden {c.hidden!r} is invalid; allowed: a positive integer")
-    if c.heads < 1:
-        raise UserError(f"--heads {c.heads!r} is invalid; allowed: a positive integer")
     if c.dropout is not None and not 0.0 <= c.dropout < 1.0:
         raise UserError(f"--dropout {c.dropout!r} is out of range; allowed: 0 <= dropout < 1")
     if c.sparsity is not None and not 0.0 <= c.sparsity < 1.0:

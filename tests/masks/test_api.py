@@ -305,6 +305,16 @@ def test_a_training_forward_on_stale_masks_warns_once_naming_the_fix():
             opt.step()
             opt.zero_grad()
     assert not [w for w in caught if "changed since" in str(w.message)]
+    fixed = mask_model(nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 2)), sparsity=0.5, seed=0)
+    get_mask_group(fixed).fix()  # masks meant to stay: changing scores are not stale
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            with torch.no_grad():
+                for scores in score_parameters(fixed):
+                    scores.add_(1.0)
+            fixed(x)
+    assert not [w for w in caught if "changed since" in str(w.message)]
 
 
 def test_masking_attaches_nothing_to_the_model_itself():
