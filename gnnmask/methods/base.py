@@ -18,7 +18,8 @@ give it a unique ``name`` and register it with :func:`register_method`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,6 +57,70 @@ class Context:
     world_size: int = 1
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+#: ``{kind: (test, what is allowed)}`` of the values an :class:`Option` takes.
+OPTION_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "positive_int": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                     "a positive integer"),
+    "positive": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "nonnegative": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "rate": (lambda v: _number(v) and 0 < v < 1, "a fraction 0 < x < 1"),
+    "fraction": (lambda v: _number(v) and 0 < v <= 1, "a fraction 0 < x <= 1"),
+    "bool": (lambda v: isinstance(v, bool), "true, false"),
+    "globs": (lambda v: isinstance(v, str) or (isinstance(v, list) and all(
+        isinstance(g, str) for g in v)), "a glob or a JSON list of globs"),
+    "sparsities": (lambda v: isinstance(v, list) and all(_number(x) and 0 < x < 1 for x in v),
+                   "a JSON list of sparsities between 0 and 1"),
+    "choice": (lambda v: True, ""),  # checked against Option.choices
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``--extra KEY=VALUE`` option a method reads: what it does, the kind
+    of value it takes (a key of :data:`OPTION_KINDS`, or ``"choice"`` among
+    ``choices``) and its default. Its bounds are stated here once:
+    :meth:`Method.check_config` checks every given value against them before
+    any training, and :meth:`Method.extra` reads the value or the default.
+
+    ``default=None`` means the default depends on other settings (``doc``
+    says how)."""
+
+    doc: str
+    kind: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.kind not in OPTION_KINDS:
+            raise ValueError(f"unknown option kind {self.kind!r}; allowed: "
+                             f"{', '.join(OPTION_KINDS)}")
+
+    @property
+    def allowed(self) -> str:
+        return ", ".join(self.choices) if self.kind == "choice" else OPTION_KINDS[self.kind][1]
+
+    def check(self, key: str, value, method: str) -> None:
+        """Raise :class:`~gnnmask.errors.UserError` naming ``value`` and what is
+        allowed when ``value`` is not of this option's kind."""
+        test = OPTION_KINDS[self.kind][0]
+        if not test(value) or (self.kind == "choice" and value not in self.choices):
+            raise UserError(f"--extra {key}={value!r} is invalid for method {method!r}; "
+                            f"allowed: {self.allowed}")
+
+    def __str__(self) -> str:
+        default = "" if self.default is None else f" (default {_show(self.default)})"
+        return f"{self.doc}{default}; allowed: {self.allowed}"
+
+
+def _show(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class Method:
     """Base class of all training methods (dense training is the identity case).
 
@@ -66,8 +131,8 @@ class Method:
         reads: the method-specific run-config fields it reads
             (:data:`~gnnmask.train.config.METHOD_FIELDS`); a value given for
             any other is refused.
-        options: ``{key: one-line description}`` of the ``config.extra``
-            options it reads; any other key is refused.
+        options: ``{key: Option}``: the ``config.extra`` options it reads,
+            with their kinds and defaults; any other key is refused.
         masks: whether the prepared model carries masks (and so has a ticket).
         iterative: whether one run passes through several sparsities (one
             reported phase each), which a sparsity sweep reads from its
@@ -79,7 +144,7 @@ class Method:
     name: ClassVar[str] = "base"
     defaults: ClassVar[dict[str, Any]] = {}
     reads: ClassVar[tuple[str, ...]] = ()
-    options: ClassVar[dict[str, str]] = {}
+    options: ClassVar[dict[str, Option]] = {}
     masks: ClassVar[bool] = False
     iterative: ClassVar[bool] = False
     trains_weights: ClassVar[bool] = True
@@ -92,13 +157,24 @@ class Method:
     @classmethod
     def check_config(cls, config) -> None:
         """Raise :class:`~gnnmask.errors.UserError` for an ``extra`` key this
-        method does not read (before any training; the configuration refuses
-        the method-specific fields it does not read, :attr:`reads`).
-        Subclasses may also check option values here."""
+        method does not read, or a value outside its :class:`Option` (before
+        any training; the configuration refuses the method-specific fields it
+        does not read, :attr:`reads`). Subclasses may check more here."""
         unknown = sorted(set(config.extra) - set(cls.options))
         if unknown:
             raise UserError(f"unknown --extra key {unknown[0]!r} for method {cls.name!r}; "
                             f"allowed: {', '.join(sorted(cls.options)) or 'none'}")
+        for key, value in config.extra.items():
+            cls.options[key].check(key, value, cls.name)
+
+    def extra(self, key: str, default: Any = None):
+        """The ``--extra`` option ``key``: its given value, else its
+        :class:`Option` default (else ``default``, for options whose default
+        depends on other settings)."""
+        if key in self.config.extra:
+            return self.config.extra[key]
+        declared = self.options[key].default
+        return default if declared is None else declared
 
     @classmethod
     def summary(cls) -> str:

@@ -36,10 +36,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group, prune_and_regrow
 from gnnmask.masks.init import generator
-from gnnmask.methods.base import register_method
+from gnnmask.methods.base import Option, register_method
 from gnnmask.methods.sparse import SparseMethod
 
 #: ITOP's end value of the drop fraction (Liu et al. 2021, their code's eta_min).
@@ -82,36 +81,23 @@ class DynamicSparse(SparseMethod):
     reads = ("sparsity", "density_dist", "weight_init", "itop")
     defaults = {**SparseMethod.defaults, "density_dist": "erk", "itop": False}
     options = {
-        "update_interval": "optimiser steps between topology updates (default 10; full-batch "
-                           "training takes one step per epoch)",
-        "drop_fraction": "initial fraction alpha of each layer's active weights replaced "
-                         "(default 0.3, cosine-decayed)",
-        "update_end": "fraction of training after which the topology stays fixed "
-                      "(default 0.75)",
+        "update_interval": Option("optimiser steps between topology updates (default 10; "
+                                  "full-batch training takes one step per epoch)",
+                                  "positive_int"),
+        "drop_fraction": Option("initial fraction alpha of each layer's active weights "
+                                "replaced, cosine-decayed (default 0.3; 0.5 with --itop)",
+                                "fraction"),
+        "update_end": Option("fraction of training after which the topology stays fixed "
+                             "(default 0.75; 1.0 with --itop)", "fraction"),
     }
-
-    @classmethod
-    def check_config(cls, config) -> None:
-        super().check_config(config)
-        extra = config.extra
-        interval = extra.get("update_interval", 10)
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise UserError(f"--extra update_interval={interval!r} is invalid; allowed: a "
-                            "positive integer")
-        for key in ("drop_fraction", "update_end"):
-            value = extra.get(key, 0.5)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not 0 < value <= 1:
-                raise UserError(f"--extra {key}={value!r} is invalid; allowed: a fraction "
-                                "0 < x <= 1")
 
     def __init__(self, config, context=None):
         super().__init__(config, context)
-        extra, itop = config.extra, bool(config.itop)
+        itop = bool(config.itop)
         self.itop = itop
-        self.interval = extra.get("update_interval")  # the default depends on the steps
-        self.alpha = float(extra.get("drop_fraction", 0.5 if itop else 0.3))
-        self.end = float(extra.get("update_end", 1.0 if itop else 0.75))
+        self.interval = self.extra("update_interval")  # the default depends on the steps
+        self.alpha = float(self.extra("drop_fraction", 0.5 if itop else 0.3))
+        self.end = float(self.extra("update_end", 1.0 if itop else 0.75))
         self.final = ITOP_FINAL_FRACTION if itop else 0.0
         self.gen = generator(config.seed, stream=3)
         self.updates: list[dict[str, Any]] = []

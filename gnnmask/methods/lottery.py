@@ -47,7 +47,7 @@ from torch.nn.utils import parametrize
 from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group, select_masks, sparsify, update_masks
 from gnnmask.masks.select import keep_mask, round_half_up
-from gnnmask.methods.base import Phase, features, register_method
+from gnnmask.methods.base import Option, Phase, features, register_method
 from gnnmask.methods.sparse import SparseMethod
 from gnnmask.models.deep import edge_weight_models
 
@@ -64,41 +64,21 @@ def pruning_levels(target: float, rate: float, stops=()) -> list[float]:
     return levels
 
 
-def _check_rate(cls, config, key: str, default: float) -> None:
-    value = config.extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise UserError(f"--extra {key}={value!r} is invalid for method {cls.name!r}; "
-                        "allowed: a fraction 0 < rate < 1")
-
-
-def _check_stops(cls, config) -> None:
-    stops = config.extra.get("stops", [])
-    if not isinstance(stops, list) or not all(
-            isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < 1
-            for s in stops):
-        raise UserError(f"--extra stops={stops!r} is invalid for method {cls.name!r}; "
-                        "allowed: a JSON list of sparsities between 0 and 1")
-
-
 class _Rewinding(SparseMethod):
     """Shared by IMP and UGS: the round schedule and the rewind point."""
 
     iterative = True
     options = {
-        "prune_rate": "fraction of the remaining weights pruned per round (default 0.2)",
-        "stops": "JSON list of sparsities the rounds must hit exactly (a sweep's axis)",
+        "prune_rate": Option("fraction of the remaining weights pruned per round", "rate",
+                             0.2),
+        "stops": Option("sparsities the rounds must hit exactly (a sweep's axis)",
+                        "sparsities", []),
     }
-
-    @classmethod
-    def check_config(cls, config) -> None:
-        super().check_config(config)
-        _check_rate(cls, config, "prune_rate", 0.2)
-        _check_stops(cls, config)
 
     def __init__(self, config, context=None):
         super().__init__(config, context)
-        self.levels = pruning_levels(config.sparsity, config.extra.get("prune_rate", 0.2),
-                                     config.extra.get("stops", []))
+        self.levels = pruning_levels(config.sparsity, self.extra("prune_rate"),
+                                     self.extra("stops"))
         self.phase = Phase()
         self.level = 0.0  # the sparsity the current phase trains at
 
@@ -140,7 +120,7 @@ class _Rewinding(SparseMethod):
 
     def export(self, model: nn.Module) -> dict[str, Any]:
         return {**super().export(model), "levels": self.levels,
-                "prune_rate": self.config.extra.get("prune_rate", 0.2),
+                "prune_rate": self.extra("prune_rate"),
                 "rewind_epoch": self.config.rewind_epoch}
 
 
@@ -186,19 +166,15 @@ class UGS(_Rewinding):
     reads = ("sparsity", "edge_sparsity")
     options = {
         **_Rewinding.options,
-        "edge_prune_rate": "fraction of the remaining edges pruned per round (default 0.05)",
-        "l1_weight": "L1 coefficient of the weight masks (default 0.01)",
-        "l1_graph": "L1 coefficient of the edge mask (default 0.01)",
+        "edge_prune_rate": Option("fraction of the remaining edges pruned per round", "rate",
+                                  0.05),
+        "l1_weight": Option("L1 coefficient of the weight masks", "nonnegative", 0.01),
+        "l1_graph": Option("L1 coefficient of the edge mask", "nonnegative", 0.01),
     }
 
     @classmethod
     def check_config(cls, config) -> None:
         super().check_config(config)
-        _check_rate(cls, config, "edge_prune_rate", 0.05)
-        for key in ("l1_weight", "l1_graph"):
-            value = config.extra.get(key, 0.01)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise UserError(f"--extra {key}={value!r} is invalid; allowed: a number >= 0")
 
         weighted = edge_weight_models()
 
@@ -214,8 +190,7 @@ class UGS(_Rewinding):
 
     def __init__(self, config, context=None):
         super().__init__(config, context)
-        extra = config.extra
-        rate = extra.get("edge_prune_rate", 0.05)
+        rate = self.extra("edge_prune_rate")
         if config.edge_sparsity is not None:
             edges = pruning_levels(config.edge_sparsity, rate)
             rounds = max(len(self.levels), len(edges))
@@ -224,8 +199,8 @@ class UGS(_Rewinding):
             edges = [1.0 - (1.0 - rate) ** (r + 1) for r in range(rounds)]
         self.levels += [self.levels[-1]] * (rounds - len(self.levels))
         self.edge_levels = edges + [edges[-1]] * (rounds - len(edges))
-        self.l1_weight = float(extra.get("l1_weight", 0.01))
-        self.l1_graph = float(extra.get("l1_graph", 0.01))
+        self.l1_weight = float(self.extra("l1_weight"))
+        self.l1_graph = float(self.extra("l1_graph"))
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
         model = super().prepare(model, data)

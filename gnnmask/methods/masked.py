@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from gnnmask.errors import UserError, check_choice
+from gnnmask.errors import check_choice
 from gnnmask.masks import (
     SCALES,
     WEIGHT_INITS,
@@ -33,7 +33,7 @@ from gnnmask.masks import (
     mask_model,
     score_parameters,
 )
-from gnnmask.methods.base import Method, register_method
+from gnnmask.methods.base import Method, Option, register_method
 
 #: Default L0 coefficient for ``mask_rule="hard-concrete"``: a tenth of a
 #: cross-entropy of ~1 for a fully dense network (measurements in
@@ -49,13 +49,15 @@ class MaskedMethod(Method):
     trains_weights = False
     reads = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule", "schedule_end")
     options = {
-        "mask_scale": "auto | keep | none: scale kept weights by 1/sqrt(1 - sparsity) "
-                      "(auto: keep, except for learnt-sparsity rules and scaled weights)",
-        "mask_include": "glob patterns of the parameters to mask (a JSON list)",
-        "mask_exclude": "glob patterns of parameters not to mask (a JSON list)",
-        "mask_bias": "also mask biases (true/false; default false)",
-        "l0_lambda": f"coefficient of the rule's penalty (hard-concrete: the expected "
-                     f"fraction of non-zero gates; default {L0_LAMBDA})",
+        "mask_scale": Option("keep: scale kept weights by 1/sqrt(1 - sparsity); none: the "
+                             "binary mask only; layer / unit: by sqrt(n / kept) of each "
+                             "tensor / output unit; auto: keep, except for learnt-sparsity "
+                             "rules and scaled weights", "choice", "auto", SCALES),
+        "mask_include": Option("glob patterns of the parameters to mask", "globs"),
+        "mask_exclude": Option("glob patterns of parameters not to mask", "globs"),
+        "mask_bias": Option("also mask biases", "bool", False),
+        "l0_lambda": Option("coefficient of the rule's penalty (hard-concrete: the expected "
+                            "fraction of non-zero gates)", "nonnegative", L0_LAMBDA),
     }
 
     @classmethod
@@ -63,21 +65,6 @@ class MaskedMethod(Method):
         super().check_config(config)
         if config.weight_init is not None:
             check_choice("frozen-weight --weight-init", config.weight_init, WEIGHT_INITS)
-        extra = config.extra
-        check_choice("--extra mask_scale", extra.get("mask_scale", "auto"), SCALES)
-        if not isinstance(extra.get("mask_bias", False), bool):
-            raise UserError(f"--extra mask_bias={extra['mask_bias']!r} is invalid; allowed: "
-                            "true, false")
-        for key in ("mask_include", "mask_exclude"):
-            value = extra.get(key, [])
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise UserError(f"--extra {key}={value!r} is invalid; allowed: a glob or a "
-                                "JSON list of globs")
-        lam = extra.get("l0_lambda", L0_LAMBDA)
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
-            raise UserError(f"--extra l0_lambda={lam!r} is invalid; allowed: a number >= 0")
 
     def __init__(self, config, context=None):
         super().__init__(config, context)
@@ -91,17 +78,16 @@ class MaskedMethod(Method):
         return self.defaults[field] if value is None else value
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
-        extra = self.config.extra
         return mask_model(
             model,
             sparsity=self._get("sparsity"),
             rule=self._get("mask_rule"),
-            include=extra.get("mask_include"),
-            exclude=extra.get("mask_exclude"),
+            include=self.extra("mask_include"),
+            exclude=self.extra("mask_exclude"),
             weight_init=self._get("weight_init"),
             score_init=self._get("score_init"),
-            mask_bias=bool(extra.get("mask_bias", False)),
-            scale=extra.get("mask_scale", "auto"),
+            mask_bias=bool(self.extra("mask_bias")),
+            scale=self.extra("mask_scale"),
             seed=self.config.seed,
         )
 
@@ -118,7 +104,7 @@ class MaskedMethod(Method):
         penalty = get_mask_group(model).penalty()
         if penalty is None:
             return None
-        return float(self.config.extra.get("l0_lambda", L0_LAMBDA)) * penalty
+        return float(self.extra("l0_lambda")) * penalty
 
     def after_step(self, epoch: int, model: nn.Module, optimizer) -> None:
         get_mask_group(model).refresh()

@@ -38,14 +38,7 @@ import gnnmask.methods.pruners as pruners
 from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group, sparsify, update_masks
 from gnnmask.masks.init import SPARSE_INITS, generator, sparse_init
-from gnnmask.methods.base import Method, register_method
-
-
-def _positive_int(cls, config, key: str, default: int) -> None:
-    value = config.extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"--extra {key}={value!r} is invalid for method {cls.name!r}; "
-                        "allowed: a positive integer")
+from gnnmask.methods.base import Method, Option, register_method
 
 
 @torch.no_grad()
@@ -151,18 +144,12 @@ class GraSP(SparseMethod):
     """GraSP (Wang et al. 2020): keep the largest w ⊙ Hg (gradient flow preserved)."""
 
     name = "grasp"
-    options = {"grasp_temperature": "temperature of the logits in both passes (default 200)"}
-
-    @classmethod
-    def check_config(cls, config) -> None:
-        super().check_config(config)
-        t = config.extra.get("grasp_temperature", 200.0)
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
-            raise UserError(f"--extra grasp_temperature={t!r} is invalid; allowed: a number > 0")
+    options = {"grasp_temperature": Option("temperature of the logits in both passes",
+                                           "positive", 200.0)}
 
     def saliency(self, model, data):
         return pruners.grasp_scores(model, lambda m: m(*self.inputs(data)), self.loss(data),
-                                    float(self.config.extra.get("grasp_temperature", 200.0)))
+                                    float(self.extra("grasp_temperature")))
 
 
 @register_method
@@ -170,15 +157,11 @@ class SynFlow(SparseMethod):
     """SynFlow (Tanaka et al. 2020): data-free iterative synaptic-flow pruning."""
 
     name = "synflow"
-    options = {"synflow_iterations": "pruning iterations, exponential schedule (default 100)"}
-
-    @classmethod
-    def check_config(cls, config) -> None:
-        super().check_config(config)
-        _positive_int(cls, config, "synflow_iterations", 100)
+    options = {"synflow_iterations": Option("pruning iterations, exponential schedule",
+                                            "positive_int", 100)}
 
     def saliency(self, model, data):
         graph = self.inputs(data)[1:]
         ones = torch.ones_like(data.x, dtype=torch.float64)
         return pruners.synflow_scores(model, lambda m: m(ones, *graph), self.config.sparsity,
-                                      int(self.config.extra.get("synflow_iterations", 100)))
+                                      int(self.extra("synflow_iterations")))

@@ -265,6 +265,23 @@ OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual=
                heads=1, alpha=0.1, theta=0.5)
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_shape(layers, hidden, spell=lambda key: key, **dims) -> None:
+    """Raise :class:`~gnnmask.errors.UserError` unless ``layers`` is an integer
+    ``1..MAX_LAYERS`` and ``hidden`` (and any other width in ``dims``, e.g.
+    ``in_dim``) a positive integer: the bounds every backbone and the run
+    configuration share; ``spell`` names a value in the message."""
+    if not _positive_int(layers) or layers > MAX_LAYERS:
+        raise UserError(f"{spell('layers')} {layers!r} is out of range; allowed: an integer "
+                        f"1..{MAX_LAYERS}")
+    for what, value in {"hidden": hidden, **dims}.items():
+        if not _positive_int(value):
+            raise UserError(f"{spell(what)} {value!r} is invalid; allowed: a positive integer")
+
+
 class DeepGNN(nn.Module):
     """Base class of gnnmask's depth-``layers`` node classifiers: a subclass
     is one backbone, builds its own layers and declares the options it reads.
@@ -352,15 +369,9 @@ class DeepGNN(nn.Module):
         if not self.name:
             raise UserError("DeepGNN is a base class; allowed: a registered backbone, "
                             f"{', '.join(MODELS)} (build_model(name, ...))")
+        check_shape(layers, hidden, in_dim=in_dim, out_dim=out_dim)
         self.check_options(options, hidden=hidden)
         o = {**OPTIONS, **options}
-        if isinstance(layers, bool) or not isinstance(layers, int) or \
-                not 1 <= layers <= MAX_LAYERS:
-            raise UserError(f"layers {layers!r} is out of range; allowed: an integer "
-                            f"1..{MAX_LAYERS}")
-        for what, value in (("in_dim", in_dim), ("hidden", hidden), ("out_dim", out_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{what} {value!r} is invalid; allowed: a positive integer")
         self.config = dict(name=self.name, in_dim=in_dim, hidden=hidden, out_dim=out_dim,
                            layers=layers, **o)
         self.num_layers = layers

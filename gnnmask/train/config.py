@@ -29,29 +29,9 @@ from gnnmask.methods import METHODS, get_method_class
 from gnnmask.metrics import METRICS
 from gnnmask.metrics.evaluation import EVALUATIONS
 from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS, get_model_class
-from gnnmask.models.deep import MAX_LAYERS
+from gnnmask.models.deep import MAX_LAYERS, check_shape
 from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
 from gnnmask.train.tricks import check_tricks
-
-
-def _models():
-    return tuple(MODELS)
-
-
-def _activations():
-    return tuple(ACTIVATIONS)
-
-
-def _norms():
-    return NORMS
-
-
-def _residuals():
-    return RESIDUALS
-
-
-def _methods():
-    return tuple(METHODS)
 
 
 def _rules():
@@ -62,28 +42,13 @@ def _weight_inits():
     return tuple(dict.fromkeys([*WEIGHT_INITS, *SPARSE_INITS]))
 
 
-def _score_inits():
-    return SCORE_INITS
-
-
-def _schedules():
-    return SCHEDULES
-
-
-def _distributions():
-    return DISTRIBUTIONS
-
-
-def _optimizers():
-    return tuple(OPTIMIZERS)
-
-
-def _lr_schedules():
-    return LR_SCHEDULES
-
-
 def _opt(default, group: str, help: str, choices=None, **kw):
-    """A field with its command-line group, help and registry of choices."""
+    """A field with its command-line group, help and choices: a registry (read
+    when a value is checked, so entries registered later count) or a function
+    returning the allowed names."""
+    if choices is not None and not callable(choices):
+        registry = choices
+        choices = lambda: tuple(registry)  # noqa: E731
     return field(default=default, metadata=dict(group=group, help=help, choices=choices), **kw)
 
 
@@ -95,29 +60,29 @@ class RunConfig:
                                  "./datasets)")
     split: int = _opt(0, "data", "split number (geom-gcn splits: 0-9)")
     # model
-    model: str = _opt("gcn", "model", "GNN backbone", _models)
+    model: str = _opt("gcn", "model", "GNN backbone", MODELS)
     layers: int = _opt(2, "model", f"message-passing layers, 1..{MAX_LAYERS}")
     hidden: int = _opt(64, "model", "hidden width")
     dropout: float | None = _opt(None, "model", "dropout probability before each layer")
-    activation: str = _opt("relu", "model", "activation between layers", _activations)
-    norm: str = _opt("none", "model", "normalisation after each hidden layer", _norms)
-    residual: str = _opt("none", "model", "residual connection", _residuals)
+    activation: str = _opt("relu", "model", "activation between layers", ACTIVATIONS)
+    norm: str = _opt("none", "model", "normalisation after each hidden layer", NORMS)
+    residual: str = _opt("none", "model", "residual connection", RESIDUALS)
     bias: bool | None = _opt(None, "model", "layers have biases (true/false)")
     heads: int = _opt(1, "model", "attention heads of hidden gat layers")
     # method
-    method: str = _opt("dense", "method", "training method (see `gnnmask methods`)", _methods)
+    method: str = _opt("dense", "method", "training method (see `gnnmask methods`)", METHODS)
     sparsity: float | None = _opt(None, "method", "fraction of weights removed, 0 <= s < 1")
     mask_rule: str | None = _opt(None, "method", "how masks are chosen from scores", _rules)
     weight_init: str | None = _opt(None, "method", "weight initialisation: of the frozen "
                                    "weights (mask-only methods) or of the kept trainable "
                                    "weights (sparse methods)", _weight_inits)
-    score_init: str | None = _opt(None, "method", "score initialisation", _score_inits)
-    schedule: str | None = _opt(None, "method", "sparsity schedule", _schedules)
+    score_init: str | None = _opt(None, "method", "score initialisation", SCORE_INITS)
+    schedule: str | None = _opt(None, "method", "sparsity schedule", SCHEDULES)
     schedule_end: float | None = _opt(None, "method", "fraction of training over which the "
                                       "sparsity schedule ramps")
     density_dist: str | None = _opt(None, "method", "layer-wise densities of sparse training "
                                     "(erk: Erdős–Rényi-Kernel; global: one threshold)",
-                                    _distributions)
+                                    DISTRIBUTIONS)
     rewind_epoch: int | None = _opt(None, "method", "iterative pruning rewinds the weights to "
                                     "those after this many epochs of the first round (0: the "
                                     "initialisation)")
@@ -126,10 +91,10 @@ class RunConfig:
     itop: bool | None = _opt(None, "method", "dynamic sparse training: the in-time "
                              "over-parameterisation recipe (true/false)")
     # optimisation
-    optimizer: str = _opt("adam", "optimisation", "optimiser", _optimizers)
+    optimizer: str = _opt("adam", "optimisation", "optimiser", OPTIMIZERS)
     lr: float = _opt(0.01, "optimisation", "learning rate")
     lr_schedule: str = _opt("constant", "optimisation", "learning-rate schedule (cosine: "
-                            "anneal to 0 over the epochs)", _lr_schedules)
+                            "anneal to 0 over the epochs)", LR_SCHEDULES)
     weight_decay: float | None = _opt(None, "optimisation", "weight decay (L2)")
     grad_clip: float | None = _opt(None, "optimisation", "clip the global L2 norm of the "
                                    "trained tensors' gradient to this value before each step "
@@ -310,14 +275,10 @@ def validate_config(c: RunConfig) -> None:
     check_types(c)
     _check_choices(c)
 
+    check_shape(c.layers, c.hidden, spell=flag)
     get_model_class(c.model).check_options(
         {k: getattr(c, k) for k in MODEL_FIELDS if getattr(c, k) is not None}, spell=flag,
-        hidden=c.hidden if isinstance(c.hidden, int) else None)
-    if not isinstance(c.layers, int) or not 1 <= c.layers <= MAX_LAYERS:
-        raise UserError(f"--layers {c.layers!r} is out of range; allowed: an integer "
-                        f"1..{MAX_LAYERS}")
-    if not isinstance(c.hidden, int) or c.hidden < 1:
-        raise UserError(f"--hidden {c.hidden!r} is invalid; allowed: a positive integer")
+        hidden=c.hidden)
     if c.dropout is not None and not 0.0 <= c.dropout < 1.0:
         raise UserError(f"--dropout {c.dropout!r} is out of range; allowed: 0 <= dropout < 1")
     if c.sparsity is not None and not 0.0 <= c.sparsity < 1.0:

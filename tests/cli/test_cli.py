@@ -78,7 +78,7 @@ def test_datasets_lists_all_shared(capsys, data_root):
         (["train", "--method", "ugt", "--extra", "mask_scal=none"],
          "unknown --extra key 'mask_scal' for method 'ugt'; allowed: l0_lambda, mask_bias"),
         (["train", "--method", "ugt", "--extra", "mask_scale=half"],
-         "unknown --extra mask_scale 'half'; allowed: auto, none, keep"),
+         "--extra mask_scale='half' is invalid for method 'ugt'; allowed: auto, none, keep"),
         (["train", "--method", "dense", "--save-ticket", "t.ticket"],
          "--save-ticket needs a masked method"),
         (["train", "--dataset", "texas", "--split", "10"], "10"),

@@ -84,7 +84,8 @@ def test_hard_concrete_penalty_is_scaled_by_l0_lambda():
         ("dense", dict(extra={"mask_scale": "none"}), "unknown --extra key 'mask_scale' for "
                                                       "method 'dense'; allowed: none"),
         ("ugt", dict(extra={"mask_scal": "none"}), "unknown --extra key 'mask_scal'"),
-        ("ugt", dict(extra={"mask_scale": "half"}), "unknown --extra mask_scale 'half'"),
+        ("ugt", dict(extra={"mask_scale": "half"}), "--extra mask_scale='half' is invalid for "
+                                                    "method 'ugt'; allowed: auto, none, keep"),
         ("ugt", dict(extra={"mask_bias": "yes"}), "mask_bias='yes' is invalid"),
         ("ugt", dict(extra={"mask_include": 3}), "mask_include=3 is invalid"),
     ],
@@ -92,6 +93,21 @@ def test_hard_concrete_penalty_is_scaled_by_l0_lambda():
 def test_options_a_method_does_not_read_are_refused(method, kw, match):
     with pytest.raises(UserError, match=match):
         resolve_config(RunConfig(method=method, **kw))
+
+
+OPTIONS = [(name, key) for name, cls in METHODS.items() for key in cls.options]
+
+
+@pytest.mark.parametrize("method, key", OPTIONS)
+def test_every_extra_option_states_its_bounds_once_and_they_are_enforced(method, key):
+    option = get_method_class(method).options[key]
+    if option.default is not None:  # the declared default is a valid value
+        resolve_config(RunConfig(method=method, extra={key: option.default}))
+    for bad in ({"a": 1}, -1.5, True if option.kind != "bool" else 1):
+        with pytest.raises(UserError) as e:
+            resolve_config(RunConfig(method=method, extra={key: bad}))
+        assert str(e.value) == (f"--extra {key}={bad!r} is invalid for method {method!r}; "
+                                f"allowed: {option.allowed}")
 
 
 def test_every_method_declares_what_it_reads():

@@ -112,7 +112,7 @@ def test_two_process_gloo_run_keeps_identical_masks(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
                            "2", "--master-port", "29533", "-m", "gnnmask", *args,
-                           "--distributed", "true", "--check-masks", "true", "--out", str(out)],
+                           "--distributed", "--check-masks", "--out", str(out)],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((out / "seed_0.json").read_text())
