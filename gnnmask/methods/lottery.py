@@ -84,8 +84,15 @@ class _Rewinding(SparseMethod):
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
         model = sparsify(model, sparsity=0.0, distribution="global", seed=self.config.seed)
-        self.rewind_to = self._snapshot(model)
+        # The rewind point is taken when the first phase starts: after the
+        # engine's initialisation tricks (``--rescale-init``), whose weights are
+        # the initialisation the rounds rewind to.
+        self.rewind_to: dict[str, torch.Tensor] | None = None
         return model
+
+    def _mark_start(self, model: nn.Module) -> None:
+        if self.rewind_to is None:
+            self.rewind_to = self._snapshot(model)
 
     @staticmethod
     def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -136,6 +143,7 @@ class IMP(_Rewinding):
         return [Phase(round=r) for r in range(len(self.levels) + 1)]
 
     def start_phase(self, phase: Phase, model: nn.Module, data) -> None:
+        self._mark_start(model)
         self.phase = phase
         if phase.round == 0:
             return
@@ -219,6 +227,7 @@ class UGS(_Rewinding):
         return (torch.rand(shape, generator=self.gen) * 2e-5 - 1e-5).to(device)
 
     def start_phase(self, phase: Phase, model: nn.Module, data) -> None:
+        self._mark_start(model)
         self.phase = phase
         group = get_mask_group(model)
         if phase.name == "search":

@@ -213,3 +213,32 @@ def test_ugs_needs_a_gcn_family_model():
     with pytest.raises(UserError, match="takes no edge weights"):
         resolve_config(small(method="ugs", model="gat"))
     assert get_method_class("ugs").iterative and not get_method_class("snip").iterative
+
+
+@pytest.mark.parametrize("method", ["imp", "ugs"])
+def test_rewinding_returns_to_the_rescaled_initialisation(csbm, method):
+    # --rescale-init rescales the weights after the method prepares the model;
+    # every later round must rewind to those rescaled weights, not the raw ones.
+    from gnnmask.train.tricks import Tricks
+
+    config = resolve_config(small(method=method, sparsity=0.5, rescale_init=5))
+    model, m = build(config, csbm)
+    raw = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert Tricks(config).rescale(model, m, csbm)
+    rescaled = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert any(not torch.equal(raw[n], rescaled[n]) for n in raw)
+    phases = m.phases()
+    m.start_phase(phases[0], model, csbm)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        out = model(*m.inputs(csbm))
+        F.cross_entropy(out[csbm.train_mask], csbm.y[csbm.train_mask]).backward()
+        opt.step()
+    m.start_phase(phases[1], model, csbm)
+    group = get_mask_group(model)
+    params = dict(model.named_parameters())
+    for name, value in rescaled.items():
+        base = name.replace(".parametrizations.weight.original", ".weight")
+        mask = group.masks()[base] if base in group.members else torch.ones_like(value).bool()
+        assert torch.equal(params[name][mask], value[mask]), name
