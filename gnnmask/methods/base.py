@@ -18,6 +18,7 @@ give it a unique ``name`` and register it with :func:`register_method`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -203,6 +204,16 @@ class Method:
 
     def start_phase(self, phase: Phase, model: nn.Module, data) -> None:
         """Called before each phase (e.g. prune and rewind before a round)."""
+
+    def end_phase(self, phase: Phase, model: nn.Module) -> None:
+        """Called after each phase, with its best state restored, before the
+        phase's model is evaluated and reported."""
+
+    @contextlib.contextmanager
+    def evaluating(self, model: nn.Module):
+        """Context around every evaluation pass of the engine (e.g. masks
+        evaluated at the target sparsity during a ramp)."""
+        yield
 
     def state(self) -> dict[str, Any]:
         """Method state kept with the best model of a phase (e.g. learnt edge

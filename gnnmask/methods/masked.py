@@ -20,6 +20,7 @@ changes the sparsity (:meth:`gnnmask.masks.MaskGroup.refresh`).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from torch import nn
@@ -56,6 +57,14 @@ class MaskedMethod(Method):
         "mask_include": Option("glob patterns of the parameters to mask", "globs"),
         "mask_exclude": Option("glob patterns of parameters not to mask", "globs"),
         "mask_bias": Option("also mask biases", "bool", False),
+        "selection": Option("epochs the final model is chosen from by validation accuracy: "
+                            "target (those at the target sparsity) or all (every epoch, as "
+                            "the untrained-tickets code does)", "choice", "target",
+                            ("target", "all")),
+        "eval_sparsity": Option("sparsity of the masks every evaluation uses: scheduled (the "
+                                "training masks) or target (the target sparsity from the "
+                                "first epoch, as the untrained-tickets code does)", "choice",
+                                "scheduled", ("scheduled", "target")),
         "l0_lambda": Option("coefficient of the rule's penalty (hard-concrete: the expected "
                             "fraction of non-zero gates)", "nonnegative", L0_LAMBDA),
     }
@@ -110,8 +119,32 @@ class MaskedMethod(Method):
         get_mask_group(model).refresh()
 
     def selectable(self, epoch: int) -> bool:
-        """Only models at the target sparsity may be chosen as the final one."""
-        return self.schedule.done(epoch, self.config.epochs)
+        """Only models at the target sparsity may be chosen as the final one
+        (``selection=target``), or any (``selection=all``)."""
+        return self.extra("selection") == "all" or self.schedule.done(epoch, self.config.epochs)
+
+    @contextlib.contextmanager
+    def evaluating(self, model: nn.Module):
+        """With ``eval_sparsity=target``, evaluate the masks the scores give at
+        the target sparsity, then return to the scheduled training masks."""
+        group = get_mask_group(model)
+        current, target = group.sparsity, self.schedule.target
+        if self.extra("eval_sparsity") != "target" or current == target \
+                or group.rule.learns_sparsity:
+            yield
+            return
+        group.refresh(target)
+        try:
+            yield
+        finally:
+            group.refresh(current)
+
+    def end_phase(self, phase, model: nn.Module) -> None:
+        """With ``eval_sparsity=target``, the final model holds the target-sparsity
+        masks of its best epoch (chosen, during a ramp, by their accuracy)."""
+        group = get_mask_group(model)
+        if self.extra("eval_sparsity") == "target" and not group.rule.learns_sparsity:
+            group.refresh(self.schedule.target)
 
     def epoch_info(self, model: nn.Module) -> dict[str, Any]:
         group = get_mask_group(model)

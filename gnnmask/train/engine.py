@@ -230,7 +230,7 @@ def training_epoch(config: RunConfig, model: nn.Module, method, optimizer, data,
 
 def _evaluate(model, method, data, evaluate_accuracy) -> tuple[dict[str, float], float]:
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), method.evaluating(model):
         out = model(*method.inputs(data))
         val_loss = float(F.cross_entropy(out[data.val_mask], data.y[data.val_mask]))
         pred = out.argmax(dim=-1)
@@ -506,6 +506,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
             phase_history, phase_probes, best_epoch, impl, diverged = _fit(
                 config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
                 loader=loader, progress=progress, log_every=log_every, sync=sync)
+            method.end_phase(phase, model)
             history += phase_history
             for key, values in phase_probes.items():
                 probes[key] += values
@@ -546,6 +547,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
                           "features": int(data.num_features), "classes": int(data.num_classes)},
         "model_repr": repr(model),
         "method": method.export(model),
+        "method_options": {key: method.extra(key) for key in method.options},
         "optimizer_impl": impl,
         "status": "finished" if diverged is None else "diverged",
         **({"diverged": diverged} if diverged else {}),

@@ -116,3 +116,36 @@ def test_every_method_declares_what_it_reads():
     for name, cls in METHODS.items():
         assert set(cls.reads) <= set(METHOD_FIELDS), name
         assert cls.summary() and "\n" not in cls.summary()
+
+
+def test_the_papers_protocol_evaluates_target_masks_and_selects_from_every_epoch():
+    config = resolve_config(RunConfig(method="ugt", sparsity=0.8, epochs=10,
+                                      extra={"eval_sparsity": "target", "selection": "all"}))
+    m = get_method_class("ugt")(config)
+    model = m.prepare(Stack(), None)
+    group = get_mask_group(model)
+    m.on_epoch_start(1, model)  # early in the linear ramp
+    scheduled = group.achieved_sparsity()["overall"]
+    assert scheduled < 0.5 and m.selectable(1)
+    with m.evaluating(model):
+        assert group.achieved_sparsity()["overall"] == pytest.approx(0.8, abs=0.01)
+    assert group.achieved_sparsity()["overall"] == scheduled  # training masks restored
+    m.end_phase(m.phases()[0], model)
+    assert group.achieved_sparsity()["overall"] == pytest.approx(0.8, abs=0.01)
+    default = get_method_class("ugt")(resolve_config(RunConfig(method="ugt", epochs=10)))
+    assert not default.selectable(1) and default.selectable(9)
+    plain = default.prepare(Stack(), None)
+    default.on_epoch_start(1, plain)
+    before = get_mask_group(plain).achieved_sparsity()["overall"]
+    with default.evaluating(plain):
+        assert get_mask_group(plain).achieved_sparsity()["overall"] == before
+
+
+def test_records_hold_every_resolved_method_option():
+    from gnnmask.train import train
+
+    record = train(RunConfig(dataset="csbm", method="ugt", epochs=2, hidden=8,
+                             layer_metrics="none", extra={"selection": "all"}))
+    assert record["method_options"]["selection"] == "all"
+    assert record["method_options"]["mask_scale"] == "auto"
+    assert record["method_options"]["eval_sparsity"] == "scheduled"
