@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from gnnmask.errors import UserError
+from gnnmask.presets import get_preset
 from gnnmask.train import RunConfig
 from gnnmask.train.config import FALLBACKS, METHOD_FIELDS, type_problem
 
@@ -208,6 +209,23 @@ def read_config_file(path: str, command: str) -> dict:
                         f"{' '.join(str(e).split())[:120]}") from None
     if not isinstance(values, dict):
         raise UserError(f"--config {path!r} holds no table of settings")
+    return settings_defaults(values, f"--config {path!r}", command)
+
+
+def preset_defaults(name: str, command: str) -> dict:
+    """Argument defaults from preset ``name`` (see :mod:`gnnmask.presets`)."""
+    preset = get_preset(name)
+    settings = dict(preset.settings)
+    if command == "sweep":  # a sweep's axes: the preset's method and depth as one cell
+        for one, axis in (("method", "methods"), ("layers", "depths")):
+            if one in settings:
+                settings[axis] = settings.pop(one)
+    return {**settings_defaults(settings, f"--preset {name}", command), "preset": preset.name}
+
+
+def settings_defaults(values: dict, source: str, command: str) -> dict:
+    """Check the settings of a config file or preset (``source`` names it in
+    errors) and return them as argument defaults."""
     if isinstance(values.get("base"), dict):  # a sweep.json
         values = {**values["base"], **{k: values[k] for k in ("depths", "methods", "seeds",
                                                               "sparsities")
@@ -222,7 +240,7 @@ def read_config_file(path: str, command: str) -> dict:
     allowed = fields | set(FILE_KEYS.get(command, ()))
     unknown = sorted(set(values) - allowed)
     if unknown:
-        raise UserError(f"--config {path!r}: unknown key {unknown[0]!r}; allowed: "
+        raise UserError(f"{source}: unknown key {unknown[0]!r}; allowed: "
                         f"{', '.join(sorted(allowed))}")
     out = dict(values)
     for key, value in values.items():
@@ -234,7 +252,7 @@ def read_config_file(path: str, command: str) -> dict:
             allowed = None if isinstance(value, int) and not isinstance(value, bool) \
                 else "an integer"
         if allowed:
-            raise UserError(f"--config {path!r}: {key} = {json.dumps(value)} is invalid; "
+            raise UserError(f"{source}: {key} = {json.dumps(value)} is invalid; "
                             f"allowed: {allowed}")
         if key in _LIST_KEYS:  # one value or a list, as the flag would spell it
             out[key] = ",".join(map(str, value if isinstance(value, list) else [value]))

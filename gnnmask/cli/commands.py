@@ -41,6 +41,7 @@ from gnnmask.methods import METHODS, get_method_class
 from gnnmask.metrics import METRICS, evaluate_model, holdout_classes
 from gnnmask.metrics.evaluation import EVALUATIONS
 from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS
+from gnnmask.presets import PRESETS
 from gnnmask.train import read_json, resolve_config
 from gnnmask.train.config import evaluation_names, flag
 from gnnmask.train.distributed import is_main_process
@@ -165,6 +166,11 @@ def cmd_methods(args) -> int:
             print(f"    defaults: {defaults}")
         for key, text in cls.options.items():
             print(f"    --extra {key}=...: {text}")
+        for preset in PRESETS.values():
+            if preset.settings.get("method") == name:
+                print(f"    --preset {preset.name}: {preset.paper or preset.text}")
+                if preset.differs:
+                    print(f"        differs: {preset.differs}")
     return 0
 
 
@@ -190,6 +196,7 @@ def _registries() -> dict[str, dict[str, str]]:
         "metrics": METRICS.describe(),
         "evaluations": EVALUATIONS.describe(),
         "executors": EXECUTORS.describe(),
+        "presets": PRESETS.describe(),
     }
 
 
@@ -320,9 +327,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("list", help="every registered choice: methods, rules, models, ...")
     p.add_argument("kind", nargs="?", default=None,
-                   choices=["methods", "rules", "models", "weight-inits", "score-inits",
-                            "schedules", "distributions", "optimizers", "lr-schedules",
-                            "datasets", "metrics"])
+                   choices=list(_registries()))
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("evaluate", help="accuracy, calibration, robustness and OOD detection "

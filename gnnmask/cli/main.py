@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import gnnmask.cli.commands as commands
 import gnnmask.cli.experiments as experiments
 from gnnmask import __version__
-from gnnmask.cli.args import Parser, add_run_arguments, read_config_file
+from gnnmask.cli.args import Parser, add_run_arguments, preset_defaults, read_config_file
 from gnnmask.errors import UserError
 from gnnmask.train.runtime import configure_process
 
@@ -74,12 +74,17 @@ def _setup_logging(args) -> None:
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse ``argv``; with ``--config FILE``, the file's values become the
-    defaults of the sub-command and the command line overrides them."""
+    """Parse ``argv``; with ``--preset NAME`` and/or ``--config FILE``, their
+    values become the defaults of the sub-command (the file's over the
+    preset's) and the command line overrides them."""
     parser, commands = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        commands[args.command].set_defaults(**read_config_file(args.config, args.command))
+    file = read_config_file(args.config, args.command) if getattr(args, "config", None) else {}
+    name = getattr(args, "preset", None) or file.get("preset")
+    if file or name:
+        preset = preset_defaults(name, args.command) if name else {}
+        extra = {**preset.get("config_extra", {}), **file.get("config_extra", {})}
+        commands[args.command].set_defaults(**{**preset, **file, "config_extra": extra})
         args = parser.parse_args(argv)
     return args
 

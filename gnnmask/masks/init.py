@@ -49,8 +49,9 @@ the mask is chosen:
                      weights by ``sqrt(2) A``.
 
 Scores (:data:`SCORE_INITS`): ``kaiming-uniform``, ``kaiming-normal`` (as
-above), ``uniform`` (``U(0, 1)``) and ``constant`` (all 1; note that ties are
-then broken by position, see :mod:`gnnmask.masks.select`).
+above), ``torch-default`` (``U(-b, b)``, ``b = 1/sqrt(fan_in)``, as
+``kaiming_uniform_(a=sqrt(5))``), ``uniform`` (``U(0, 1)``) and ``constant``
+(all 1; note that ties are then broken by position, see :mod:`gnnmask.masks.select`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ SPARSE_INITS = Registry("sparse init", {
 SCORE_INITS = Registry("score init", {
     "kaiming-uniform": "U(-b, b) with b = sqrt(6 / fan_in), as the weights.",
     "kaiming-normal": "N(0, 2 / fan_in), as the weights.",
+    "torch-default": "U(-b, b) with b = 1 / sqrt(fan_in): kaiming_uniform_(a=sqrt(5)), the "
+                     "score init of edge-popup's reference code (Ramanujan et al. 2020).",
     "uniform": "U(0, 1).",
     "constant": "All 1 (ties are then broken by position).",
 })
@@ -121,6 +124,9 @@ def draw(
         return t.uniform_(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator=gen)
     if init == "kaiming-normal":
         return t.normal_(0.0, std, generator=gen)
+    if init == "torch-default":  # torch.nn.init.kaiming_uniform_(t, a=sqrt(5))
+        bound = 1.0 / math.sqrt(fan_in(shape))
+        return t.uniform_(-bound, bound, generator=gen)
     if init in ("signed-constant", "scaled-signed-constant"):
         if init == "scaled-signed-constant":
             std = RELU_GAIN / math.sqrt(fan_in(shape) * (1.0 - sparsity))

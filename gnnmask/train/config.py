@@ -30,6 +30,7 @@ from gnnmask.metrics import METRICS
 from gnnmask.metrics.evaluation import EVALUATIONS
 from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS, get_model_class
 from gnnmask.models.deep import MAX_LAYERS, check_shape
+from gnnmask.presets import PRESETS, get_preset
 from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
 from gnnmask.train.tricks import check_tricks
 
@@ -130,6 +131,9 @@ class RunConfig:
                               "the final model: default (all but mad_gap), all, none or a "
                               "comma-separated list")
     # run
+    preset: str | None = _opt(None, "run", "start from a named recipe, e.g. ugt-paper (see "
+                              "`gnnmask list presets`); --config and flags override it; "
+                              "records name it", PRESETS)
     seed: int = _opt(0, "run", "random seed")
     amp: str = _opt("none", "run", "mixed precision (autocast) of the forward pass; parameters, "
                     "scores and optimiser state stay float32 (fp16 with loss scaling)",
@@ -194,6 +198,19 @@ def evaluation_names(text: str) -> list[str]:
 def flag(name: str) -> str:
     """The command-line spelling of a field: ``schedule_end`` -> ``--schedule-end``."""
     return "--" + name.replace("_", "-")
+
+
+def preset_config(name: str, **changes) -> RunConfig:
+    """The :class:`RunConfig` of preset ``name`` (see :mod:`gnnmask.presets`),
+    with ``changes`` (RunConfig fields; an ``extra`` dict adds to and
+    overrides the preset's options) applied on top."""
+    preset = get_preset(name)
+    settings = dict(preset.settings)
+    extra = {**settings.pop("extra", {}), **changes.pop("extra", {})}
+    unknown = sorted((set(settings) | set(changes)) - set(_FIELDS))
+    if unknown:
+        raise UserError(f"unknown setting {unknown[0]!r}; allowed: {', '.join(_FIELDS)}")
+    return RunConfig(**{**settings, **changes, "extra": extra, "preset": preset.name})
 
 
 def resolve_config(config: RunConfig, data=None) -> RunConfig:

@@ -30,6 +30,16 @@ def test_weight_init_distributions():
     assert torch.equal(draw("constant", (3,), gen), torch.ones(3))
 
 
+def test_torch_default_scores_are_kaiming_uniform_with_a_sqrt5():
+    shape = (200, 300)
+    s = draw("torch-default", shape, generator(0))
+    ref = torch.nn.init.kaiming_uniform_(torch.empty(shape), a=math.sqrt(5),
+                                         generator=generator(0))
+    assert torch.equal(s, ref)  # the same distribution and the same draws
+    assert s.abs().max() <= 1 / math.sqrt(300) < draw("kaiming-uniform", shape,
+                                                       generator(0)).abs().max()
+
+
 def test_inits_deterministic_under_seed_and_independent_of_global_rng(stack):
     def weights(seed, score_init="kaiming-uniform"):
         model = stack()
