@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import gnnmask.cli.commands as commands
 import gnnmask.cli.experiments as experiments
+import gnnmask.cli.reproduce as reproduce
 from gnnmask import __version__
 from gnnmask.cli.args import Parser, add_run_arguments, preset_defaults, read_config_file
 from gnnmask.errors import UserError
@@ -40,6 +41,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     commands.add_parsers(sub)
     experiments.add_parsers(sub)
+    reproduce.add_parsers(sub)
     return parser, dict(sub.choices)
 
 

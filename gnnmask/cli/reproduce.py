@@ -1,0 +1,142 @@
+"""``gnnmask reproduce``: published results, rerun and compared.
+
+``list`` shows every entry with its stored measurement (``--json``: one object
+per line), ``run`` trains entries resumably (ordinary run records under
+``--out``) and stores each one's compact result in ``--results``, ``report``
+renders the stored results as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from gnnmask.atomic import write_atomic
+from gnnmask.cli.args import show_progress
+from gnnmask.errors import UserError
+from gnnmask.experiments.runs import run_seeds
+from gnnmask.reproduce import ENTRIES, entry_config, load_result, status, write_result
+
+log = logging.getLogger("gnnmask")
+
+#: Where the repository keeps the measured results.
+RESULTS = "docs/results/reproduce"
+
+
+def _row(entry, results: str) -> dict:
+    return {"name": entry.name, "paper": entry.paper, "citation": entry.citation,
+            "where": entry.where, "dataset": entry.settings.get("dataset"),
+            "model": entry.settings.get("model", "gcn"),
+            "layers": entry.settings.get("layers", 2),
+            "method": entry.settings.get("method", "dense"),
+            "sparsity": entry.settings.get("sparsity"), "preset": entry.preset,
+            "metric": entry.metric, "published": entry.published,
+            "tolerance": entry.tolerance, "tolerance_source": entry.tolerance_source,
+            "cost_min": entry.cost_min, **status(entry, load_result(entry, results)),
+            "note": entry.note}
+
+
+def cmd_list(args) -> int:
+    for entry in ENTRIES.values():
+        row = _row(entry, args.results)
+        if args.json:
+            print(json.dumps(row))
+            continue
+        measured = "not run" if row["measured"] is None else \
+            f"{row['measured']:.3f} +- {row['std']:.3f} ({row['seeds']} seeds), {row['status']}"
+        print(f"{entry.name}: {entry.summary()} gnnmask: {measured}")
+    return 0
+
+
+def _selected(args) -> list:
+    if args.all and args.names:
+        raise UserError("give entry names or --all, not both")
+    if not args.all and not args.names:
+        raise UserError(f"reproduce run needs entry names or --all; allowed: "
+                        f"{', '.join(ENTRIES)}")
+    unknown = [n for n in args.names if n not in ENTRIES]
+    if unknown:
+        raise UserError(f"unknown reproduce entry {unknown[0]!r}; allowed: {', '.join(ENTRIES)}")
+    entries = list(ENTRIES.values()) if args.all else [ENTRIES[n] for n in args.names]
+    if args.max_cost is not None:
+        entries = [e for e in entries if e.cost_min <= args.max_cost]
+    return entries
+
+
+def cmd_run(args) -> int:
+    entries = _selected(args)
+    changes = {"data_root": args.data_root} if args.data_root else {}
+    if args.epochs is not None:  # a smoke run: not stored as a result
+        changes["epochs"] = args.epochs
+    configs = [(e, entry_config(e, **changes)) for e in entries]  # all checked first
+    out = Path(args.out)
+    for entry, config in configs:
+        summary = run_seeds(config, list(entry.seeds), out / entry.name,
+                            progress=show_progress(args), log_every=None)
+        records = [json.loads((out / entry.name / f"seed_{s}.json").read_text())
+                   for s in entry.seeds]
+        if args.epochs is None:
+            path = write_result(entry, records, args.results)
+            s = status(entry, load_result(entry, args.results))
+            log.info("%s: %.4f +- %.4f against %.3f: %s (%s)", entry.name, s["measured"],
+                     s["std"], entry.published, s["status"], path)
+        else:
+            log.info("%s: smoke run of %d epochs, test %.4f (not stored)", entry.name,
+                     args.epochs, summary["test_acc"])
+    return 0
+
+
+def report_markdown(results: str) -> str:
+    """The stored results as a Markdown table."""
+    lines = ["| entry | paper | where | published | gnnmask mean +- std (seeds) | "
+             "within tolerance | command |", "|---|---|---|---|---|---|---|"]
+    for entry in ENTRIES.values():
+        r = _row(entry, results)
+        measured = "not run" if r["measured"] is None else \
+            f"{r['measured']:.3f} +- {r['std']:.3f} ({r['seeds']})"
+        within = {"reproduced": "yes", "missed": "no", "not run": "-"}[r["status"]]
+        lines.append(f"| {entry.name} | {entry.paper} | {entry.where} | "
+                     f"{entry.published:.3f} +- {entry.tolerance:.3f} | {measured} | {within} | "
+                     f"`gnnmask reproduce run {entry.name}` |")
+    notes = [f"- **{e.name}**: {e.note}" for e in ENTRIES.values() if e.note]
+    return "\n".join(["# Published results reproduced by gnnmask", "",
+                      "Tolerance: the paper's reported std, else 1.5 points; set before "
+                      "measuring.", "", *lines, "", "## Recipe notes", "", *notes, ""])
+
+
+def cmd_report(args) -> int:
+    text = report_markdown(args.results)
+    if args.out:
+        write_atomic(args.out, text.encode())
+        log.info("wrote %s", args.out)
+    else:
+        print(text)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("reproduce", help="published results: list, run, report")
+    rsub = p.add_subparsers(dest="action", required=True)
+    for name, func, text in (("list", cmd_list, "every entry and its stored measurement"),
+                             ("run", cmd_run, "train entries resumably and store results"),
+                             ("report", cmd_report, "the stored results as Markdown")):
+        q = rsub.add_parser(name, help=text)
+        q.add_argument("--results", default=RESULTS,
+                       help=f"folder of the stored results (default: {RESULTS})")
+        q.set_defaults(func=func, command="reproduce")
+        if name == "list":
+            q.add_argument("--json", action="store_true", help="one JSON object per line")
+        if name == "run":
+            q.add_argument("names", nargs="*", help="entry names (see reproduce list)")
+            q.add_argument("--all", action="store_true", help="every entry")
+            q.add_argument("--max-cost", type=float, default=None, metavar="MIN",
+                           help="only entries estimated at most MIN CPU minutes")
+            q.add_argument("--out", default="runs/reproduce",
+                           help="folder of the run records (default: runs/reproduce)")
+            q.add_argument("--data-root", default=None, help="data root of the real datasets")
+            q.add_argument("--epochs", type=int, default=None,
+                           help="a smoke run of this many epochs (its result is not stored)")
+            q.add_argument("--quiet", action="store_true", help="no progress output")
+        if name == "report":
+            q.add_argument("--out", default=None, help="write the Markdown here")

@@ -1,0 +1,184 @@
+"""Published results and gnnmask's measured value for each: ``gnnmask reproduce``.
+
+An :class:`Entry` names one published number (paper, table or figure,
+dataset, model, depth, method, sparsity, value and tolerance) and the run
+settings that reproduce it (a preset and changes on top). Entries are tables
+of ``entries.toml`` in this folder and register in :data:`ENTRIES` when the
+package is imported. Tolerances come from the paper's reported spread (its
+standard deviation over seeds or splits) or are 1.5 points where it gives none;
+they are set before measuring, never after.
+
+A measured entry is compact data (:func:`result_of`): the resolved config,
+versions, seeds and each seed's final metrics, with no per-epoch history,
+stored as ``<name>.json`` in a results folder (the repository's is
+``docs/results/reproduce``) so measurements accumulate and
+:func:`~gnnmask.reproduce.table.report_markdown` renders them anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gnnmask.errors import UserError
+from gnnmask.registry import Registry
+from gnnmask.train import write_json_atomic
+from gnnmask.train.config import RunConfig, preset_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+__all__ = ["ENTRIES", "Entry", "entry_config", "load_result", "result_of", "status"]
+
+#: Tolerance where a paper reports no spread: 1.5 points.
+DEFAULT_TOLERANCE = 0.015
+
+#: Format of a stored result (bumped when its fields change meaning).
+RESULT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One published result and how gnnmask reruns it.
+
+    Attributes:
+        name: registry key (``gnnmask reproduce run NAME``).
+        paper: short citation, e.g. ``"Kipf & Welling 2017"``.
+        citation: full citation.
+        where: the table or figure, e.g. ``"Table 2"``; ``"Figure 3 (read off
+            the figure)"`` where the value was read from a plot.
+        published: the published value (a fraction, e.g. 0.815).
+        tolerance: how far gnnmask's mean may be from ``published`` and still
+            count as reproduced (the paper's spread, else
+            :data:`DEFAULT_TOLERANCE`).
+        tolerance_source: where the tolerance comes from.
+        metric: the record field compared (default ``test_acc``).
+        preset: the preset the run starts from, if any.
+        settings: RunConfig changes on top of the preset (``extra`` merges).
+        seeds: the seeds run.
+        cost_min: estimated CPU minutes of all seeds on one thread.
+        note: what differs from the paper's protocol, if anything.
+    """
+
+    name: str
+    paper: str
+    citation: str
+    where: str
+    published: float
+    tolerance: float
+    tolerance_source: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    metric: str = "test_acc"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    cost_min: float = 1.0
+    note: str = ""
+
+    def summary(self) -> str:
+        s = self.settings
+        return (f"{self.paper} {self.where}: {s.get('dataset')} {s.get('model', 'gcn')} "
+                f"{s.get('layers', 2)} layers, {s.get('method', 'dense')}, published "
+                f"{self.published:.3f}.")
+
+
+def _load() -> Registry:
+    registry = Registry("reproduce entry")
+    tables = tomllib.loads(resources.files(__name__).joinpath("entries.toml").read_text())
+    papers = tables.pop("papers")
+    for name, t in tables.items():
+        t = dict(t)
+        ref = papers[t.pop("paper")]
+        spread = t.pop("std", None)
+        tolerance = t.pop("tolerance", None)
+        if tolerance is None:
+            tolerance, source = (spread, "the paper's reported std") if spread else \
+                (DEFAULT_TOLERANCE, "1.5 points (no spread reported)")
+        else:
+            source = t.pop("tolerance_source")
+        registry.register(Entry(
+            name=name, paper=ref["short"], citation=ref["citation"], where=t.pop("where"),
+            published=t.pop("published"), tolerance=tolerance, tolerance_source=source,
+            preset=t.pop("preset", None), metric=t.pop("metric", "test_acc"),
+            seeds=tuple(t.pop("seeds", (0, 1, 2))), cost_min=t.pop("cost_min", 1.0),
+            note=t.pop("note", ""), settings=t), name=name)
+    return registry
+
+
+#: Every registered published result, by name.
+ENTRIES: Registry = _load()
+
+
+def entry_config(entry: Entry, **changes) -> RunConfig:
+    """The run configuration of ``entry`` (``changes`` on top, e.g. ``epochs``
+    for a smoke run or ``data_root``)."""
+    settings = {**entry.settings, **changes}
+    if entry.preset:
+        extra = {**entry.settings.get("extra", {}), **changes.get("extra", {})}
+        return preset_config(entry.preset, **{**settings, "extra": extra})
+    return RunConfig(**settings)
+
+
+def result_of(entry: Entry, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The compact result of ``entry`` from its seed records: resolved config
+    (without the seed), versions, and each seed's final metrics."""
+    first = records[0]
+    config = {k: v for k, v in first["config"].items() if k not in ("seed", "data_root")}
+    per_seed = []
+    for r in sorted(records, key=lambda r: r["seed"]):
+        row = {"seed": r["seed"], "status": r.get("status", "finished")}
+        for key in ("test_acc", "val_acc", "train_acc", "best_epoch", "nonzero_params",
+                    "epoch_time_s", "total_time_s"):
+            row[key] = r.get(key)
+        if "achieved_sparsity" in r.get("method", {}):
+            row["achieved_sparsity"] = r["method"]["achieved_sparsity"]
+        if entry.metric not in row:
+            row[entry.metric] = r.get(entry.metric)
+        per_seed.append(row)
+    return {"format": RESULT_FORMAT, "entry": entry.name, "metric": entry.metric,
+            "published": entry.published, "tolerance": entry.tolerance, "config": config,
+            "method_options": first.get("method_options", {}),
+            "versions": first.get("versions", {}), "device": first.get("device"),
+            "seeds": per_seed}
+
+
+def write_result(entry: Entry, records: list[dict[str, Any]], folder: str | Path) -> Path:
+    path = Path(folder) / f"{entry.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, result_of(entry, records))
+    return path
+
+
+def load_result(entry: Entry, folder: str | Path) -> dict[str, Any] | None:
+    """The stored result of ``entry`` in ``folder``, or ``None``."""
+    path = Path(folder) / f"{entry.name}.json"
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except ValueError:
+        raise UserError(f"result {str(path)!r} is not valid JSON; allowed: a file written by "
+                        "`gnnmask reproduce run` (delete it to re-measure)") from None
+    return result if result.get("format") == RESULT_FORMAT else None
+
+
+def status(entry: Entry, result: dict[str, Any] | None) -> dict[str, Any]:
+    """``{measured, std, seeds, status}``: the mean and sample std of the
+    finished seeds' metric and ``reproduced`` (mean within the tolerance),
+    ``missed`` or ``not run``."""
+    values = [] if result is None else [
+        s[entry.metric] for s in result["seeds"]
+        if s.get("status") == "finished" and isinstance(s.get(entry.metric), (int, float))]
+    if not values:
+        return {"measured": None, "std": None, "seeds": 0, "status": "not run"}
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    ok = abs(mean - entry.published) <= entry.tolerance + 1e-12
+    return {"measured": mean, "std": std, "seeds": len(values),
+            "status": "reproduced" if ok else "missed"}

@@ -1,0 +1,92 @@
+"""The reproduce registry: entries load and run, results are compact data, status is honest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gnnmask.reproduce import (
+    DEFAULT_TOLERANCE,
+    ENTRIES,
+    entry_config,
+    load_result,
+    status,
+    write_result,
+)
+from gnnmask.train import train
+from gnnmask.train.config import resolve_config
+
+
+def test_entries_name_their_paper_value_and_tolerance():
+    assert len(ENTRIES) >= 14
+    for name, e in ENTRIES.items():
+        assert e.name == name and e.citation and e.where
+        assert 0 < e.published < 1 and 0 < e.tolerance <= DEFAULT_TOLERANCE
+        assert e.cost_min > 0 and len(e.seeds) == 3
+        resolve_config(entry_config(e))  # every recipe is a valid configuration
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_every_entry_runs_two_epochs_on_the_embedded_graph(name):
+    # No entry can rot: its recipe trains (on the generated graph, 2 epochs).
+    config = entry_config(ENTRIES[name], dataset="csbm", epochs=2, layer_metrics="none")
+    record = train(config.replace(patience=0))
+    assert record["status"] == "finished" and record["epochs_run"] == 2
+
+
+def fake_records(entry, accs, status_="finished"):
+    config = resolve_config(entry_config(entry)).to_dict()
+    return [{"config": {**config, "seed": s}, "seed": s, "test_acc": a, "val_acc": a,
+             "train_acc": 1.0, "best_epoch": 3, "nonzero_params": 10, "epoch_time_s": 0.01,
+             "total_time_s": 1.0, "status": status_, "versions": {"torch": "x"},
+             "history": [{"epoch": 0}]} for s, a in zip(entry.seeds, accs)]
+
+
+def test_results_are_compact_and_status_compares_the_mean_with_the_tolerance(tmp_path):
+    e = ENTRIES["gcn-cora"]
+    assert status(e, load_result(e, tmp_path))["status"] == "not run"
+    inside = e.published - e.tolerance + 0.001
+    write_result(e, fake_records(e, [inside - 0.01, inside, inside + 0.01]), tmp_path)
+    result = load_result(e, tmp_path)
+    assert "history" not in json.dumps(result) and result["versions"] == {"torch": "x"}
+    assert [s["seed"] for s in result["seeds"]] == [0, 1, 2]
+    s = status(e, result)
+    assert s["status"] == "reproduced" and s["seeds"] == 3
+    assert s["measured"] == pytest.approx(inside) and s["std"] == pytest.approx(0.01)
+    write_result(e, fake_records(e, [e.published - e.tolerance - 0.002] * 3), tmp_path)
+    assert status(e, load_result(e, tmp_path))["status"] == "missed"
+    write_result(e, fake_records(e, [0.1] * 3, "diverged"), tmp_path)
+    assert status(e, load_result(e, tmp_path))["status"] == "not run"  # never averaged in
+
+
+def cli(*argv):
+    return subprocess.run([sys.executable, "-m", "gnnmask", "reproduce", *argv],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_lists_runs_and_reports(tmp_path):
+    rows = [json.loads(line) for line in cli("list", "--json", "--results",
+                                             str(tmp_path)).stdout.splitlines()]
+    assert len(rows) == len(ENTRIES)
+    for row in rows:
+        assert {"name", "paper", "published", "tolerance", "measured", "std", "seeds",
+                "status"} <= set(row) and row["status"] == "not run"
+    bad = cli("run", "nope")
+    assert bad.returncode == 2 and "unknown reproduce entry 'nope'; allowed: gcn-cora" in bad.stderr
+    assert cli("run").returncode == 2
+    report = cli("report", "--results", str(tmp_path))
+    assert "| gcn-cora | Kipf & Welling 2017 | Table 2 | 0.815 +- 0.015 | not run | - |" \
+        in report.stdout
+
+
+def test_a_smoke_run_trains_but_stores_no_result(tmp_path, data_root):
+    smoke = cli("run", "gcn-cora", "--epochs", "2", "--out", str(tmp_path / "runs"),
+                "--results", str(tmp_path / "results"), "--data-root", str(data_root))
+    assert smoke.returncode == 0, smoke.stderr
+    assert "smoke run of 2 epochs" in smoke.stdout
+    assert sorted(p.name for p in (tmp_path / "runs" / "gcn-cora").iterdir()) == [
+        "config.json", "seed_0.json", "seed_1.json", "seed_2.json", "summary.json"]
+    assert not (tmp_path / "results").exists()
