@@ -76,7 +76,8 @@ def test_datasets_lists_all_shared(capsys, data_root):
         (["train", "--method", "dense", "--sparsity", "0.9"],
          "--sparsity is not used by method 'dense'"),
         (["train", "--method", "ugt", "--extra", "mask_scal=none"],
-         "unknown --extra key 'mask_scal' for method 'ugt'; allowed: eval_sparsity, l0_lambda, mask_bias"),
+         "unknown --extra key 'mask_scal' for method 'ugt'; allowed: eval_sparsity, "
+         "l0_lambda, mask_bias"),
         (["train", "--method", "ugt", "--extra", "mask_scale=half"],
          "--extra mask_scale='half' is invalid for method 'ugt'; allowed: auto, none, keep"),
         (["train", "--method", "dense", "--save-ticket", "t.ticket"],
