@@ -25,15 +25,15 @@ sweep() {  # sweep NAME DATASET ARGS...
 for ds in cora citeseer; do
   if [ "$what" = all ] || [ "$what" = "$ds" ]; then
     sweep erk "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
-      --methods dense,random,set,rigl,ugt --density-dist erk
+      --methods dense,random,set-rigl,rigl,ugt --density-dist erk
     sweep uniform "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
-      --methods set,rigl --density-dist uniform
+      --methods set-rigl,rigl --density-dist uniform
     sweep tost "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
-      --methods random,set,rigl --density-dist erk $TOST
+      --methods random,set-rigl,rigl --density-dist erk $TOST
     sweep tost-no-rescale "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
-      --methods random,set,rigl --density-dist erk --ghost-soft 100 --label-smoothing 0.1
+      --methods random,set-rigl,rigl --density-dist erk --ghost-soft 100 --label-smoothing 0.1
     sweep itop "$ds" --depths 2 --seeds 0,1,2 --sparsities 0.9,0.98 \
-      --methods set,rigl --density-dist erk --itop true
+      --methods set-rigl,rigl --density-dist erk --itop true
   fi
 done
 if [ "$what" = all ] || [ "$what" = depth ]; then

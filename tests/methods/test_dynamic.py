@@ -28,7 +28,7 @@ def small(**kw):
     return RunConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("method", ["set", "rigl"])
+@pytest.mark.parametrize("method", ["set-rigl", "rigl"])
 def test_sparsity_is_exact_after_every_update_and_r_s_is_the_union(csbm, method):
     config = resolve_config(small(method=method, sparsity=0.8,
                                   extra={"update_interval": 3, "update_end": 1.0}))
@@ -92,12 +92,12 @@ def test_rigl_grows_the_largest_dense_gradients_by_hand():
     assert kept_values == list(map(float, range(3, 13)))
 
 
-def test_set_regrows_uniformly_over_inactive_entries():
+def test_set_rigl_regrows_uniformly_over_inactive_entries():
     """Chi-square test of the positions SET's regrowth picks (fixed seed)."""
     from gnnmask.masks import update_masks
     from gnnmask.methods import get_method_class
 
-    strategy = get_method_class("set")(resolve_config(small(method="set")))
+    strategy = get_method_class("set-rigl")(resolve_config(small(method="set-rigl")))
     lin = sparsify(nn.Linear(10, 10, bias=False), sparsity=0.5, seed=0)
     group = get_mask_group(lin)
     w = lin.parametrizations.weight.original
@@ -220,7 +220,7 @@ def test_gradient_flow_is_recorded_and_matches_autograd(csbm):
     assert "convs.0.lin.weight" in flow["per_layer"]
 
 
-@pytest.mark.parametrize("method", ["set", "rigl"])
+@pytest.mark.parametrize("method", ["set-rigl", "rigl"])
 def test_update_schedule_counts_the_steps_this_process_takes(csbm, method):
     # under --distributed with mini-batches each rank iterates its own share of
     # the training nodes: the engine says how many steps that is (Context)
@@ -232,3 +232,59 @@ def test_update_schedule_counts_the_steps_this_process_takes(csbm, method):
     _, rank = build(config, csbm, Context(steps_per_epoch=3, world_size=2))
     assert alone.total_steps == 4 * -(-int(csbm.train_mask.sum()) // 10)
     assert rank.total_steps == 4 * 3
+
+
+def test_mocanus_set_drops_each_sign_closest_to_zero_and_regrows_random_values():
+    from gnnmask.methods.dynamic import signed_topology_update
+
+    lin = sparsify(nn.Linear(10, 10, bias=False), sparsity=0.5, seed=0)
+    group = get_mask_group(lin)
+    w = lin.parametrizations.weight.original
+    start = group.masks()["weight"].clone()
+    values = torch.arange(1.0, 101.0).view(10, 10)
+    values[::2] *= -1  # both signs among the active weights
+    with torch.no_grad():
+        w.copy_(values * start)
+    active = w.detach()[start]
+    pos, neg = active[active > 0], active[active < 0]
+    n_pos, n_neg = int(0.3 * pos.numel()), int(0.3 * neg.numel())
+    changed = signed_topology_update(lin, 0.3, generator(0))
+    new = group.masks()["weight"]
+    assert int(new.sum()) == int(start.sum()) and changed["weight"] == n_pos + n_neg
+    kept = w.detach()[new & start & (w.detach() == values)]  # untouched survivors
+    # the dropped ones are exactly the n_pos smallest positives and n_neg negatives
+    # nearest zero; every survivor of each sign is farther from zero than they were
+    assert sorted(kept[kept > 0].tolist()) == sorted(pos.tolist())[n_pos:]
+    assert sorted(kept[kept < 0].tolist()) == sorted(neg.tolist())[:neg.numel() - n_neg]
+    grown = w.detach()[new & ~start]
+    assert grown.numel() > 0 and (grown != 0).all()  # random values, not zeros
+    assert grown.abs().max() < 4 * math.sqrt(2 / 10) * 3  # from N(0, 2 / fan_in)
+    assert (w.detach()[~new] == 0).all()
+
+
+def test_mocanus_set_updates_after_every_epoch_but_the_last_at_a_constant_zeta(csbm):
+    config = resolve_config(small(method="set", sparsity=0.8, epochs=6))
+    record = train(config, data=csbm)
+    updates = record["method"]["updates"]
+    assert [u["step"] for u in updates] == [1, 2, 3, 4, 5]
+    assert {u["fraction"] for u in updates} == {0.3} and record["method"]["zeta"] == 0.3
+    assert record["method"]["achieved_sparsity"] == pytest.approx(0.8, abs=0.01)
+    batched = resolve_config(small(method="set", epochs=3, batch_size=40))
+    _, strategy = build(batched, csbm)
+    steps = -(-int(csbm.train_mask.sum()) // 40)
+    assert strategy.interval == steps and strategy.total_steps == 3 * steps
+    assert [s for s in range(1, 3 * steps + 1) if strategy.updates_at(s)] == [steps, 2 * steps]
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(extra={"drop_fraction": 0.5}), "unknown --extra key 'drop_fraction' for method "
+                                         "'set'; allowed: zeta"),
+    (dict(itop=True), "--itop is not used by method 'set'"),
+    (dict(extra={"zeta": 1.0}), "--extra zeta=1.0 is invalid for method 'set'; allowed: a "
+                                "fraction 0 < x < 1"),
+])
+def test_mocanus_set_refuses_the_rigl_schedule_options(kw, match):
+    from gnnmask.errors import UserError
+
+    with pytest.raises(UserError, match=match):
+        resolve_config(small(method="set", **kw))
