@@ -30,7 +30,8 @@ def _row(entry, results: str) -> dict:
             "model": entry.settings.get("model", "gcn"),
             "layers": entry.settings.get("layers", 2),
             "method": entry.settings.get("method", "dense"),
-            "sparsity": entry.settings.get("sparsity"), "preset": entry.preset,
+            "sparsity": entry.at_sparsity if entry.at_sparsity is not None
+            else entry.settings.get("sparsity"), "preset": entry.preset,
             "metric": entry.metric, "published": entry.published,
             "tolerance": entry.tolerance, "tolerance_source": entry.tolerance_source,
             "cost_min": entry.cost_min, **status(entry, load_result(entry, results)),
@@ -72,9 +73,9 @@ def cmd_run(args) -> int:
     configs = [(e, entry_config(e, **changes)) for e in entries]  # all checked first
     out = Path(args.out)
     for entry, config in configs:
-        summary = run_seeds(config, list(entry.seeds), out / entry.name,
+        summary = run_seeds(config, list(entry.seeds), out / entry.folder,
                             progress=show_progress(args), log_every=None)
-        records = [json.loads((out / entry.name / f"seed_{s}.json").read_text())
+        records = [json.loads((out / entry.folder / f"seed_{s}.json").read_text())
                    for s in entry.seeds]
         if args.epochs is None:
             path = write_result(entry, records, args.results)

@@ -51,17 +51,25 @@ from gnnmask.methods.base import Option, Phase, features, register_method
 from gnnmask.methods.sparse import SparseMethod
 from gnnmask.models.deep import edge_weight_models
 
+#: How close (in sparsity) a round's level may fall short of a mark and still
+#: count as reaching it: far below one weight of any model, far above rounding.
+_LEVEL_EPS = 1e-9
+
 
 def pruning_levels(target: float, rate: float, stops=()) -> list[float]:
     """Sparsities after each round: a round removes ``rate`` of what remains,
-    but stops at the next of ``stops`` (or ``target``) if it would pass it."""
+    but stops at the next of ``stops`` (or ``target``) if it would pass it,
+    or reach it up to rounding (``1 - 0.8^4`` computed is ``0.5903999...``:
+    a target of 0.5904 is four rounds of 20%, not five)."""
     marks = sorted({float(s) for s in stops if 0.0 < s < target} | {float(target)})
     levels, s = [], 0.0
     while marks and s < target:
         mark = next(m for m in marks if m > s)
-        s = min(1.0 - (1.0 - s) * (1.0 - rate), mark)
+        step = 1.0 - (1.0 - s) * (1.0 - rate)
+        s = mark if step >= mark - _LEVEL_EPS else step
         levels.append(s)
     return levels
+
 
 
 class _Rewinding(SparseMethod):

@@ -6,7 +6,8 @@ seed), as in the untrained GNN tickets paper's protocol (Huang et al., LoG
 
 :func:`expected_calibration_error`  ECE with equal-width confidence bins
     (Guo et al., ICML 2017): ``sum_b |B_b|/n |acc(B_b) - conf(B_b)|``, 15
-    bins by default; :func:`reliability` gives the per-bin accuracy and
+    bins by default (the untrained-tickets code: 4, from 5 edges of
+    ``linspace(0, 1, 5)``); :func:`reliability` gives the per-bin accuracy and
     confidence for a reliability diagram.
 :func:`fit_temperature`  temperature scaling (Guo et al. 2017): the ``T > 0``
     minimising the negative log-likelihood of ``softmax(z / T)`` on held-out
@@ -26,7 +27,9 @@ seed), as in the untrained GNN tickets paper's protocol (Huang et al., LoG
     removed and as many random new node pairs connected (the edge count
     stays; ``E`` counts both directions; self-loops are kept).
 :func:`holdout_classes`  which classes an OOD experiment leaves out of
-    training: ``ceil(fraction * C)`` classes drawn from a seed.
+    training: ``ceil(fraction * C)`` classes drawn from a seed
+    (``rounding="floor"``: ``floor(fraction * C)``, as the untrained-tickets
+    code does; Cora with 0.4: 2 classes instead of 3).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import coalesce, to_undirected
 
+from gnnmask.errors import UserError
 from gnnmask.registry import Registry
 
 __all__ = ["BUDGETS", "EVALUATIONS", "auroc", "evaluate_model", "expected_calibration_error",
@@ -119,9 +123,15 @@ def ood_scores(logits: Tensor) -> Tensor:
     return -torch.softmax(logits, dim=-1).max(dim=-1).values
 
 
-def holdout_classes(num_classes: int, fraction: float, seed: int) -> list[int]:
-    """``ceil(fraction * num_classes)`` classes (at least 1, at most C-1), drawn from ``seed``."""
-    k = min(num_classes - 1, max(1, math.ceil(fraction * num_classes)))
+def holdout_classes(num_classes: int, fraction: float, seed: int,
+                    rounding: str = "ceil") -> list[int]:
+    """``ceil(fraction * num_classes)`` classes (``rounding="floor"``:
+    ``floor``, as the untrained-tickets code does; at least 1, at most C-1),
+    drawn from ``seed``."""
+    if rounding not in ("ceil", "floor"):
+        raise UserError(f"rounding {rounding!r} is invalid; allowed: ceil, floor")
+    count = math.ceil if rounding == "ceil" else math.floor
+    k = min(num_classes - 1, max(1, count(fraction * num_classes)))
     gen = torch.Generator().manual_seed(int(seed))
     return sorted(torch.randperm(num_classes, generator=gen)[:k].tolist())
 
@@ -167,7 +177,7 @@ def perturb_edges(edge_index: Tensor, num_nodes: int, budget: float, seed: int) 
 
 @torch.no_grad()
 def evaluate_model(forward: Callable, data, names: Sequence[str], seed: int = 0,
-                   budgets: Sequence[float] = BUDGETS) -> dict:
+                   budgets: Sequence[float] = BUDGETS, bins: int = 15) -> dict:
     """The evaluations ``names`` (of :data:`EVALUATIONS`) of a trained model.
 
     ``forward(data) -> logits`` runs the model (in eval mode) on a graph
@@ -175,7 +185,8 @@ def evaluate_model(forward: Callable, data, names: Sequence[str], seed: int = 0,
     Calibration and robustness use ``data.test_mask`` (the temperature of
     :func:`fit_temperature` is fitted on ``data.val_mask``); ``ood`` needs
     ``data.ood_mask`` (test nodes of classes held out of training) and scores
-    them against the in-distribution test nodes."""
+    them against the in-distribution test nodes. ``bins``: confidence bins
+    of the calibration error (recorded with it)."""
     out = forward(data)
     result: dict = {}
     test = data.test_mask
@@ -183,9 +194,10 @@ def evaluate_model(forward: Callable, data, names: Sequence[str], seed: int = 0,
         probs, y = torch.softmax(out[test], -1), data.y[test]
         t = fit_temperature(out[data.val_mask], data.y[data.val_mask])
         scaled = torch.softmax(out[test].double() / t, -1)
-        result["calibration"] = {"ece": expected_calibration_error(probs, y),
-                                 "bins": reliability(probs, y), "temperature": t,
-                                 "ece_scaled": expected_calibration_error(scaled, y)}
+        result["calibration"] = {"ece": expected_calibration_error(probs, y, bins),
+                                 "bins": reliability(probs, y, bins), "temperature": t,
+                                 "ece_scaled": expected_calibration_error(scaled, y, bins),
+                                 "num_bins": bins}
     if "ood" in names:
         nodes = test | data.ood_mask
         result["ood"] = {"auroc": auroc(ood_scores(out[nodes]), data.ood_mask[nodes]),

@@ -65,6 +65,11 @@ class Entry:
         seeds: the seeds run.
         cost_min: estimated CPU minutes of all seeds on one thread.
         note: what differs from the paper's protocol, if anything.
+        run: the folder of the run records (default: ``name``); entries
+            read off one run (the rounds of one pruning run) share it and
+            must then have the same settings.
+        at_sparsity: for iterative methods, the round compared: the one that
+            reached this weight sparsity (``None``: the run's final model).
     """
 
     name: str
@@ -80,17 +85,32 @@ class Entry:
     seeds: tuple[int, ...] = (0, 1, 2)
     cost_min: float = 1.0
     note: str = ""
+    run: str = ""
+    at_sparsity: float | None = None
+
+    @property
+    def folder(self) -> str:
+        """The run folder's name (under ``reproduce run --out``)."""
+        return self.run or self.name
 
     def summary(self) -> str:
         s = self.settings
         return (f"{self.paper} {self.where}: {s.get('dataset')} {s.get('model', 'gcn')} "
-                f"{s.get('layers', 2)} layers, {s.get('method', 'dense')}, published "
-                f"{self.published:.3f}.")
+                f"{s.get('layers', 2)} layers, {s.get('method', 'dense')}"
+                f"{self._sparsity_text()}, published {self.published:.3f}.")
+
+    def _sparsity_text(self) -> str:
+        sparsity = self.at_sparsity if self.at_sparsity is not None else \
+            self.settings.get("sparsity")
+        return "" if sparsity is None else f" at weight sparsity {sparsity:.4g}"
 
 
-def _load() -> Registry:
+def _load(text: str | None = None) -> Registry:
+    """The entries of ``text`` (default: the package's ``entries.toml``)."""
     registry = Registry("reproduce entry")
-    tables = tomllib.loads(resources.files(__name__).joinpath("entries.toml").read_text())
+    if text is None:
+        text = resources.files(__name__).joinpath("entries.toml").read_text()
+    tables = tomllib.loads(text)
     papers = tables.pop("papers")
     for name, t in tables.items():
         t = dict(t)
@@ -107,7 +127,15 @@ def _load() -> Registry:
             published=t.pop("published"), tolerance=tolerance, tolerance_source=source,
             preset=t.pop("preset", None), metric=t.pop("metric", "test_acc"),
             seeds=tuple(t.pop("seeds", (0, 1, 2))), cost_min=t.pop("cost_min", 1.0),
-            note=t.pop("note", ""), settings=t), name=name)
+            note=t.pop("note", ""), run=t.pop("run", ""),
+            at_sparsity=t.pop("at_sparsity", None), settings=t), name=name)
+    shared: dict[str, Entry] = {}
+    for entry in registry.values():
+        other = shared.setdefault(entry.folder, entry)
+        if (other.settings, other.preset, other.seeds) != \
+                (entry.settings, entry.preset, entry.seeds):
+            raise ValueError(f"reproduce entries {other.name!r} and {entry.name!r} share the "
+                             f"run {entry.folder!r} but not its settings")
     return registry
 
 
@@ -133,10 +161,16 @@ def result_of(entry: Entry, records: list[dict[str, Any]]) -> dict[str, Any]:
     per_seed = []
     for r in sorted(records, key=lambda r: r["seed"]):
         row = {"seed": r["seed"], "status": r.get("status", "finished")}
-        for key in ("test_acc", "val_acc", "train_acc", "best_epoch", "nonzero_params",
-                    "epoch_time_s", "total_time_s"):
+        source = r if entry.at_sparsity is None else _round_at(entry, r)
+        for key in ("test_acc", "val_acc", "train_acc", "best_epoch", "nonzero_params"):
+            row[key] = source.get(key)
+        for key in ("epoch_time_s", "total_time_s"):
             row[key] = r.get(key)
-        if "achieved_sparsity" in r.get("method", {}):
+        if entry.at_sparsity is not None:
+            row["round"] = source.get("round")
+            for key in ("achieved_sparsity", "edge_sparsity"):
+                row[key] = source.get(key)
+        elif "achieved_sparsity" in r.get("method", {}):
             row["achieved_sparsity"] = r["method"]["achieved_sparsity"]
         if entry.metric not in row:
             row[entry.metric] = r.get(entry.metric)
@@ -146,6 +180,17 @@ def result_of(entry: Entry, records: list[dict[str, Any]]) -> dict[str, Any]:
             "method_options": first.get("method_options", {}),
             "versions": first.get("versions", {}), "device": first.get("device"),
             "seeds": per_seed}
+
+
+def _round_at(entry: Entry, record: dict[str, Any]) -> dict[str, Any]:
+    """The round of ``record`` that reached ``entry.at_sparsity``."""
+    for rd in record.get("rounds") or []:
+        if abs(rd.get("sparsity", -1.0) - entry.at_sparsity) <= 1e-6:
+            return rd
+    reached = [round(rd.get("sparsity", -1.0), 6) for rd in record.get("rounds") or []]
+    raise UserError(f"reproduce entry {entry.name!r}: seed {record['seed']} has no round at "
+                    f"sparsity {entry.at_sparsity}; its rounds reached {reached} (add it to "
+                    "--extra stops)")
 
 
 def write_result(entry: Entry, records: list[dict[str, Any]], folder: str | Path) -> Path:

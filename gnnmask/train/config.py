@@ -127,6 +127,11 @@ class RunConfig:
     holdout_classes: float = _opt(0.0, "evaluation", "leave this fraction of the classes out "
                                   "of training and validation (out-of-distribution test nodes "
                                   "for the ood evaluation)")
+    holdout_rounding: str = _opt("ceil", "evaluation", "classes held out: ceil(F * C) or "
+                                 "floor(F * C) (the untrained-tickets code; at least 1 either "
+                                 "way)", lambda: ("ceil", "floor"))
+    calibration_bins: int = _opt(15, "evaluation", "equal-width confidence bins of the "
+                                 "calibration error (the untrained-tickets code: 4)")
     layer_metrics: str = _opt("default", "optimisation", "per-layer over-smoothing metrics of "
                               "the final model: default (all but mad_gap), all, none or a "
                               "comma-separated list")
@@ -339,6 +344,16 @@ def validate_config(c: RunConfig) -> None:
         raise UserError(f"--holdout-classes {c.holdout_classes!r} is out of range; allowed: "
                         "0 <= fraction < 1")
     wanted = evaluation_names(c.evaluations)
+    if isinstance(c.calibration_bins, bool) or not isinstance(c.calibration_bins, int) \
+            or c.calibration_bins < 1:
+        raise UserError(f"--calibration-bins {c.calibration_bins!r} is invalid; allowed: a "
+                        "positive integer")
+    if c.calibration_bins != 15 and "calibration" not in wanted:
+        raise UserError(f"--calibration-bins {c.calibration_bins} is not used without "
+                        "--evaluations calibration (or all)")
+    if c.holdout_rounding != "ceil" and not c.holdout_classes:
+        raise UserError(f"--holdout-rounding {c.holdout_rounding} is not used without "
+                        "--holdout-classes F")
     if "ood" in wanted and not c.holdout_classes:
         raise UserError("--evaluations ood needs --holdout-classes F (the classes left out of "
                         "training are the out-of-distribution test nodes)")

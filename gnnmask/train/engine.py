@@ -282,7 +282,8 @@ def _hold_out(config: RunConfig, data) -> list[int]:
     if not config.holdout_classes:
         return []
 
-    held = holdout_classes(int(data.num_classes), config.holdout_classes, config.seed)
+    held = holdout_classes(int(data.num_classes), config.holdout_classes, config.seed,
+                           rounding=config.holdout_rounding)
     out = torch.isin(data.y, torch.tensor(held, device=data.y.device))
     data.ood_mask = data.test_mask & out
     data.train_mask, data.val_mask = data.train_mask & ~out, data.val_mask & ~out
@@ -303,7 +304,7 @@ def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
             d.features = model_features(config, d.x)
         return model(*method.inputs(d))
 
-    return evaluate_model(forward, data, names, seed=config.seed)
+    return evaluate_model(forward, data, names, seed=config.seed, bins=config.calibration_bins)
 
 
 def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, loader,

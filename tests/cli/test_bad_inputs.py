@@ -400,6 +400,11 @@ def test_config_file_takes_a_single_seed(capsys, tmp_path):
      "--extra 'mask_scale' is given twice; allowed: each key once"),
     (["--data-root", "."], "--data-root '.' is not read by dataset 'csbm'"),
     (["--layers", "True"], "--layers"),
+    (["--calibration-bins", "4"], "--calibration-bins 4 is not used without --evaluations"),
+    (["--calibration-bins", "0", "--evaluations", "calibration"],
+     "--calibration-bins 0 is invalid; allowed: a positive integer"),
+    (["--holdout-rounding", "floor"], "--holdout-rounding floor is not used without"),
+    (["--holdout-rounding", "round", "--holdout-classes", "0.4"], "--holdout-rounding"),
 ])
 def test_refusals_leave_no_file(capsys, tmp_path, argv, fragment):
     for command in ("train", "sweep"):

@@ -130,6 +130,14 @@ def test_synflow_conserves_the_flow_across_layers(csbm):
     assert sums == pytest.approx([sums[0]] * 4, rel=1e-9)
 
 
+def test_pruning_levels_reach_a_geometric_target_in_its_own_rounds():
+    # 1 - 0.8^4 = 0.5904 and 1 - 0.8^9 = 0.865782272 (the UGS paper's Cora points)
+    # are four and nine rounds of 20%, not one more round that prunes no weight
+    assert pruning_levels(0.5904, 0.2) == pytest.approx([0.2, 0.36, 0.488, 0.5904])
+    assert len(pruning_levels(0.865782272, 0.2)) == 9
+    assert len(pruning_levels(0.9, 0.2, stops=[0.5904])) == 11
+
+
 def test_pruning_levels_stop_exactly():
     assert pruning_levels(0.9, 0.2)[-1] == 0.9
     assert len(pruning_levels(0.9, 0.2)) == 11  # 1 - 0.8^10 < 0.9 < 1 - 0.8^11

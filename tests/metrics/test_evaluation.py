@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch_geometric.utils import to_undirected
 
+from gnnmask.errors import UserError
 from gnnmask.metrics import (
     auroc,
     expected_calibration_error,
@@ -86,6 +87,26 @@ def test_holdout_classes_are_seeded_and_leave_some_in():
     assert len(holdout_classes(7, 0.4, 0)) == 3 and len(holdout_classes(2, 0.9, 0)) == 1
 
 
+def test_holdout_floor_is_the_untrained_tickets_count():
+    # Cora (7 classes) with 0.4: floor 2.8 = 2 classes there, ceil = 3 here
+    assert len(holdout_classes(7, 0.4, 0, rounding="floor")) == 2
+    assert len(holdout_classes(7, 0.1, 0, rounding="floor")) == 1  # at least one
+    assert set(holdout_classes(7, 0.4, 3, rounding="floor")) <= set(range(7))
+    with pytest.raises(UserError, match="rounding 'round' is invalid; allowed: ceil, floor"):
+        holdout_classes(7, 0.4, 0, rounding="round")
+
+
+def test_ece_with_the_untrained_tickets_four_bins_by_hand():
+    probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55], [0.6, 0.4]])
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    # bins [0.5, 0.75): confidences 0.7, 0.55, 0.6 with 1 of 3 correct;
+    # [0.75, 1]: 0.9 (correct) and 0.8 (wrong)
+    low = abs(1 / 3 - (0.7 + 0.55 + 0.6) / 3) * 3 / 5
+    high = abs(1 / 2 - (0.9 + 0.8) / 2) * 2 / 5
+    assert expected_calibration_error(probs, labels, bins=4) == pytest.approx(low + high)
+    assert [b["count"] for b in reliability(probs, labels, bins=4)] == [0, 0, 3, 2]
+
+
 def test_engine_holds_out_classes_and_records_evaluations():
     from gnnmask.data import load_dataset
     from gnnmask.train import RunConfig, train
@@ -100,3 +121,18 @@ def test_engine_holds_out_classes_and_records_evaluations():
     assert 0 <= ev["calibration"]["ece"] <= 1 and 0 <= ev["calibration"]["ece_scaled"] <= 1
     assert ev["calibration"]["temperature"] > 0
     assert len(ev["robustness"]["features"]) == 5
+    assert ev["calibration"]["num_bins"] == 15 and len(ev["calibration"]["bins"]) == 15
+
+
+def test_engine_uses_the_papers_evaluation_protocol_when_asked():
+    from gnnmask.data import load_dataset
+    from gnnmask.train import RunConfig, train
+
+    data = load_dataset("csbm", nodes=240, classes=4, features=12, seed=0)
+    rec = train(RunConfig(dataset="csbm", hidden=16, epochs=3, layer_metrics="none",
+                          evaluations="calibration,ood", holdout_classes=0.6,
+                          holdout_rounding="floor", calibration_bins=4), data=data)
+    assert len(rec["held_out_classes"]) == 2  # floor(2.4); ceil would hold out 3
+    assert rec["evaluation"]["calibration"]["num_bins"] == 4
+    assert len(rec["evaluation"]["calibration"]["bins"]) == 4
+    assert rec["config"]["calibration_bins"] == 4
