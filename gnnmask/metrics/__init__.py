@@ -9,7 +9,9 @@ device; computed on ``x``'s device), and where needed ``edge_index``
 :func:`mad_gap`             MAD over remote minus neighbouring pairs (same)
 :func:`dirichlet_energy`    plain (Rusch et al. 2023) / normalised (Cai & Wang 2020)
 :func:`smv`                 DAGNN's smoothness metric value (Liu et al., KDD 2020)
-:func:`group_distance_ratio` DGN's inter/intra-class distance ratio (Zhou et al. 2020)
+:func:`group_distance_ratio` DGN's inter/intra-class distance ratio (Zhou et al. 2020),
+    as PyG's code computes it (``form="paper"``: the paper's equation; metric
+    ``group_distance_ratio_paper``)
 :func:`effective_rank`      Roy & Vetterli 2007
 :func:`numerical_rank`      singular values above a tolerance
 :func:`mean_norm`           the representations' scale, mean row norm

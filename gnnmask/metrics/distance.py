@@ -309,9 +309,9 @@ def _class_sources(cls: Tensor, num_classes: int, exact: bool | None, num_sample
     return torch.cat(picks).sort().values.to(cls.device), False
 
 
-def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool | None = None,
-                         num_samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                         chunk_size: int = DEFAULT_CHUNK) -> float:
+def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, form: str = "pyg",
+                         exact: bool | None = None, num_samples: int = DEFAULT_SAMPLES,
+                         seed: int = 0, chunk_size: int = DEFAULT_CHUNK) -> float:
     r"""Group distance ratio: mean inter-class over mean intra-class distance.
 
     Zhou et al., "Towards Deeper Graph Neural Networks with Differentiable
@@ -328,6 +328,16 @@ def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool
     the numerator pairs each class with *all other nodes* (class-size
     weighted), not class by class as the docstring formula of PyG suggests; the
     intra-class mean includes the zero self pairs (``|X_c|^2`` pairs).
+
+    ``form="paper"`` is the paper's Eq. (the formula of PyG's docstring): the
+    numerator averages the class-pair means instead,
+
+    .. math::
+        \frac{1}{(C-1)^2} \sum_{c \ne d} \frac{1}{|X_c|\,|X_d|}
+        \sum_{u \in X_c} \sum_{v \in X_d} \|x_u - x_v\|_2
+
+    (the two agree for two classes). Records name the form by the metric:
+    ``group_distance_ratio`` (PyG's code) or ``group_distance_ratio_paper``.
 
     Conventions: ``C`` counts the classes *present* in ``y`` (PyG uses
     ``y.max() + 1`` and fails on empty classes; the values agree whenever PyG's
@@ -346,6 +356,8 @@ def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool
     estimate with ``O(1 / samples)`` bias.
     """
     x = check_x(x)
+    if form not in ("pyg", "paper"):
+        raise UserError(f"group_distance_ratio form {form!r} is invalid; allowed: pyg, paper")
     check_positive("num_samples", num_samples)
     check_positive("chunk_size", chunk_size)
     n, dev = x.shape[0], x.device
@@ -362,8 +374,8 @@ def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool
     left = torch.cat([x64, sq, ones], 1)  # left_u . right_v = ||x_u - x_v||^2
     right = torch.cat([-2.0 * x64, ones, sq], 1)
     src, _ = _class_sources(cls, num_classes, exact, num_samples, seed)
-    intra = torch.zeros(num_classes, dtype=torch.float64, device=dev)
-    inter = torch.zeros_like(intra)
+    # pair[c, d]: summed distances from the picked nodes of class c to class d
+    pair = torch.zeros(num_classes, num_classes, dtype=torch.float64, device=dev)
     member = one_hot(cls, num_classes).double() if num_classes <= 64 else None
     rows, cols = tile_shape(len(src), n, chunk_size)
     for rs in spans(len(src), rows):
@@ -376,12 +388,14 @@ def group_distance_ratio(x: Tensor, y: Tensor, eps: float = 1e-5, *, exact: bool
                 by_class += dist @ member[cs]
             else:
                 by_class.index_add_(1, cls[cs], dist)
-        own = by_class.gather(1, cls[s, None]).view(-1)
-        intra.index_add_(0, cls[s], own)
-        inter.index_add_(0, cls[s], by_class.sum(1) - own)
+        pair.index_add_(0, cls[s], by_class)
     picked = torch.bincount(cls[src], minlength=num_classes).double()
-    intra = intra / picked / size
-    inter = inter / picked / (n - size)
+    own = pair.diagonal()
+    intra = own / picked / size
+    if form == "pyg":  # each class against all other nodes
+        inter = (pair.sum(1) - own) / picked / (n - size)
+    else:  # each ordered pair of distinct classes
+        inter = (pair / picked[:, None] / size[None, :]).fill_diagonal_(0.0).sum(1)
     numerator = inter.sum() / (num_classes - 1) ** 2
     denominator = intra.sum() / num_classes
     return float(numerator / (denominator + eps))

@@ -66,6 +66,11 @@ METRICS: Registry = Registry("metric", {
                                        "Laplacian, tr(X^T L~ X) (Cai & Wang 2020)."),
     "smv": Metric(smv, "SMV"),
     "group_distance_ratio": Metric(group_distance_ratio, "group distance ratio", "labels"),
+    "group_distance_ratio_paper": Metric(
+        partial(group_distance_ratio, form="paper"), "group distance ratio (paper's Eq.)",
+        "labels", default=False,
+        doc="Group distance ratio as the DGN paper's equation writes it (Zhou et al. 2020): "
+            "class-pair means of inter-class distances."),
     "effective_rank": Metric(effective_rank, "effective rank", spectral=True),
     "numerical_rank": Metric(numerical_rank, "numerical rank", spectral=True),
     "norm": Metric(mean_norm, "mean norm"),

@@ -279,6 +279,26 @@ def test_gdr_matches_pyg():
             DiffGroupNorm.group_distance_ratio(x, y, eps=0.5), rel=1e-5)
 
 
+
+def test_group_distance_ratio_paper_form_by_hand():
+    # 1-D rows: class 0 at 0 and 1, class 1 at 3, class 2 at 7
+    x, y = torch.tensor([[0.0], [1.0], [3.0], [7.0]]), torch.tensor([0, 0, 1, 2])
+    intra = (2 / 4 + 0 + 0) / 3  # class 0: distances 0, 1, 1, 0 over 4 pairs
+    # the paper: class-pair means 2.5 (0-1), 6.5 (0-2), 4 (1-2), both orders, / (C-1)^2
+    paper = 2 * (2.5 + 6.5 + 4) / 4
+    # PyG's code: each class against the rest, 18/4, 9/3 and 17/3, / (C-1)^2
+    pyg = (18 / 4 + 9 / 3 + 17 / 3) / 4
+    assert group_distance_ratio(x, y, eps=0.0, form="paper") == pytest.approx(paper / intra)
+    assert group_distance_ratio(x, y, eps=0.0) == pytest.approx(pyg / intra)
+    two = torch.tensor([0, 0, 1, 1])  # with two classes the forms agree
+    assert group_distance_ratio(x, two, form="paper") == pytest.approx(
+        group_distance_ratio(x, two))
+    assert compute_metrics(x, y=y, names=["group_distance_ratio_paper"]) == {
+        "group_distance_ratio_paper": pytest.approx(paper / (intra + 1e-5))}
+    with pytest.raises(UserError, match="form 'dgn' is invalid; allowed: pyg, paper"):
+        group_distance_ratio(x, y, form="dgn")
+
+
 def test_dirichlet_against_dense(messy):
     x, e = messy
     x = x.double()
@@ -361,8 +381,9 @@ def test_mean_norm_is_the_mean_row_norm():
 
 
 def test_registry_and_compute_metrics():
-    assert list(METRICS) == ["mad", "mad_gap", "dirichlet", "dirichlet_normalized", "smv",
-                             "group_distance_ratio", "effective_rank", "numerical_rank", "norm"]
+    assert {"mad", "mad_gap", "dirichlet", "dirichlet_normalized", "smv",
+            "group_distance_ratio", "group_distance_ratio_paper", "effective_rank",
+            "numerical_rank", "norm"} <= set(METRICS)
     out = compute_metrics(PATH_X, PATH_E)
     assert "group_distance_ratio" not in out and len(out) == 8
     assert set(compute_metrics(PATH_X)) == {"mad", "smv", "effective_rank", "numerical_rank",
