@@ -107,7 +107,9 @@ def expand_rounds(records: Sequence[dict]) -> list[dict]:
                         **{k: rd[k] for k in ("train_acc", "val_acc", "test_acc", "best_epoch",
                                               "nonzero_params") if k in rd},
                         "method": {**r.get("method", {}),
-                                   "achieved_sparsity": rd.get("achieved_sparsity")},
+                                   "achieved_sparsity": rd.get("achieved_sparsity"),
+                                   **({"edge_sparsity": rd["edge_sparsity"]}
+                                      if "edge_sparsity" in rd else {})},
                         "layers": [], "round_of": r["config"]["sparsity"]})
         out.append(r)
     return out

@@ -78,7 +78,7 @@ def plot_sparsity(groups: Sequence[dict], depth: int, path: Path) -> Path:
                                                                        0.02, 0.01, 0.001))]
     ax.set_xticks(shown, [f"{1 - x:g}" for x in shown])
     ax.set_xticks([], minor=True)
-    ax.set_xlabel("sparsity (density on a log scale)")
+    ax.set_xlabel("weight sparsity (fraction of weights zero; axis: density 1 - s, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"depth {depth}")
     ax.grid(alpha=0.3)

@@ -83,11 +83,13 @@ def _write_text(path: Path, text: str) -> Path:
 
 def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     sparsity = any("achieved_sparsity" in g for g in groups)
-    header = ["method", "depth", "sparsity", "n_seeds", "seeds", "n_diverged",
+    edges = any("edge_sparsity" in g for g in groups)
+    header = ["method", "depth", "weight_sparsity", "n_seeds", "seeds", "n_diverged",
               "diverged_seeds", "test_acc_mean",
               "test_acc_std",
               "val_acc_mean", "val_acc_std", "train_acc_mean",
-              *(["achieved_sparsity"] if sparsity else []),
+              *(["achieved_weight_sparsity"] if sparsity else []),
+              *(["edge_sparsity"] if edges else []),
               "params", "nonzero_params", "epoch_time_s", *(f"last_{m}" for m in metrics)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -98,6 +100,7 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
                     len(g["diverged_seeds"]), ";".join(map(str, g["diverged_seeds"])),
                     g["test_acc"], g["test_acc_std"], g["val_acc"], g["val_acc_std"],
                     g["train_acc"], *([g.get("achieved_sparsity", "")] if sparsity else []),
+                    *([g.get("edge_sparsity", "")] if edges else []),
                     g["params"], g["nonzero_params"], g["epoch_time_s"],
                     *(g["last"].get(m, "") for m in metrics)])
     return buf.getvalue()
@@ -240,7 +243,7 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
         md += ["## Diverged runs", "", "The loss or the outputs became non-finite; each run "
                "keeps the metrics of its best finite epoch (restored where one was selectable) "
                "and is left out of the means above.", "",
-               render_table(["method", "depth", "sparsity", "seed", "epoch", "reason",
+               render_table(["method", "depth", "weight sparsity", "seed", "epoch", "reason",
                              "best finite state"],
                             [[r["config"]["method"], str(r["config"]["layers"]),
                               _num(r["config"].get("sparsity")), str(r["seed"]),

@@ -74,6 +74,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
                 if "achieved_sparsity" in r.get("method", {})]
     if achieved:
         out["achieved_sparsity"] = statistics.fmean(achieved)
+    edges = [r["method"]["edge_sparsity"] for r in kept if "edge_sparsity" in r.get("method", {})]
+    if edges:  # graph sparsity (graph lottery tickets), beside the weights'
+        out["edge_sparsity"] = statistics.fmean(edges)
     out["best_epochs"] = [r["best_epoch"] for r in kept]
     return out
 

@@ -14,7 +14,7 @@ def evaluation_table(groups: Sequence[dict], markdown: bool = False) -> str:
     """Test accuracy, ECE, OOD AUROC and accuracy under perturbation, per group."""
     budgets = next((g["evaluation"]["budgets"] for g in groups
                     if "budgets" in g["evaluation"]), [])
-    header = ["method", "depth", "sparsity", "test acc", "ECE", "ECE (T-scaled)", "T",
+    header = ["method", "depth", "weight sparsity", "test acc", "ECE", "ECE (T-scaled)", "T",
               "OOD AUROC",
               *[f"features {b:g}" for b in budgets], *[f"edges {b:g}" for b in budgets]]
     rows = []
@@ -144,7 +144,7 @@ def sparsity_table(groups: Sequence[dict], depth: int, sparsities: Sequence[floa
     for g in refs:
         rows.append([f"{g['method']} (no mask)",
                      *[_cell(g)] * len(sparse)])
-    return render_table(["sparsity", *sparse], rows, markdown)
+    return render_table(["weight sparsity", *sparse], rows, markdown)
 
 
 def metrics_table(groups: Sequence[dict], metrics: Sequence[str] | None = None,

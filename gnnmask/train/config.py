@@ -72,7 +72,8 @@ class RunConfig:
     heads: int = _opt(1, "model", "attention heads of hidden gat layers")
     # method
     method: str = _opt("dense", "method", "training method (see `gnnmask methods`)", METHODS)
-    sparsity: float | None = _opt(None, "method", "fraction of weights removed, 0 <= s < 1")
+    sparsity: float | None = _opt(None, "method", "weight sparsity: the fraction of the "
+                                  "weights that are zero, 0 <= s < 1 (density 1 - s)")
     mask_rule: str | None = _opt(None, "method", "how masks are chosen from scores", _rules)
     weight_init: str | None = _opt(None, "method", "weight initialisation: of the frozen "
                                    "weights (mask-only methods) or of the kept trainable "
@@ -87,8 +88,9 @@ class RunConfig:
     rewind_epoch: int | None = _opt(None, "method", "iterative pruning rewinds the weights to "
                                     "those after this many epochs of the first round (0: the "
                                     "initialisation)")
-    edge_sparsity: float | None = _opt(None, "method", "graph lottery tickets: fraction of "
-                                       "edges removed at the end")
+    edge_sparsity: float | None = _opt(None, "method", "graph sparsity of graph lottery "
+                                       "tickets: the fraction of the edges removed at the "
+                                       "end")
     itop: bool | None = _opt(None, "method", "dynamic sparse training: the in-time "
                              "over-parameterisation recipe (true/false)")
     # optimisation

@@ -90,7 +90,7 @@ def test_results_csv_holds_the_means_of_the_records(swept):
             assert float(row[f"last_{metric}"]) == pytest.approx(
                 statistics.fmean(r["layers"][-1][metric] for r in recs), rel=1e-9)
         if "achieved_sparsity" in recs[0]["method"]:
-            assert float(row["achieved_sparsity"]) == pytest.approx(
+            assert float(row["achieved_weight_sparsity"]) == pytest.approx(
                 statistics.fmean(r["method"]["achieved_sparsity"] for r in recs))
 
 
@@ -107,7 +107,7 @@ def test_sparsity_sweep_report_has_one_row_per_sparsity_and_round(tmp_path):
     table = md.split("## Test accuracy against sparsity, depth 2")[1].split("\n\n")[2]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in table.splitlines()[2:]}
-    assert table.splitlines()[0].split("|")[1:-1] == [" sparsity ", " random ", " imp "]
+    assert table.splitlines()[0].split("|")[1:-1] == [" weight sparsity ", " random ", " imp "]
     # the sweep's own sparsities (imp's intermediate rounds are in the plot and CSV)
     assert list(rows) == ["0.5", "0.8", "dense (no mask)"]
     for s in ("0.5", "0.8"):
@@ -119,6 +119,21 @@ def test_sparsity_sweep_report_has_one_row_per_sparsity_and_round(tmp_path):
     at_half = [next(r["test_acc"] for r in rec["rounds"] if r["sparsity"] == 0.5) for rec in imp]
     assert rows["0.5"][1].startswith(f"{statistics.fmean(at_half):.4f}")  # one run, every row
     assert report(out, tmp_path / "elsewhere")["report.md"].read_text() == md
+
+
+def test_graph_tickets_report_weight_and_edge_sparsity_apart(tmp_path):
+    out = tmp_path / "ugs"
+    sweep(RunConfig(hidden=8, epochs=2, device="cpu", layer_metrics="none"), [2], ["ugs"], [0],
+          out, sparsities=[0.36])
+    with open(report(out)["results.csv"]) as f:
+        rows = list(csv.DictReader(f))
+    rec = json.loads(next((out / "cells/ugs/L2/s0.36").glob("seed_*.json")).read_text())
+    assert [float(r["weight_sparsity"]) for r in rows] == pytest.approx([0.2, 0.36])
+    last = rows[-1]
+    assert float(last["achieved_weight_sparsity"]) == pytest.approx(0.36, abs=0.01)
+    assert float(last["edge_sparsity"]) == pytest.approx(rec["method"]["edge_sparsity"])
+    assert float(rows[0]["edge_sparsity"]) == pytest.approx(rec["rounds"][0]["edge_sparsity"])
+    assert rec["method"]["edge_sparsity"] > rec["rounds"][0]["edge_sparsity"] > 0
 
 
 def test_report_of_a_train_run_folder(tmp_path, capsys):
