@@ -379,6 +379,8 @@ class DeepGNN(nn.Module):
         self.act = ACTIVATIONS[o["activation"]]()
         #: Weight of the ghost skip (:meth:`set_ghost_skip`); 0 is the plain model.
         self.ghost_skip = 0.0
+        #: Trainable ghost branches (:meth:`set_ghost_branches`); None: the plain model.
+        self.ghost_branches: nn.ModuleDict | None = None
         n_hidden = self.build_layers(in_dim, hidden, out_dim, layers, o)
         self.norms = nn.ModuleList(norm_layer(o["norm"], hidden) for _ in range(n_hidden))
         # Identity "taps" mark each layer's final hidden state and the logits, so
@@ -412,6 +414,13 @@ class DeepGNN(nn.Module):
         connections; 0 is the plain model)."""
         self.ghost_skip = float(weight)
 
+    def set_ghost_branches(self, branches: nn.ModuleDict | None) -> None:
+        """Modules ``b_l`` (keyed ``str(l)``) adding ``b_l(h_(l-1))`` to hidden
+        layer ``l``'s output where its input has the same width
+        (``gnnmask.train.tricks``, the ToST code's ghost branches); ``None``
+        removes them."""
+        self.ghost_branches = branches
+
     def reset_parameters(self):
         """Re-draw every parameter with its layer's own initialiser."""
         for m in self.modules():
@@ -439,15 +448,18 @@ class DeepGNN(nn.Module):
             return (normalized_adjacency(edge_index, n, x.dtype, edge_weight),)
         return (edge_index,)
 
-    def mix(self, h: Tensor, prev: Tensor, first: Tensor | None) -> Tensor:
-        """The residual of a hidden layer: ``h`` with ``prev`` (the layer's input)
-        or ``first`` (the first hidden state) mixed in, and the ghost skip."""
+    def mix(self, h: Tensor, prev: Tensor, first: Tensor | None, index: int = 0) -> Tensor:
+        """The residual of hidden layer ``index``: ``h`` with ``prev`` (the
+        layer's input) or ``first`` (the first hidden state) mixed in, and the
+        ghost skip or branch."""
         if self.residual == "plain" and h.shape == prev.shape:
             h = h + prev
         elif self.residual == "initial" and first is not None:
             h = (1 - self.alpha) * h + self.alpha * first
         if self.ghost_skip and h.shape == prev.shape:  # see the ghost_skip attribute
             h = h + self.ghost_skip * prev
+        if self.ghost_branches is not None and str(index) in self.ghost_branches:
+            h = h + self.ghost_branches[str(index)](prev)
         return h
 
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
@@ -466,7 +478,7 @@ class DeepGNN(nn.Module):
                 out = self.logits(z)
                 break
             new = self.act(self.norms[i](z))
-            h = self.hidden[i](self.mix(new, h, first))
+            h = self.hidden[i](self.mix(new, h, first, i))
             first = h if first is None else first
             hidden.append(h)
         return (out, hidden) if return_hidden else out

@@ -44,7 +44,7 @@ class GCNII(DeepGNN):
         h = x0 = self.act(self.lin_in(dropout(x, self.dropout, self.training)))
         for i, conv in enumerate(self.convs):
             z = conv(dropout(h, self.dropout, self.training), x0, *graph)
-            h = self.hidden[i](self.mix(self.act(self.norms[i](z)), h, None))
+            h = self.hidden[i](self.mix(self.act(self.norms[i](z)), h, None, i))
             hidden.append(h)
         out = self.logits(self.lin_out(dropout(h, self.dropout, self.training)))
         return (out, hidden) if return_hidden else out

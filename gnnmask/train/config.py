@@ -114,8 +114,14 @@ class RunConfig:
                            "first N epochs (0: off)")
     ghost_skip: int = _opt(0, "tricks", "ghost skip connections: an identity skip phased out "
                            "over the first N epochs (0: off)")
+    ghost_form: str = _opt("identity", "tricks", "ghost skips: identity (phased out) or "
+                           "branch (trainable 1e-4 branches of the ToST code, dropped at "
+                           "epoch K)", lambda: ("identity", "branch"))
     rescale_init: int = _opt(0, "tricks", "layer-wise rescaled initialisation: learn one "
                              "scale per weight tensor for N steps before training (0: off)")
+    rescale_rule: str = _opt("lsuv", "tricks", "rescaling of --rescale-init: lsuv (unit "
+                             "output std per layer) or gradinit (the ToST code's GradInit)",
+                             lambda: ("lsuv", "gradinit"))
     patience: int = _opt(0, "optimisation", "stop after this many epochs without a better "
                          "validation accuracy (0: off)")
     grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "

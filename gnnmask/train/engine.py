@@ -392,7 +392,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         if bar is not None:
             bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
                             test=f"{accs['test_acc']:.3f}")
-        if method.selectable(epoch):
+        if method.selectable(epoch) and tricks.selectable(epoch):
             if accs["val_acc"] > best["val_acc"]:
                 best = {"val_acc": accs["val_acc"], "epoch": epoch,
                         "state": copy.deepcopy(model.state_dict()),
@@ -486,6 +486,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     share = data.train_mask.nonzero().view(-1)[rank::world]  # this rank's training nodes
     model, method = build(config, data, Context(steps_per_epoch(config, share.numel()), world))
     tricks = Tricks(config)
+    tricks.prepare(model)
     scales = tricks.rescale(model, method, data)
     loader = None
     if world > 1:

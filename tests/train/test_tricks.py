@@ -13,7 +13,7 @@ from gnnmask.masks import get_mask_group
 from gnnmask.models import build_model
 from gnnmask.train import RunConfig, resolve_config, train
 from gnnmask.train.engine import build, model_features
-from gnnmask.train.tricks import GhostActivation, Tricks
+from gnnmask.train.tricks import GHOST_BRANCH_INIT, GRADINIT_LR, GhostActivation, Tricks
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_ghost_components_anneal_to_the_plain_model_by_their_epoch(csbm):
     tricks.on_epoch_start(4, model)
     assert isinstance(model.act, nn.ReLU)
     record, trained = train(config, data=csbm, return_model=True)
-    assert record["tricks"] == {"ghost_soft": 4, "ghost_skip": 2}
+    assert record["tricks"] == {"ghost_soft": 4, "ghost_skip": 2, "ghost_form": "identity"}
     torch.manual_seed(0)
     plain = build_model("gcn", 12, 16, 3, 4, dropout=0.0)
     from gnnmask.masks import unmask_model
@@ -98,8 +98,77 @@ def test_rescaled_init_reaches_a_first_layer_fed_sparse_features(csbm):
     assert abs(stds[0] - 1) < 0.15, stds
 
 
+def test_the_final_model_is_chosen_among_epochs_without_the_ghost_skip(csbm):
+    # A state trained with the skip is no model of the run: before the fix the best
+    # validation epoch here was 3 < K, evaluated without its skip at chance level.
+    config = small(ghost_skip=8, epochs=10, lr=0.01)
+    record = train(config, data=csbm)
+    assert record["best_epoch"] >= 8
+    tricks = Tricks(resolve_config(config))
+    assert [tricks.selectable(e) for e in range(10)] == [False] * 8 + [True] * 2
+
+
+def test_ghost_branches_are_trained_unmasked_and_dropped_at_their_epoch(csbm):
+    config = resolve_config(small(ghost_skip=3, ghost_form="branch", sparsity=0.9))
+    model, method = build(config, csbm)
+    masked = set(get_mask_group(model).targets)
+    tricks = Tricks(config)
+    tricks.prepare(model)
+    assert sorted(model.ghost_branches) == ["1", "2"]  # hidden -> hidden layers of 4
+    for branch in model.ghost_branches.values():
+        assert (branch[0].weight == GHOST_BRANCH_INIT).all()
+        assert isinstance(branch[1], nn.BatchNorm1d)
+    assert set(get_mask_group(model).targets) == masked  # branches carry no mask
+    trained = {id(p) for p in method.parameters(model)}
+    assert all(id(p) in trained for p in model.ghost_branches.parameters())
+    tricks.on_epoch_start(2, model)
+    assert model.ghost_branches is not None
+    tricks.on_epoch_start(3, model)
+    assert model.ghost_branches is None
+    record, final = train(config, data=csbm, return_model=True)
+    assert final.ghost_branches is None and record["best_epoch"] >= 3
+    assert record["tricks"] == {"ghost_skip": 3, "ghost_form": "branch"}
+    # K >= epochs keeps them, as the released code does: trained, counted, evaluated
+    kept, model = train(config.replace(ghost_skip=6), data=csbm, return_model=True)
+    weights = [b[0].weight for b in model.ghost_branches.values()]
+    assert all(not torch.equal(w, torch.full_like(w, GHOST_BRANCH_INIT)) for w in weights)
+    assert kept["nonzero_params"] >= record["nonzero_params"] + 2 * 16 * 16
+
+
+def test_gradinit_scales_each_tensor_and_keeps_the_mask(csbm):
+    config = resolve_config(small(rescale_init=1, rescale_rule="gradinit", layers=3))
+    model, method = build(config, csbm)
+    group = get_mask_group(model)
+    masks = {n: m.clone() for n, m in group.masks().items()}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    scales = Tricks(config).rescale(model, method, csbm)
+    # one Adam step from 1 moves each scale by the learning rate against its gradient
+    assert scales and all(s in (pytest.approx(1 - GRADINIT_LR), pytest.approx(1 + GRADINIT_LR),
+                                1.0) for s in scales.values())
+    assert any(s != 1.0 for s in scales.values())
+    after = dict(model.named_parameters())
+    for name, s in scales.items():
+        assert torch.equal(after[name].detach(), torch.tensor(s, dtype=torch.float64).to(
+            before[name].dtype) * before[name])
+    for name, (module, attr) in group.targets.items():
+        assert torch.equal(group.masks()[name], masks[name])
+        assert (module.parametrizations[attr].original[~masks[name]] == 0).all()
+    # many steps: weight scales stay at or above their floor, deterministic
+    config = config.replace(rescale_init=40)
+    runs = []
+    for _ in range(2):
+        model, method = build(config, csbm)
+        runs.append(Tricks(config).rescale(model, method, csbm))
+    assert runs[0] == runs[1] and all(s >= 0.01 - 1e-12 for s in runs[0].values())
+    record = train(config.replace(epochs=2), data=csbm)
+    assert record["tricks"]["rescale_rule"] == "gradinit" and record["tricks"]["scales"]
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(method="ugt", rescale_init=3), "keeps its weights frozen"),
+    (dict(rescale_rule="gradinit"), "--rescale-rule gradinit is not used without"),
+    (dict(ghost_form="branch"), "--ghost-form branch is not used without --ghost-skip"),
+    (dict(method="ugt", ghost_skip=2, ghost_form="branch"), "trains no weights"),
     (dict(ghost_soft=3, activation="tanh"), "anneals to ReLU"),
     (dict(ghost_skip=-1), "--ghost-skip -1"),
     (dict(ghost_skip=5, layers=2), "--ghost-skip adds skips .*--layers 2 has none"),
