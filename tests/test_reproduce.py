@@ -127,6 +127,29 @@ def test_cli_lists_runs_and_reports(tmp_path):
         in report.stdout
 
 
+def test_report_draws_one_plot_per_paper_figure(tmp_path):
+    from gnnmask.reproduce.report import entry_row, figure_groups, write_report
+
+    results = tmp_path / "results"
+    e = ENTRIES["ugs-cora-w59"]
+    records = fake_records(e, [0.8, 0.81, 0.82])
+    for r in records:
+        r["rounds"] = [{"round": 0, "sparsity": 0.5904, "test_acc": r["test_acc"]}]
+    write_result(e, records, results)
+    rows = [entry_row(x, results) for x in ENTRIES.values()]
+    ugs = figure_groups(rows)[("Chen et al. 2021 (UGS)", "Figure 1")]
+    assert [r["name"] for r in ugs] == [n for n in ENTRIES if n.startswith("ugs-")]
+    paths = write_report(results, tmp_path / "out" / "table.md")
+    md = paths[0].read_text()
+    plot = tmp_path / "out" / "table_chen-et-al-2021-ugs-figure-1.png"
+    assert plot in paths and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"]({plot.name})" in md and "| ugs-cora-w59 |" in md
+    assert "0.810 +- 0.010 (3)" in md
+    # every figure of two or more entries, and only those, is drawn
+    drawn = {p.name for p in paths[1:]}
+    assert len(drawn) == sum(len(g) > 1 for g in figure_groups(rows).values())
+
+
 def test_a_smoke_run_trains_but_stores_no_result(tmp_path, data_root):
     smoke = cli("run", "gcn-cora", "--epochs", "2", "--out", str(tmp_path / "runs"),
                 "--results", str(tmp_path / "results"), "--data-root", str(data_root))

@@ -3,7 +3,8 @@
 ``list`` shows every entry with its stored measurement (``--json``: one object
 per line), ``run`` trains entries resumably (ordinary run records under
 ``--out``) and stores each one's compact result in ``--results``, ``report``
-renders the stored results as a Markdown table.
+renders the stored results as a Markdown table (with ``--out``: and one plot
+per paper figure beside it; :mod:`gnnmask.reproduce.report`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import json
 import logging
 from pathlib import Path
 
-from gnnmask.atomic import write_atomic
 from gnnmask.cli.args import show_progress
 from gnnmask.errors import UserError
 from gnnmask.experiments.runs import run_seeds
 from gnnmask.reproduce import ENTRIES, entry_config, load_result, status, write_result
+from gnnmask.reproduce.report import entry_row, report_markdown, write_report
 
 log = logging.getLogger("gnnmask")
 
@@ -24,23 +25,9 @@ log = logging.getLogger("gnnmask")
 RESULTS = "docs/results/reproduce"
 
 
-def _row(entry, results: str) -> dict:
-    return {"name": entry.name, "paper": entry.paper, "citation": entry.citation,
-            "where": entry.where, "dataset": entry.settings.get("dataset"),
-            "model": entry.settings.get("model", "gcn"),
-            "layers": entry.settings.get("layers", 2),
-            "method": entry.settings.get("method", "dense"),
-            "sparsity": entry.at_sparsity if entry.at_sparsity is not None
-            else entry.settings.get("sparsity"), "preset": entry.preset,
-            "metric": entry.metric, "published": entry.published,
-            "tolerance": entry.tolerance, "tolerance_source": entry.tolerance_source,
-            "cost_min": entry.cost_min, **status(entry, load_result(entry, results)),
-            "note": entry.note}
-
-
 def cmd_list(args) -> int:
     for entry in ENTRIES.values():
-        row = _row(entry, args.results)
+        row = entry_row(entry, args.results)
         if args.json:
             print(json.dumps(row))
             continue
@@ -88,31 +75,12 @@ def cmd_run(args) -> int:
     return 0
 
 
-def report_markdown(results: str) -> str:
-    """The stored results as a Markdown table."""
-    lines = ["| entry | paper | where | published | gnnmask mean +- std (seeds) | "
-             "within tolerance | command |", "|---|---|---|---|---|---|---|"]
-    for entry in ENTRIES.values():
-        r = _row(entry, results)
-        measured = "not run" if r["measured"] is None else \
-            f"{r['measured']:.3f} +- {r['std']:.3f} ({r['seeds']})"
-        within = {"reproduced": "yes", "missed": "no", "not run": "-"}[r["status"]]
-        lines.append(f"| {entry.name} | {entry.paper} | {entry.where} | "
-                     f"{entry.published:.3f} +- {entry.tolerance:.3f} | {measured} | {within} | "
-                     f"`gnnmask reproduce run {entry.name}` |")
-    notes = [f"- **{e.name}**: {e.note}" for e in ENTRIES.values() if e.note]
-    return "\n".join(["# Published results reproduced by gnnmask", "",
-                      "Tolerance: the paper's reported std, else 1.5 points; set before "
-                      "measuring.", "", *lines, "", "## Recipe notes", "", *notes, ""])
-
-
 def cmd_report(args) -> int:
-    text = report_markdown(args.results)
     if args.out:
-        write_atomic(args.out, text.encode())
-        log.info("wrote %s", args.out)
+        for path in write_report(args.results, args.out):
+            log.info("wrote %s", path)
     else:
-        print(text)
+        print(report_markdown(args.results))
     return 0
 
 
@@ -140,4 +108,5 @@ def add_parsers(sub) -> None:
                            help="a smoke run of this many epochs (its result is not stored)")
             q.add_argument("--quiet", action="store_true", help="no progress output")
         if name == "report":
-            q.add_argument("--out", default=None, help="write the Markdown here")
+            q.add_argument("--out", default=None,
+                           help="write the Markdown here, and a plot per paper figure beside it")

@@ -12,7 +12,7 @@ A measured entry is compact data (:func:`result_of`): the resolved config,
 versions, seeds and each seed's final metrics, with no per-epoch history,
 stored as ``<name>.json`` in a results folder (the repository's is
 ``docs/results/reproduce``) so measurements accumulate and
-:func:`~gnnmask.reproduce.table.report_markdown` renders them anywhere.
+:func:`~gnnmask.reproduce.report.write_report` renders them anywhere.
 """
 
 from __future__ import annotations
