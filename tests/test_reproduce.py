@@ -69,6 +69,23 @@ def test_results_are_compact_and_status_compares_the_mean_with_the_tolerance(tmp
     assert status(e, load_result(e, tmp_path))["status"] == "not run"  # never averaged in
 
 
+def test_a_result_run_with_other_settings_is_stale(tmp_path):
+    e = ENTRIES["gcn-cora"]
+    records = fake_records(e, [e.published] * 3)
+    write_result(e, records, tmp_path)
+    assert status(e, load_result(e, tmp_path))["status"] == "reproduced"
+    for r in records:
+        r["config"]["hidden"] = 32
+    write_result(e, records, tmp_path)
+    s = status(e, load_result(e, tmp_path))
+    assert s["status"] == "not run" and s["stale"] == "hidden" and s["measured"] is None
+    for r in records:  # a field the stored config lacks counts as its default
+        r["config"]["hidden"] = e.settings["hidden"]
+        del r["config"]["calibration_bins"]
+    write_result(e, records, tmp_path)
+    assert status(e, load_result(e, tmp_path))["status"] == "reproduced"
+
+
 def test_an_entry_can_be_one_round_of_a_pruning_run(tmp_path):
     w59, w87 = ENTRIES["ugs-cora-w59"], ENTRIES["ugs-cora-w87"]
     assert w59.folder == w87.folder == "ugs-cora"  # one run gives both points

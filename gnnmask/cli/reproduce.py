@@ -31,7 +31,8 @@ def cmd_list(args) -> int:
         if args.json:
             print(json.dumps(row))
             continue
-        measured = "not run" if row["measured"] is None else \
+        measured = (f"not run (stored result ran another {row['stale']})" if row.get("stale")
+                    else "not run") if row["measured"] is None else \
             f"{row['measured']:.3f} +- {row['std']:.3f} ({row['seeds']} seeds), {row['status']}"
         print(f"{entry.name}: {entry.summary()} gnnmask: {measured}")
     return 0

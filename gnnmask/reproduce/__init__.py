@@ -213,10 +213,30 @@ def load_result(entry: Entry, folder: str | Path) -> dict[str, Any] | None:
     return result if result.get("format") == RESULT_FORMAT else None
 
 
+def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
+    """The first setting in which ``result`` was run otherwise than ``entry``
+    now asks (a setting the stored config lacks counts as its default, so a
+    field added to RunConfig later leaves old results valid), else ``None``."""
+    from gnnmask.train.config import resolve_config
+
+    now = {k: v for k, v in resolve_config(entry_config(entry)).to_dict().items()
+           if k not in ("seed", "data_root")}
+    defaults = RunConfig().to_dict()
+    stored = result.get("config", {})
+    for key, value in now.items():
+        if json.dumps(stored.get(key, defaults.get(key))) != json.dumps(value):
+            return key
+    return None
+
+
 def status(entry: Entry, result: dict[str, Any] | None) -> dict[str, Any]:
     """``{measured, std, seeds, status}``: the mean and sample std of the
     finished seeds' metric and ``reproduced`` (mean within the tolerance),
-    ``missed`` or ``not run``."""
+    ``missed`` or ``not run``; a result run with other settings than the
+    entry's current ones counts as ``not run`` (and names the setting as
+    ``stale``)."""
+    if result is not None and (key := stale_setting(entry, result)) is not None:
+        return {"measured": None, "std": None, "seeds": 0, "status": "not run", "stale": key}
     values = [] if result is None else [
         s[entry.metric] for s in result["seeds"]
         if s.get("status") == "finished" and isinstance(s.get(entry.metric), (int, float))]

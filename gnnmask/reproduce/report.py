@@ -50,7 +50,8 @@ def report_markdown(results: str | Path, figures: dict[str, str] | None = None) 
     notes = []
     for entry in ENTRIES.values():
         r = entry_row(entry, results)
-        measured = "not run" if r["measured"] is None else \
+        measured = (f"not run (stale: {r['stale']})" if r.get("stale") else "not run") \
+            if r["measured"] is None else \
             f"{r['measured']:.3f} +- {r['std']:.3f} ({r['seeds']})"
         within = {"reproduced": "yes", "missed": "no", "not run": "-"}[r["status"]]
         lines.append(f"| {entry.name} | {entry.paper} | {entry.where} | "

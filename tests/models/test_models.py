@@ -199,7 +199,7 @@ def test_sparse_input_features_give_the_dense_outputs_and_gradients():
 
 # every backbone is one registered class that declares the options it reads
 NON_DEFAULT = dict(dropout=0.3, activation="elu", bias=False, norm="pair", residual="plain",
-                   heads=2, alpha=0.3, theta=0.9)
+                   heads=2, alpha=0.3, theta=0.9, attention_dropout=0.6)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -225,6 +225,9 @@ def test_each_backbone_refuses_the_options_it_does_not_read(name):
      "--residual 'initial' is not supported by model 'gcnii'; allowed: none, plain"),
     ("--model gcn --heads 4", "--heads 4 is not read by model 'gcn'"),
     ("--model gat --heads 4 --hidden 6", "--hidden 6 is not divisible by --heads 4"),
+    ("--model gcn --attention-dropout 0.6", "--attention-dropout 0.6 is not read by model 'gcn'"),
+    ("--model gat --attention-dropout 1",
+     "--attention-dropout 1.0 is invalid; allowed: 0 <= p < 1"),
 ])
 def test_the_command_line_refuses_unread_model_options_before_writing(
         capsys, tmp_path, argv, fragment):
@@ -234,6 +237,21 @@ def test_the_command_line_refuses_unread_model_options_before_writing(
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_gat_attention_dropout_acts_in_training_only():
+    g = torch.Generator().manual_seed(0)
+    x, ei = torch.randn(30, 6, generator=g), torch.randint(0, 30, (2, 120), generator=g)
+    torch.manual_seed(0)
+    plain = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.0)
+    torch.manual_seed(0)
+    dropped = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.0, attention_dropout=0.6)
+    assert all(conv.dropout == 0.6 for conv in dropped.convs)
+    plain.eval(), dropped.eval()
+    assert torch.equal(plain(x, ei), dropped(x, ei))  # the same weights, no dropout in eval
+    dropped.train()
+    torch.manual_seed(1)
+    assert not torch.allclose(plain(x, ei), dropped(x, ei))
 
 
 def test_the_base_class_is_not_a_model():
