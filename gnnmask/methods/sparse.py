@@ -38,7 +38,8 @@ import gnnmask.methods.pruners as pruners
 from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group, sparsify, update_masks
 from gnnmask.masks.init import SPARSE_INITS, generator, sparse_init
-from gnnmask.methods.base import Method, Option, register_method
+from gnnmask.masks.select import keep_mask, round_half_up
+from gnnmask.methods.base import Method, Option, features, register_method
 
 
 @torch.no_grad()
@@ -113,10 +114,53 @@ class SparseMethod(Method):
 
 @register_method
 class Random(SparseMethod):
-    """Static random sparse training (random mask at init, ERK densities by default)."""
+    """Static random sparse training (random mask at init, ERK densities by default).
+
+    With ``--edge-sparsity e`` the graph is pruned at random too: ``round(e E)``
+    of the ``E`` (directed) edges, drawn from the seed, are left out of every
+    propagation, as the random-pruning baseline of graph lottery tickets
+    prunes the graph beside the weights (Chen et al., ICML 2021; counted over
+    directed edges, as ``ugs`` counts them). Full-batch, one process."""
 
     name = "random"
+    reads = (*SparseMethod.reads, "edge_sparsity")
     defaults = {**SparseMethod.defaults, "density_dist": "erk"}
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        if config.edge_sparsity is not None and (config.batch_size or config.distributed):
+            raise UserError("--edge-sparsity prunes the whole graph's edges; allowed: "
+                            "full-batch training in one process (--batch-size 0, no "
+                            "--distributed)")
+
+    def prepare(self, model: nn.Module, data) -> nn.Module:
+        model = super().prepare(model, data)
+        self.edge_index = None
+        if self.config.edge_sparsity is not None:
+            e = self.num_edges = data.edge_index.size(1)
+            gen = torch.Generator().manual_seed(self.config.seed)
+            scores = torch.rand(e, generator=gen).to(data.edge_index.device)
+            keep = keep_mask(scores, round_half_up(self.config.edge_sparsity * e))
+            self.edge_index = data.edge_index[:, keep]
+        return model
+
+    def inputs(self, data) -> tuple:
+        if self.edge_index is None:
+            return super().inputs(data)
+        return features(data), self.edge_index
+
+    def epoch_info(self, model: nn.Module) -> dict[str, Any]:
+        info = super().epoch_info(model)
+        if self.edge_index is not None:
+            info["edge_sparsity"] = 1.0 - self.edge_index.size(1) / self.num_edges
+        return info
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        out = super().export(model)
+        if self.edge_index is not None:
+            out["edge_sparsity"] = self.epoch_info(model)["edge_sparsity"]
+        return out
 
 
 @register_method

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gnnmask.data import load_dataset
+from gnnmask.errors import UserError
 from gnnmask.masks import get_mask_group
 from gnnmask.methods import get_method_class
 from gnnmask.methods.lottery import pruning_levels
@@ -250,3 +251,23 @@ def test_rewinding_returns_to_the_rescaled_initialisation(csbm, method):
         base = name.replace(".parametrizations.weight.original", ".weight")
         mask = group.masks()[base] if base in group.members else torch.ones_like(value).bool()
         assert torch.equal(params[name][mask], value[mask]), name
+
+
+def test_random_pruning_of_the_graph_drops_exactly_its_share_of_edges(csbm):
+    config = resolve_config(small(method="random", sparsity=0.5, edge_sparsity=0.3))
+    model, method = build(config, csbm)
+    _, kept = method.inputs(csbm)
+    e = csbm.edge_index.size(1)
+    assert kept.size(1) == e - round(0.3 * e)
+    columns = {tuple(c) for c in csbm.edge_index.T.tolist()}
+    assert {tuple(c) for c in kept.T.tolist()} <= columns  # a subset, nothing invented
+    _, again = build(config, csbm)[1].inputs(csbm)
+    assert torch.equal(kept, again)  # drawn from the seed
+    _, other = build(config.replace(seed=1), csbm)[1].inputs(csbm)
+    assert not torch.equal(kept, other)
+    record = train(config, data=csbm)
+    assert record["method"]["edge_sparsity"] == pytest.approx(round(0.3 * e) / e)
+    plain = build(resolve_config(small(method="random", sparsity=0.5)), csbm)[1]
+    assert plain.inputs(csbm)[1] is csbm.edge_index  # no edge sparsity: the graph as given
+    with pytest.raises(UserError, match="--edge-sparsity prunes the whole graph"):
+        resolve_config(small(method="random", edge_sparsity=0.3, batch_size=32))
