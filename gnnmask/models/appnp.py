@@ -23,6 +23,7 @@ class APPNP(DeepGNN):
 
     name = "appnp"
     reads = ("dropout", "activation", "bias", "alpha")
+    always_reads = ("alpha",)
     graph_input = "normalized"
 
     def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:

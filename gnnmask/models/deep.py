@@ -320,6 +320,9 @@ class DeepGNN(nn.Module):
     #: The options of :data:`OPTIONS` this backbone reads.
     reads: ClassVar[tuple[str, ...]] = ("dropout", "activation", "bias", "norm", "residual",
                                         "alpha")
+    #: Of :attr:`reads`, those read whatever the other options (the base
+    #: class reads ``alpha`` only for ``residual="initial"``).
+    always_reads: ClassVar[tuple[str, ...]] = ()
     #: The ``residual`` values it supports.
     residuals: ClassVar[tuple[str, ...]] = tuple(RESIDUALS)
     #: Graph input of every layer: ``"edges"`` (``edge_index``), ``"normalized"``
@@ -365,6 +368,16 @@ class DeepGNN(nn.Module):
         if "residual" in cls.reads and residual not in cls.residuals:
             raise UserError(f"{spell('residual')} {residual!r} is not supported by model "
                             f"{cls.name!r}; allowed: {', '.join(cls.residuals)}")
+        alpha = options.get("alpha", OPTIONS["alpha"])
+        theta = options.get("theta", OPTIONS["theta"])
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise UserError(f"{spell('alpha')} {alpha!r} is invalid; allowed: 0 <= alpha <= 1")
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 0:
+            raise UserError(f"{spell('theta')} {theta!r} is invalid; allowed: a number > 0")
+        if alpha != OPTIONS["alpha"] and "residual" in cls.reads and "alpha" not in \
+                cls.always_reads and residual != "initial":
+            raise UserError(f"{spell('alpha')} {alpha!r} is read by model {cls.name!r} only "
+                            f"with {spell('residual')} initial")
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int, **options):
         super().__init__()

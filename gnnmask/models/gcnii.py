@@ -25,6 +25,7 @@ class GCNII(DeepGNN):
     name = "gcnii"
     reads = ("dropout", "activation", "bias", "norm", "residual", "alpha", "theta")
     residuals = ("none", "plain")
+    always_reads = ("alpha", "theta")
     graph_input = "normalized"
 
     def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 from gnnmask.errors import UserError
 from gnnmask.registry import Registry
 from gnnmask.train import write_json_atomic
-from gnnmask.train.config import RunConfig, preset_config
+from gnnmask.train.config import RunConfig, preset_config, resolve_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -217,8 +217,6 @@ def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
     """The first setting in which ``result`` was run otherwise than ``entry``
     now asks (a setting the stored config lacks counts as its default, so a
     field added to RunConfig later leaves old results valid), else ``None``."""
-    from gnnmask.train.config import resolve_config
-
     now = {k: v for k, v in resolve_config(entry_config(entry)).to_dict().items()
            if k not in ("seed", "data_root")}
     defaults = RunConfig().to_dict()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.atomic import write_atomic
+from gnnmask.experiments.plots import _figure, _save
 from gnnmask.reproduce import ENTRIES, Entry, load_result, status
 
 __all__ = ["entry_row", "figure_groups", "report_markdown", "write_report"]
@@ -81,8 +82,6 @@ def plot_figure(rows: list[dict[str, Any]], title: str, path: Path) -> Path:
     """Published values (open markers, tolerance bars) and gnnmask's means
     (filled, std bars) of one paper figure, one line per dataset/model/method
     against the quantity the points differ in."""
-    from gnnmask.experiments.plots import _figure, _save
-
     fig, ax = _figure()
     axis = _axis(rows)
     series: dict[str, list[dict[str, Any]]] = {}

@@ -70,6 +70,10 @@ class RunConfig:
     residual: str = _opt("none", "model", "residual connection", RESIDUALS)
     bias: bool | None = _opt(None, "model", "layers have biases (true/false)")
     heads: int = _opt(1, "model", "attention heads of hidden gat layers")
+    alpha: float = _opt(0.1, "model", "initial-residual / teleport weight (residual initial, "
+                        "gcnii, appnp)")
+    theta: float = _opt(0.5, "model", "gcnii: strength of the identity mapping, beta_l = "
+                        "log(theta / l + 1) (the GCNII paper's lambda)")
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
     # method
@@ -188,8 +192,8 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 
 #: Fields that are model options (each model declares which it reads,
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
-MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads",
-                "attention_dropout")
+MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
+                "theta", "attention_dropout")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {

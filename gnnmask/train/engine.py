@@ -109,7 +109,7 @@ def build(config: RunConfig, data, context: Context | None = None):
         config.model, data.num_features, config.hidden, data.num_classes, config.layers,
         dropout=config.dropout, activation=config.activation, bias=config.bias,
         norm=config.norm, residual=config.residual, heads=config.heads,
-        attention_dropout=config.attention_dropout,
+        alpha=config.alpha, theta=config.theta, attention_dropout=config.attention_dropout,
     ).to(data.x.device)
     model = method.prepare(model, data)
     return model, method

@@ -207,7 +207,14 @@ def test_each_backbone_refuses_the_options_it_does_not_read(name):
     cls = MODELS[name]
     assert issubclass(cls, DeepGNN) and cls.name == name and cls.summary().endswith(".")
     for key, value in NON_DEFAULT.items():
-        if key in cls.reads:
+        if key == "alpha" and key in cls.reads and key not in cls.always_reads:
+            # read only by the initial residual: refused without it
+            with pytest.raises(UserError, match=f"alpha 0.3 is read by model {name!r} only "
+                                                "with residual initial"):
+                build_model(name, 8, 8, 3, 2, alpha=value)
+            model = build_model(name, 8, 8, 3, 2, alpha=value, residual="initial")
+            assert model.config[key] == value
+        elif key in cls.reads:
             model = build_model(name, 8, 8, 3, 2, **{key: value})
             assert model.config[key] == value
         else:
@@ -225,6 +232,8 @@ def test_each_backbone_refuses_the_options_it_does_not_read(name):
      "--residual 'initial' is not supported by model 'gcnii'; allowed: none, plain"),
     ("--model gcn --heads 4", "--heads 4 is not read by model 'gcn'"),
     ("--model gat --heads 4 --hidden 6", "--hidden 6 is not divisible by --heads 4"),
+    ("--model gcn --alpha 0.2", "--alpha 0.2 is read by model 'gcn' only with --residual"),
+    ("--model gcnii --theta 0", "--theta 0.0 is invalid; allowed: a number > 0"),
     ("--model gcn --attention-dropout 0.6", "--attention-dropout 0.6 is not read by model 'gcn'"),
     ("--model gat --attention-dropout 1",
      "--attention-dropout 1.0 is invalid; allowed: 0 <= p < 1"),
