@@ -74,6 +74,8 @@ class RunConfig:
                         "gcnii, appnp)")
     theta: float = _opt(0.5, "model", "gcnii: strength of the identity mapping, beta_l = "
                         "log(theta / l + 1) (the GCNII paper's lambda)")
+    jk: str = _opt("cat", "model", "jknet: aggregation of the layers' outputs (cat, max, "
+                   "lstm)", lambda: ("cat", "max", "lstm"))
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
     # method
@@ -193,7 +195,7 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 #: Fields that are model options (each model declares which it reads,
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
 MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
-                "theta", "attention_dropout")
+                "theta", "attention_dropout", "jk")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {
@@ -253,8 +255,10 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
     # the registry's spelling, or the name of a user's own graph
     values["dataset"] = (get_info(config.dataset).name if data is None
                          else dataset_of(data, config.dataset))
+    model_reads = get_model_class(config.model).reads
     for key, value in {**FALLBACKS, **method_cls.defaults}.items():
-        unread = key in METHOD_FIELDS and key not in method_cls.reads
+        unread = (key in METHOD_FIELDS and key not in method_cls.reads) or \
+            (key in MODEL_FIELDS and key not in model_reads)  # e.g. sgc has no dropout
         if values.get(key) is None and not unread:
             values[key] = value
     for key, value in values.items():  # an integer given for a float field is that float

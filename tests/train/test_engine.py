@@ -108,7 +108,7 @@ def test_method_hooks_are_called_in_order(csbm):
     "kw, match",
     [
         (dict(method="nope"), "unknown method 'nope'"),
-        (dict(model="mlp"), "unknown --model 'mlp'; allowed: appnp, gat, gcn"),
+        (dict(model="mlp"), "unknown --model 'mlp'; allowed: appnp, dagnn, gat, gcn"),
         (dict(layers=0), "--layers 0"),
         (dict(optimizer="lbfgs"), "unknown --optimizer 'lbfgs'; allowed: adam, adamw"),
         (dict(method="ugt", sparsity=1.0), "--sparsity 1.0"),

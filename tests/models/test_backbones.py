@@ -1,0 +1,110 @@
+"""The deep backbones of the literature: each equals its paper's formula by
+hand, and every backbone works as a ticket (frozen weights bit-identical)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.nn import DeepGCNLayer
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import to_dense_adj, to_undirected
+
+from gnnmask.data import load_dataset
+from gnnmask.errors import UserError
+from gnnmask.models import MODELS, build_model
+from gnnmask.train import RunConfig, resolve_config, train
+from gnnmask.train.engine import build
+
+
+@pytest.fixture(scope="module")
+def graph():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 5, generator=g)
+    edge_index = to_undirected(torch.randint(0, 20, (2, 50), generator=g), num_nodes=20)
+    ei, w = gcn_norm(edge_index, num_nodes=20)
+    s = to_dense_adj(ei, edge_attr=w, max_num_nodes=20)[0].T  # S[i, j]: message j -> i
+    return x, edge_index, s
+
+
+def test_sgc_is_k_propagations_then_one_linear_layer(graph):
+    x, ei, s = graph
+    model = build_model("sgc", 5, 8, 3, 3)
+    lin = model.convs[0].lin
+    expected = torch.linalg.matrix_power(s, 3) @ x @ lin.weight.T + lin.bias
+    assert torch.allclose(model(x, ei), expected, atol=1e-5)
+    out, hidden = model(x, ei, return_hidden=True)
+    assert len(hidden) == 1 and len(model.trace_modules()) == 1
+
+
+@pytest.mark.parametrize("jk", ["cat", "max", "lstm"])
+def test_jknet_aggregates_every_layer(graph, jk):
+    x, ei, _ = graph
+    torch.manual_seed(0)
+    model = build_model("jknet", 5, 8, 3, 4, jk=jk, dropout=0.0)
+    out, hidden = model(x, ei, return_hidden=True)
+    assert out.shape == (20, 3) and len(hidden) == 1 + 4
+    assert model.lin_out.in_features == (32 if jk == "cat" else 8)
+    if jk != "lstm":
+        stacked = torch.stack(hidden[1:])
+        joined = torch.cat(hidden[1:], -1) if jk == "cat" else stacked.max(0).values
+        assert torch.allclose(out, model.lin_out(joined), atol=1e-6)
+    with pytest.raises(UserError, match="jk 'sum' is invalid; allowed: cat, max, lstm"):
+        build_model("jknet", 5, 8, 3, 4, jk="sum")
+    with pytest.raises(UserError, match="jk 'max' is not read by model 'gcn'"):
+        build_model("gcn", 5, 8, 3, 4, jk="max")
+
+
+def test_gprgnn_starts_as_personalised_pagerank_and_sums_the_steps(graph):
+    x, ei, s = graph
+    model = build_model("gprgnn", 5, 8, 3, 4, alpha=0.2, dropout=0.0)
+    a = 0.2
+    assert model.gamma.tolist() == pytest.approx([a, a * 0.8, a * 0.8 ** 2, a * 0.8 ** 3,
+                                                  0.8 ** 4])
+    with torch.no_grad():
+        model.gamma.copy_(torch.tensor([0.5, -1.0, 0.25, 2.0, 0.1]))
+    z = model.lin_out(torch.relu(model.lin_in(x)))
+    expected = sum(g * torch.linalg.matrix_power(s, k) @ z
+                   for k, g in enumerate(model.gamma.detach()))
+    assert torch.allclose(model(x, ei), expected, atol=1e-5)
+    model.reset_parameters()
+    assert model.gamma[-1].item() == pytest.approx(0.8 ** 4)
+
+
+def test_dagnn_retains_each_step_by_a_learnt_score(graph):
+    x, ei, s = graph
+    model = build_model("dagnn", 5, 8, 3, 3, dropout=0.0)
+    z = model.lin_out(torch.relu(model.lin_in(x)))
+    steps = [torch.linalg.matrix_power(s, k) @ z for k in range(4)]
+    expected = sum(torch.sigmoid(model.retain(h)) * h for h in steps)
+    assert torch.allclose(model(x, ei), expected, atol=1e-5)
+
+
+def test_resgcn_blocks_are_pygs_res_plus_blocks(graph):
+    x, ei, _ = graph
+    torch.manual_seed(0)
+    model = build_model("resgcn", 5, 8, 3, 3, norm="layer", dropout=0.0)
+    out, hidden = model(x, ei, return_hidden=True)
+    assert len(hidden) == 1 + 3 and out.shape == (20, 3)
+    adjacency = model.graph(x, ei)
+    for i in (1, 2):
+        block = DeepGCNLayer(model.convs[i], model.norms[i - 1], model.act, block="res+")
+        assert torch.allclose(hidden[i + 1], block(hidden[i], *adjacency), atol=1e-6)
+    final = model.lin_out(model.act(model.norms[-1](hidden[-1])))
+    assert torch.allclose(out, final, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_backbone_is_a_ticket_with_bit_identical_frozen_weights(name):
+    data = load_dataset("csbm", nodes=200, classes=3, features=10, seed=0)
+    options = {"heads": 2} if "heads" in MODELS[name].reads else {}
+    config = RunConfig(dataset="csbm", model=name, layers=3, hidden=8, epochs=3, lr=0.1,
+                       method="ugt", sparsity=0.5, layer_metrics="none", **options)
+    before, _ = build(resolve_config(config), data)
+    initial = {n: p.detach().clone() for n, p in before.named_parameters()
+               if "score" not in n}
+    record, after = train(config, data=data, return_model=True)
+    assert record["status"] == "finished"
+    final = {n: p.detach() for n, p in after.named_parameters() if n in initial}
+    assert final.keys() == initial.keys()
+    assert all(torch.equal(final[n], initial[n]) for n in initial)  # no weight moved
+    assert record["method"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.02)
