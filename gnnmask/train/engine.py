@@ -498,6 +498,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     history: list[dict[str, Any]] = []
     probes: dict[str, list] = {"gradient_flow": [], "layer_trace": []}
     rounds: list[dict[str, Any]] = []
+    stopped: list[dict[str, Any]] = []  # unreported phases ended early at their best state
     phases = method.phases()
     diverged = None
     with deterministic(config.deterministic, device):
@@ -517,6 +518,11 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
                                "nonzero_params": count_parameters(model)[1],
                                **method.epoch_info(model),
                                **({"diverged": True} if diverged else {})})
+            if diverged is not None and not phase.reported and diverged["restored"]:
+                # A search phase's job (the state of its best validation epoch) is
+                # done: the run goes on from that state, and says so.
+                stopped.append(diverged)
+                diverged = None
             if diverged is not None:
                 break
     # A diverged run keeps its best finite state when one was selectable; otherwise
@@ -563,6 +569,8 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     }
     if len(phases) > 1:
         record["rounds"] = rounds
+    if stopped:
+        record["stopped_phases"] = stopped
     record.update({key: values for key, values in probes.items() if values})
     if held_out:
         record["held_out_classes"] = held_out

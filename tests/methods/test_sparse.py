@@ -271,3 +271,15 @@ def test_random_pruning_of_the_graph_drops_exactly_its_share_of_edges(csbm):
     assert plain.inputs(csbm)[1] is csbm.edge_index  # no edge sparsity: the graph as given
     with pytest.raises(UserError, match="--edge-sparsity prunes the whole graph"):
         resolve_config(small(method="random", edge_sparsity=0.3, batch_size=32))
+
+
+def test_a_ugs_search_that_diverges_ends_at_its_best_state_and_the_run_goes_on(csbm):
+    # lr 0.5 drives the edge masks negative within two epochs: degrees below zero
+    # make the validation loss nan. The search's job, its best validation state,
+    # is done by then; before the fix the whole run stopped there, with no round.
+    record = train(small(method="ugs", sparsity=0.36, epochs=20, lr=0.5), data=csbm)
+    assert record["status"] == "finished"
+    assert [r["sparsity"] for r in record["rounds"]] == pytest.approx([0.2, 0.36])
+    stopped = record["stopped_phases"]
+    assert [s["phase"] for s in stopped] == ["search 0", "search 1"]
+    assert all(s["restored"] and "nan" in s["reason"] for s in stopped)
