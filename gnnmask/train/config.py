@@ -117,6 +117,10 @@ class RunConfig:
                            "sampled neighbourhoods (0: full-batch)")
     num_neighbors: str = _opt("10", "optimisation", "mini-batches: neighbours sampled per node "
                               "and layer, one value or one per layer (-1: all)")
+    drop_edge: float = _opt(0.0, "optimisation", "DropEdge (Rong et al. 2020): drop this "
+                            "fraction of the undirected edges anew at every training step")
+    drop_node: float = _opt(0.0, "optimisation", "DropNode: drop this fraction of the nodes' "
+                            "edges anew at every training step (PyG's dropout_node)")
     # training tricks for sparse networks (gnnmask.train.tricks, the ToST recipe)
     ghost_soft: int = _opt(0, "tricks", "ghost soft neurons: anneal SiLU to ReLU over the "
                            "first N epochs (0: off)")
@@ -320,6 +324,10 @@ def validate_config(c: RunConfig) -> None:
     get_model_class(c.model).check_options(
         {k: getattr(c, k) for k in MODEL_FIELDS if getattr(c, k) is not None}, spell=flag,
         hidden=c.hidden)
+    for name in ("drop_edge", "drop_node"):
+        if not 0.0 <= getattr(c, name) < 1.0:
+            raise UserError(f"{flag(name)} {getattr(c, name)!r} is out of range; allowed: "
+                            "0 <= p < 1")
     if c.dropout is not None and not 0.0 <= c.dropout < 1.0:
         raise UserError(f"--dropout {c.dropout!r} is out of range; allowed: 0 <= dropout < 1")
     if c.sparsity is not None and not 0.0 <= c.sparsity < 1.0:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+from torch_geometric.utils import dropout_edge, dropout_node
 
 from gnnmask.data import evaluate_accuracy, load_dataset
 from gnnmask.data.sampling import neighbor_loader, parse_fanout
@@ -133,6 +134,25 @@ class Diverged(Exception):
         self.reason = reason
 
 
+def drop_graph(config: RunConfig, inputs: tuple) -> tuple:
+    """The model's training inputs with DropEdge / DropNode applied
+    (``config.drop_edge``, ``config.drop_node``; PyG's ``dropout_edge`` over
+    the stored (directed) edges, as the DropEdge code samples the adjacency's
+    non-zeros, and ``dropout_node``), drawn anew at each call; an edge weight
+    (``inputs[2]``, e.g. UGS's edge mask) follows its edges. Unchanged when
+    both are 0."""
+    if not (config.drop_edge or config.drop_node) or len(inputs) < 2:
+        return inputs
+    x, edge_index, *rest = inputs
+    keep = torch.ones(edge_index.size(1), dtype=torch.bool, device=edge_index.device)
+    if config.drop_edge:
+        keep &= dropout_edge(edge_index, p=config.drop_edge)[1]
+    if config.drop_node:
+        _, node_edges, _ = dropout_node(edge_index, p=config.drop_node, num_nodes=x.size(0))
+        keep &= node_edges
+    return (x, edge_index[:, keep], *(r[keep] for r in rest))
+
+
 def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
                   epoch: int, targets=None, scaler=None) -> dict[str, float]:
     """One training step: forward, loss (+ the method's penalty), backward,
@@ -149,7 +169,7 @@ def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
     model.train()
     optimizer.zero_grad(set_to_none=True)
     with autocast(config, data.y.device):
-        out = model(*method.inputs(data))
+        out = model(*drop_graph(config, method.inputs(data)))
         loss = F.cross_entropy(out[targets].float(), data.y[targets],
                                label_smoothing=config.label_smoothing)
     penalty = method.penalty(net)

@@ -108,3 +108,12 @@ def test_every_backbone_is_a_ticket_with_bit_identical_frozen_weights(name):
     assert final.keys() == initial.keys()
     assert all(torch.equal(final[n], initial[n]) for n in initial)  # no weight moved
     assert record["method"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_group_norm_is_pygs_diff_group_norm(graph):
+    from torch_geometric.nn import DiffGroupNorm
+
+    x, ei, _ = graph
+    model = build_model("gcn", 5, 20, 3, 3, norm="group")
+    assert all(isinstance(n, DiffGroupNorm) and n.groups == 10 for n in model.norms)
+    assert model(x, ei).shape == (20, 3)

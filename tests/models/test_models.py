@@ -141,7 +141,7 @@ def test_repr_is_informative():
         (dict(layers=0), "layers 0"),
         (dict(layers=129), "layers 129"),
         (dict(hidden=-4), "hidden -4"),
-        (dict(norm="group"), "unknown norm 'group'"),
+        (dict(norm="graph"), "unknown norm 'graph'"),
         (dict(residual="dense"), "unknown residual 'dense'"),
         (dict(activation="swish"), "unknown activation 'swish'"),
     ],

@@ -297,3 +297,32 @@ def test_traces_record_the_chosen_layer_metrics(csbm):
                for t in rec["layer_trace"] for row in t["layers"])
     off = train(small(epochs=1, trace_every=1, layer_metrics="none"), data=csbm)
     assert off["layers"] == [] and "effective_rank" in off["layer_trace"][0]["layers"][0]
+
+
+def test_drop_edge_and_drop_node_act_on_training_inputs_only():
+    from torch_geometric.utils import to_undirected
+
+    from gnnmask.train.engine import drop_graph
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=g)
+    ei = to_undirected(torch.randint(0, 40, (2, 120), generator=g), num_nodes=40)
+    w = torch.arange(ei.size(1), dtype=torch.float)
+    plain = RunConfig()
+    assert drop_graph(plain, (x, ei, w)) == (x, ei, w)  # off: the inputs as given
+    torch.manual_seed(3)
+    x2, kept, w2 = drop_graph(RunConfig(drop_edge=0.5), (x, ei, w))
+    assert x2 is x and 0 < kept.size(1) < ei.size(1)
+    assert torch.equal(kept, ei[:, w2.long()])  # each weight stays with its edge
+    torch.manual_seed(3)
+    assert torch.equal(drop_graph(RunConfig(drop_edge=0.5), (x, ei, w))[1], kept)  # seeded
+    _, by_node, w3 = drop_graph(RunConfig(drop_node=0.5), (x, ei, w))
+    touched = set(by_node.flatten().tolist())
+    assert by_node.size(1) < ei.size(1) and len(touched) < 40
+    assert torch.equal(by_node, ei[:, w3.long()])
+    data = load_dataset("csbm", nodes=200, classes=3, features=10, seed=0)
+    record = train(RunConfig(dataset="csbm", hidden=8, epochs=3, layer_metrics="none",
+                             drop_edge=0.3, drop_node=0.1), data=data)
+    assert record["status"] == "finished" and record["config"]["drop_edge"] == 0.3
+    with pytest.raises(UserError, match="--drop-edge 1.0 is out of range; allowed: 0 <= p < 1"):
+        resolve_config(RunConfig(drop_edge=1.0))
