@@ -34,6 +34,18 @@ def test_sgc_is_k_propagations_then_one_linear_layer(graph):
     assert torch.allclose(model(x, ei), expected, atol=1e-5)
     out, hidden = model(x, ei, return_hidden=True)
     assert len(hidden) == 1 and len(model.trace_modules()) == 1
+    # S^K X is computed once per graph: a new graph (or features) is propagated afresh
+    first = model.propagated(x, ei)
+    assert model.propagated(x, ei) is first
+    fewer = ei[:, ::2].clone()
+    expected_fewer = build_model("sgc", 5, 8, 3, 3)
+    expected_fewer.load_state_dict(model.state_dict())
+    assert not torch.allclose(model(x, fewer), out)
+    assert torch.allclose(model(x, fewer), expected_fewer(x, fewer), atol=1e-6)
+    copy = x.clone()
+    cached = model.propagated(copy, ei)
+    copy[0, 0] += 1.0  # an in-place change of the features invalidates it too
+    assert model.propagated(copy, ei) is not cached
 
 
 @pytest.mark.parametrize("jk", ["cat", "max", "lstm"])
