@@ -1,5 +1,6 @@
 """APPNP (Gasteiger et al., "Predict then Propagate: Graph Neural Networks
-meet Personalized PageRank", ICLR 2019)."""
+meet Personalized PageRank", ICLR 2019), and the base class of every
+predict-then-propagate backbone."""
 
 from __future__ import annotations
 
@@ -14,31 +15,51 @@ class APPNPPropagation(AdjDtype, APPNPConv):
     with the sparse product in the adjacency's dtype under autocast."""
 
 
-class APPNP(DeepGNN):
-    """APPNP (Gasteiger et al. 2019): a two-layer MLP, then ``layers``
-    personalised-PageRank propagation steps with teleport ``alpha``.
+class PredictThenPropagate(DeepGNN):
+    """Base of the backbones that predict with a two-layer MLP, then
+    propagate the predictions without parameters over ``layers`` steps of
+    the normalised adjacency (:meth:`propagate_all`). They have no hidden
+    message-passing layer, so they read neither ``norm`` nor ``residual`` and
+    ``hidden`` holds ``x`` only (the propagation steps are not traced)."""
 
-    It has no hidden message-passing layers, so it reads neither ``norm`` nor
-    ``residual``."""
-
-    name = "appnp"
-    reads = ("dropout", "activation", "bias", "alpha")
-    always_reads = ("alpha",)
+    reads = ("dropout", "activation", "bias")
     graph_input = "normalized"
 
     def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
         self.lin_in = nn.Linear(in_dim, hidden, bias=options["bias"])
         self.lin_out = nn.Linear(hidden, out_dim, bias=options["bias"])
         self.convs = nn.ModuleList()
-        self.prop = APPNPPropagation(K=layers, alpha=options["alpha"], normalize=False)
+        self.build_propagation(out_dim, layers, options)
         return 0
+
+    def build_propagation(self, out_dim: int, layers: int, options: dict) -> None:
+        """Create what :meth:`propagate_all` needs."""
+        raise NotImplementedError
+
+    def propagate_all(self, z: Tensor, *graph) -> Tensor:
+        """The class scores from the MLP's predictions ``z``."""
+        raise NotImplementedError
 
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
                 return_hidden: bool = False):
-        """As :meth:`DeepGNN.forward`; ``hidden`` holds ``x`` only (the
-        propagation steps have no parameters and are not traced)."""
+        """As :meth:`DeepGNN.forward`; ``hidden`` holds ``x`` only."""
         graph = self.graph(x, edge_index, edge_weight)
         h = self.act(self.lin_in(dropout(x, self.dropout, self.training)))
-        out = self.lin_out(dropout(h, self.dropout, self.training))
-        out = self.logits(self.prop(out, *graph))
+        z = self.lin_out(dropout(h, self.dropout, self.training))
+        out = self.logits(self.propagate_all(z, *graph))
         return (out, [x]) if return_hidden else out
+
+
+class APPNP(PredictThenPropagate):
+    """APPNP (Gasteiger et al. 2019): a two-layer MLP, then ``layers``
+    personalised-PageRank propagation steps with teleport ``alpha``."""
+
+    name = "appnp"
+    reads = (*PredictThenPropagate.reads, "alpha")
+    always_reads = ("alpha",)
+
+    def build_propagation(self, out_dim, layers, options) -> None:
+        self.prop = APPNPPropagation(K=layers, alpha=options["alpha"], normalize=False)
+
+    def propagate_all(self, z: Tensor, *graph) -> Tensor:
+        return self.prop(z, *graph)

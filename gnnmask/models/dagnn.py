@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gnnmask.models.appnp import APPNPPropagation
-from gnnmask.models.deep import DeepGNN, dropout
+from gnnmask.models.appnp import APPNPPropagation, PredictThenPropagate
 
 
-class DAGNN(DeepGNN):
+class DAGNN(PredictThenPropagate):
     r"""Deep adaptive GNN (Liu et al. 2020): a two-layer MLP, ``layers``
     parameter-free propagation steps, and a learnt node-wise retention score
     for each step.
@@ -18,34 +17,20 @@ class DAGNN(DeepGNN):
     (``K = layers``) is combined adaptively,
     :math:`\sum_k \sigma(H_k s)\, H_k` with one learnt projection
     :math:`s \in \mathbb{R}^{C}` scoring each node's retention of each
-    step (:math:`\sigma`: the logistic function).
-
-    The propagation steps are not traced; under a mask-only method ``s``
-    stays at its initialisation."""
+    step (:math:`\sigma`: the logistic function). Under a mask-only method
+    ``s`` is masked like any weight and stays frozen."""
 
     name = "dagnn"
-    reads = ("dropout", "activation", "bias")
-    graph_input = "normalized"
 
-    def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
-        self.lin_in = nn.Linear(in_dim, hidden, bias=options["bias"])
-        self.lin_out = nn.Linear(hidden, out_dim, bias=options["bias"])
-        self.convs = nn.ModuleList()
+    def build_propagation(self, out_dim, layers, options) -> None:
         self.step = APPNPPropagation(K=1, alpha=0.0, normalize=False)  # S h
         self.K = layers
         self.retain = nn.Linear(out_dim, 1, bias=options["bias"])
-        return 0
 
-    def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
-                return_hidden: bool = False):
-        """As :meth:`DeepGNN.forward`; ``hidden`` holds ``x`` only."""
-        graph = self.graph(x, edge_index, edge_weight)
-        h = self.act(self.lin_in(dropout(x, self.dropout, self.training)))
-        z = self.lin_out(dropout(h, self.dropout, self.training))
+    def propagate_all(self, z: Tensor, *graph) -> Tensor:
         steps = [z]
         for _ in range(self.K):
             steps.append(self.step(steps[-1], *graph))
         stack = torch.stack(steps, dim=1)  # [N, K + 1, C]
         score = torch.sigmoid(self.retain(stack))  # [N, K + 1, 1]
-        out = self.logits((score * stack).sum(dim=1))
-        return (out, [x]) if return_hidden else out
+        return (score * stack).sum(dim=1)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gnnmask.models.appnp import APPNPPropagation
-from gnnmask.models.deep import DeepGNN, dropout
+from gnnmask.models.appnp import APPNPPropagation, PredictThenPropagate
 
 
-class GPRGNN(DeepGNN):
+class GPRGNN(PredictThenPropagate):
     r"""Generalized PageRank GNN (Chien et al. 2021): a two-layer MLP, then a
     learnt weighting of ``layers`` propagation steps, initialised as
     personalised PageRank.
@@ -19,25 +18,21 @@ class GPRGNN(DeepGNN):
     ``K = layers`` propagation steps with learnt weights :math:`\gamma_k`,
     initialised as personalised PageRank, :math:`\gamma_k = \alpha
     (1-\alpha)^k` and :math:`\gamma_K = (1-\alpha)^K` (the paper's PPR
-    initialisation; ``alpha`` read always).
+    initialisation; ``alpha`` read always). The paper's extra dropout before
+    the propagation is not offered.
 
-    The propagation steps have no parameters and are not traced; under a
-    mask-only method the :math:`\gamma_k` stay at their initialisation."""
+    Under a mask-only method the :math:`\gamma_k` stay at their
+    initialisation."""
 
     name = "gprgnn"
-    reads = ("dropout", "activation", "bias", "alpha")
+    reads = (*PredictThenPropagate.reads, "alpha")
     always_reads = ("alpha",)
-    graph_input = "normalized"
 
-    def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
-        self.lin_in = nn.Linear(in_dim, hidden, bias=options["bias"])
-        self.lin_out = nn.Linear(hidden, out_dim, bias=options["bias"])
-        self.convs = nn.ModuleList()
+    def build_propagation(self, out_dim, layers, options) -> None:
         self.step = APPNPPropagation(K=1, alpha=0.0, normalize=False)  # S h
         self.K = layers
         self.gamma = nn.Parameter(torch.empty(layers + 1))
         self._init_gamma(options["alpha"])
-        return 0
 
     def _init_gamma(self, alpha: float) -> None:
         k = torch.arange(self.K + 1, dtype=torch.float64)
@@ -50,15 +45,9 @@ class GPRGNN(DeepGNN):
         super().reset_parameters()
         self._init_gamma(self.config["alpha"])
 
-    def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
-                return_hidden: bool = False):
-        """As :meth:`DeepGNN.forward`; ``hidden`` holds ``x`` only."""
-        graph = self.graph(x, edge_index, edge_weight)
-        h = self.act(self.lin_in(dropout(x, self.dropout, self.training)))
-        z = self.lin_out(dropout(h, self.dropout, self.training))
+    def propagate_all(self, z: Tensor, *graph) -> Tensor:
         out = self.gamma[0] * z
         for k in range(1, self.K + 1):
             z = self.step(z, *graph)
             out = out + self.gamma[k] * z
-        out = self.logits(out)
-        return (out, [x]) if return_hidden else out
+        return out
