@@ -1,34 +1,53 @@
 #!/usr/bin/env bash
-# Depth x sparsity (docs/RESULTS.md, "Deep tickets"): the deep-ticket recipe
-# against dense training of the same architecture, depths 2..64, sparsities
-# 0.04..0.95, with per-layer MAD and Dirichlet energy; one report per dataset
-# (accuracy against depth, and against sparsity at each depth).
+# The depth x sparsity study (docs/RESULTS.md, "Deep backbones as tickets"):
+# each backbone at depths 2..64, dense training against untrained tickets
+# (ugt) and RigL at weight sparsities 0.5 / 0.9 / 0.99, with per-layer MAD,
+# Dirichlet energy, effective rank and mean norm of the final model.
 #
-#   scripts/depth_sparsity.sh [cora|citeseer|pubmed|all]
+#   scripts/depth_sparsity.sh [DATASET ...]      (default: cora citeseer pubmed actor)
+#   BACKBONES="gcnii gcn" SEEDS=0,1,2 scripts/depth_sparsity.sh cora
 #
-# Width 128, lr 0.005, seed 0 ($SEEDS). Cora: depths 2,8,32,64, sparsities
-# 0.5,0.9, 400 epochs. CiteSeer: depths 2,32, sparsity 0.5, 400 epochs. PubMed
-# (seven times Cora's nodes): depths 2,32, sparsity 0.5, 200 epochs. About
-# two CPU hours on one core: run it in the background. RECIPE holds the
-# architecture flags of the recipe (shared by dense, whose own defaults are
-# dropout 0.5 and weight decay 5e-4).
+# Every (dataset, backbone) pair is one resumable `gnnmask sweep` whose compact
+# records (--no-history: config, versions, seed, final and per-layer metrics)
+# live in docs/results/study/<dataset>/<backbone>/ and are committed as data:
+# re-running the script skips every finished cell, so a later session resumes
+# where this one stopped. `python scripts/study_report.py` renders them.
+#
+# Width 64, 400 epochs, lr 0.01, each method's own defaults otherwise (dense and
+# RigL: dropout 0.5, weight decay 5e-4; ugt: neither). The architecture flags of
+# each backbone (RECIPE below) are shared by all three methods, so a ticket is
+# compared with the same network trained. Cost, measured alone on one core
+# (one thread): a Cora sweep of one backbone and seed takes 16 (appnp) to 40
+# (gcnii) CPU minutes; CiteSeer about 1.3x Cora, Actor about 2.5x, PubMed about
+# 6x. Run it in the background at one thread (OMP_NUM_THREADS=1, the default here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GNNMASK=${GNNMASK:-.venv/bin/gnnmask}
-OUT=${OUT:-runs/depth-sparsity}
-JOBS=${JOBS:-1}
+OUT=${OUT:-docs/results/study}
 SEEDS=${SEEDS:-0}
+DEPTHS=${DEPTHS:-2,8,16,32,64}
+SPARSITIES=${SPARSITIES:-0.5,0.9,0.99}
+BACKBONES=${BACKBONES:-gcnii gcn appnp resgcn jknet dagnn gprgnn}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ROOT=${DATA_ROOT:+--data-root $DATA_ROOT}
-RECIPE=${RECIPE:---norm pair --residual initial --dropout 0.5}
-what=${1:-all}
+datasets=${*:-cora citeseer pubmed actor}
 
-study() {  # study DATASET DEPTHS SPARSITIES EPOCHS
-  # shellcheck disable=SC2086
-  "$GNNMASK" sweep --dataset "$1" $ROOT --model gcn --hidden 128 --lr 0.005 \
-    --depths "$2" --sparsities "$3" --epochs "$4" --methods dense,ugt --seeds "$SEEDS" \
-    --layer-metrics mad,dirichlet --jobs "$JOBS" --quiet --out "$OUT/$1" $RECIPE
+recipe() {  # the architecture flags of a backbone, shared by dense, ugt and rigl
+  case "$1" in
+    gcn) echo "--norm pair --residual initial" ;;  # the deep recipe (issue 15)
+    gcnii) echo "--norm layer" ;;  # per-node normalisation: the ticket fix (RESULTS)
+    resgcn) echo "--norm layer" ;;  # DeeperGCN's res+ blocks are normalised
+    *) echo "" ;;
+  esac
 }
 
-if [ "$what" = all ] || [ "$what" = cora ]; then study cora 2,8,32,64 0.5,0.9 400; fi
-if [ "$what" = all ] || [ "$what" = citeseer ]; then study citeseer 2,32 0.5 400; fi
-if [ "$what" = all ] || [ "$what" = pubmed ]; then study pubmed 2,32 0.5 200; fi
+for dataset in $datasets; do
+  for backbone in $BACKBONES; do
+    # shellcheck disable=SC2086,SC2046
+    "$GNNMASK" sweep --dataset "$dataset" $ROOT --model "$backbone" --hidden 64 \
+      --epochs 400 --lr 0.01 --depths "$DEPTHS" --methods dense,ugt,rigl \
+      --sparsities "$SPARSITIES" --seeds "$SEEDS" --no-history \
+      --layer-metrics mad,dirichlet,effective_rank,norm --no-report --quiet \
+      --out "$OUT/$dataset/$backbone" $(recipe "$backbone")
+  done
+done

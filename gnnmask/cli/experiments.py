@@ -28,6 +28,7 @@ from gnnmask.experiments import accuracy_table, metrics_table, report, summarize
 from gnnmask.experiments.executors import make_executor
 from gnnmask.experiments.runs import describe, diverged
 from gnnmask.experiments.store import config_diff, read_record
+from gnnmask.experiments.study import is_study, study_report
 from gnnmask.experiments.sweep import _check_used, cell_config, cell_order, check_sparsities
 from gnnmask.experiments.tables import sparsity_table
 from gnnmask.methods import METHODS
@@ -182,7 +183,8 @@ def _diverged_status(records) -> int:
 
 # -- report ------------------------------------------------------------------
 def cmd_report(args) -> int:
-    for path in report(args.run_dir, out=args.out).values():
+    make = study_report if is_study(args.run_dir) else report
+    for path in make(args.run_dir, out=args.out).values():
         print(path)
     return 0
 
@@ -304,8 +306,10 @@ def add_parsers(sub) -> None:
                    help="run the job array on this machine (submitit's local executor)")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="report.md, results.csv and plots of a run or sweep folder")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a sweep or train output folder")
+    p = sub.add_parser("report", help="report.md, results.csv and plots of a run or sweep "
+                       "folder; study.md, study.csv and plots of a folder of sweeps")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a sweep or train output folder, or a "
+                   "folder of sweeps (a study, e.g. docs/results/study)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write the report here (default: RUN_DIR itself)")
     p.set_defaults(func=cmd_report)

@@ -26,8 +26,9 @@ from gnnmask.train import read_json
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "resume", "overwrite")
-#: Config keys that may differ between runs of "the same" configuration.
-IGNORED = ("seed", "device", "data_root")
+#: Config keys that may differ between runs of "the same" configuration
+#: (``history`` only says whether the record keeps its per-epoch rows).
+IGNORED = ("seed", "device", "data_root", "history")
 
 
 def read_record(path: Path) -> dict | None:

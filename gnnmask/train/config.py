@@ -172,6 +172,9 @@ class RunConfig:
     check_masks: bool = _opt(False, "run", "record every rank's mask checksum each epoch and "
                              "stop if they differ (true/false)")
     device: str = _opt("auto", "run", "auto, cpu, cuda or cuda:N")
+    history: bool = _opt(True, "run", "keep the per-epoch history in each record (--no-history: "
+                         "final and per-layer metrics only, the compact records committed as "
+                         "data) (true/false)")
     extra: dict[str, Any] = field(default_factory=dict, metadata=dict(
         group="method", help="method option KEY=VALUE (see `gnnmask methods`)", choices=None))
 

@@ -585,7 +585,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         "total_time_s": time.perf_counter() - started,
         "epochs_run": len(history),
         "layers": layers,
-        "history": history,
+        **({"history": history} if config.history else {}),
     }
     if len(phases) > 1:
         record["rounds"] = rounds

@@ -171,3 +171,16 @@ def test_two_sweeps_never_share_a_folder(tmp_path):
         with pytest.raises(UserError, match="another sweep is writing to"):
             sweep(base(), [1], ["dense"], [0], tmp_path / "sw")
     assert not cell_files(tmp_path / "sw")
+
+
+def test_a_sweep_of_compact_records_resumes_as_the_same_sweep(tmp_path):
+    """Committed studies hold records without history (``--no-history``): a
+    sweep re-run over them, with or without the flag, skips them."""
+    out = tmp_path / "sw"
+    sweep(base(history=False), [1], ["dense"], [0], out)
+    files = cell_files(out)
+    assert "history" not in json.loads(files["cells/dense/L1/seed_0.json"])
+    sweep(base(history=False), [1], ["dense"], [0, 1], out)
+    sweep(base(), [1], ["dense"], [0, 1], out)
+    now = cell_files(out)
+    assert {k: now[k] for k in files} == files and len(now) == 2

@@ -326,3 +326,13 @@ def test_drop_edge_and_drop_node_act_on_training_inputs_only():
     assert record["status"] == "finished" and record["config"]["drop_edge"] == 0.3
     with pytest.raises(UserError, match="--drop-edge 1.0 is out of range; allowed: 0 <= p < 1"):
         resolve_config(RunConfig(drop_edge=1.0))
+
+
+def test_a_compact_record_keeps_every_final_metric_and_drops_only_the_history(csbm):
+    full = train(small(seed=1), data=csbm)
+    compact = train(small(seed=1, history=False), data=csbm)
+    assert "history" in full and "history" not in compact
+    drop = ("history", "config", "total_time_s", "epoch_time_s")
+    assert {k: v for k, v in compact.items() if k not in drop} == \
+        {k: v for k, v in full.items() if k not in drop}
+    assert compact["config"]["history"] is False and compact["epoch_time_s"] > 0

@@ -1,0 +1,98 @@
+"""Studies: sweeps read side by side, verdicts chosen by validation accuracy."""
+
+import csv
+import json
+
+import pytest
+
+from gnnmask.cli import main
+from gnnmask.errors import UserError
+from gnnmask.experiments.study import (
+    best_by_validation,
+    compare,
+    is_study,
+    last_hidden,
+    smoothing_verdict,
+    study_report,
+    verdict,
+)
+
+
+def group(method, depth, sparsity, val, test, layers=None, seeds=(0,)):
+    records = [{"seed": s, "layers": layers or []} for s in seeds]
+    return {"method": method, "layers": depth, "sparsity": sparsity, "val_acc": val,
+            "test_acc": test, "test_acc_std": 0.0, "seeds": list(seeds), "records": records}
+
+
+def test_verdict_thresholds_are_one_point_either_side():
+    assert verdict(0.0101) == "beats"
+    assert verdict(0.01) == verdict(-0.01) == verdict(0.0) == "matches"
+    assert verdict(-0.0101) == "below"
+    assert verdict(None) == ""
+
+
+def test_the_ticket_compared_is_the_one_with_the_best_validation_accuracy():
+    groups = [group("dense", 4, None, 0.70, 0.70),
+              group("ugt", 4, 0.5, 0.75, 0.60),   # best validation, worse test
+              group("ugt", 4, 0.9, 0.72, 0.90),   # best test: must not be chosen
+              group("ugt", 8, 0.5, 0.99, 0.99)]   # another depth
+    assert best_by_validation(groups, "ugt", 4)["sparsity"] == 0.5
+    assert best_by_validation(groups, "rigl", 4) is None
+    (row,) = [r for r in compare([{"dataset": "d", "model": "m", "groups": groups}])
+              if r["depth"] == 4]
+    assert row["diff"] == pytest.approx(-0.10) and row["verdict"] == "below"
+    assert row["sparse"] is None
+
+
+def test_over_smoothing_compares_the_last_hidden_state():
+    rows = [{"layer": 0, "name": "input", "mad": 9.0, "effective_rank": 9.0},
+            {"layer": 1, "name": "hidden.0", "mad": 0.5, "effective_rank": 2.0},
+            {"layer": 2, "name": "hidden.1", "mad": 0.25, "effective_rank": 1.0},
+            {"layer": 3, "name": "logits", "mad": 9.0, "effective_rank": 9.0}]
+    assert last_hidden(group("ugt", 2, 0.5, 0, 0, rows)) == \
+        {"mad": 0.25, "effective_rank": 1.0}
+    no_hidden = [rows[0], rows[3]]  # e.g. APPNP: input and logits only
+    assert last_hidden(group("ugt", 2, 0.5, 0, 0, no_hidden)) == \
+        {"mad": 9.0, "effective_rank": 9.0}
+    one, two = {"mad": 1, "effective_rank": 1}, {"mad": 2, "effective_rank": 2}
+    assert smoothing_verdict(two, one) == "less smoothed"
+    assert smoothing_verdict(one, two) == "more smoothed"
+    assert smoothing_verdict({"mad": 2, "effective_rank": 0}, one) == "mixed"
+    # the Dirichlet energy grows with the scale of the states: it does not decide
+    assert smoothing_verdict({**one, "dirichlet": 99.0}, {**two, "dirichlet": 1.0}) == \
+        "more smoothed"
+    assert smoothing_verdict({"mad": 2, "dirichlet": 5}, {"mad": 1, "dirichlet": 1}) == ""
+
+
+def test_report_of_a_folder_of_sweeps_writes_the_study(tmp_path, capsys):
+    root = tmp_path / "study"
+    for model in ("gcn", "appnp"):
+        assert main(["sweep", "--dataset", "csbm", "--model", model, "--hidden", "8",
+                     "--epochs", "3", "--depths", "1,2", "--methods", "dense,ugt,rigl",
+                     "--sparsities", "0.5,0.9", "--seeds", "0", "--no-history",
+                     "--layer-metrics", "mad,dirichlet,effective_rank,norm", "--no-report",
+                     "--quiet", "--device", "cpu", "--out", str(root / "csbm" / model)]) == 0
+    assert is_study(root) and not is_study(root / "csbm" / "gcn")
+    capsys.readouterr()
+    assert main(["report", str(root)]) == 0
+    written = capsys.readouterr().out.split()
+    assert sorted(p.rsplit("/", 1)[1] for p in written) == ["study.csv", "study.md",
+                                                            "study_csbm.png"]
+    rows = list(csv.DictReader((root / "study.csv").open()))
+    assert [(r["backbone"], r["depth"]) for r in rows] == \
+        [("appnp", "1"), ("appnp", "2"), ("gcn", "1"), ("gcn", "2")]
+    for r in rows:  # the ticket's difference is its accuracy minus the trained one's
+        assert float(r["ugt_minus_dense"]) == pytest.approx(
+            float(r["ugt_test_acc"]) - float(r["dense_test_acc"]))
+        assert r["verdict"] in ("beats", "matches", "below")
+        assert r["ugt_sparsity"] in ("0.5", "0.9") and r["rigl_sparsity"] in ("0.5", "0.9")
+    text = (root / "study.md").read_text()
+    assert "## csbm" in text and "- **gcn**: the ticket" in text and "- **appnp**" in text
+    cell = json.loads(next((root / "csbm" / "gcn" / "cells").glob("ugt/L2/s0.5/seed_0.json"))
+                      .read_text())
+    assert "history" not in cell and cell["layers"]
+
+
+def test_a_folder_without_sweeps_is_refused(tmp_path):
+    with pytest.raises(UserError, match="holds no sweep"):
+        study_report(tmp_path)
