@@ -175,3 +175,15 @@ def test_a_smoke_run_trains_but_stores_no_result(tmp_path, data_root):
     assert sorted(p.name for p in (tmp_path / "runs" / "gcn-cora").iterdir()) == [
         "config.json", "seed_0.json", "seed_1.json", "seed_2.json", "summary.json"]
     assert not (tmp_path / "results").exists()
+
+
+def test_an_entry_whose_settings_changed_is_trained_again(tmp_path, data_root):
+    args = ["run", "tricks-sgc-cora-2", "--out", str(tmp_path / "runs"), "--results",
+            str(tmp_path / "results"), "--data-root", str(data_root)]
+    first = cli(*args, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    again = cli(*args, "--epochs", "2")  # as if the entry's epochs had changed
+    assert again.returncode == 0, again.stderr
+    assert "used other settings (epochs); training it again" in again.stderr
+    record = json.loads((tmp_path / "runs" / "tricks-sgc-cora-2" / "seed_0.json").read_text())
+    assert record["config"]["epochs"] == 2

@@ -16,8 +16,10 @@ from pathlib import Path
 from gnnmask.cli.args import show_progress
 from gnnmask.errors import UserError
 from gnnmask.experiments.runs import run_seeds
+from gnnmask.experiments.store import config_diff, read_record
 from gnnmask.reproduce import ENTRIES, entry_config, load_result, status, write_result
 from gnnmask.reproduce.report import entry_row, report_markdown, write_report
+from gnnmask.train import resolve_config
 
 log = logging.getLogger("gnnmask")
 
@@ -53,6 +55,20 @@ def _selected(args) -> list:
     return entries
 
 
+def _mode(entry, config, folder: Path) -> str:
+    """``overwrite`` where the entry's run folder holds records trained with
+    other settings than the entry now asks (it changed since; the entry is
+    what counts), else ``auto`` (finished seeds are kept and skipped)."""
+    wanted = resolve_config(config).to_dict()
+    for path in sorted(folder.glob("seed_*.json")):
+        record = read_record(path)
+        if record is not None and (diff := config_diff(record["config"], wanted)):
+            log.warning("%s: the runs in %s used other settings (%s); training it again",
+                        entry.name, folder, ", ".join(diff))
+            return "overwrite"
+    return "auto"
+
+
 def cmd_run(args) -> int:
     entries = _selected(args)
     changes = {"data_root": args.data_root} if args.data_root else {}
@@ -62,6 +78,7 @@ def cmd_run(args) -> int:
     out = Path(args.out)
     for entry, config in configs:
         summary = run_seeds(config, list(entry.seeds), out / entry.folder,
+                            mode=_mode(entry, config, out / entry.folder),
                             progress=show_progress(args), log_every=None)
         records = [json.loads((out / entry.folder / f"seed_{s}.json").read_text())
                    for s in entry.seeds]

@@ -341,6 +341,9 @@ class DeepGNN(nn.Module):
     #: Whether the first layer consumes sparse CSR input features
     #: (:func:`sparse_features`).
     sparse_input: ClassVar[bool] = False
+    #: Whether the message-passing layers (``convs``) may be decayed apart from
+    #: the linear input and output layers (``--conv-weight-decay``).
+    conv_decay: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -27,6 +27,7 @@ class GCNII(DeepGNN):
     residuals = ("none", "plain")
     always_reads = ("alpha", "theta")
     graph_input = "normalized"
+    conv_decay = True  # the paper's code: 0.01 on the convolutions, 5e-4 on the rest
 
     def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
         self.lin_in = nn.Linear(in_dim, hidden, bias=options["bias"])

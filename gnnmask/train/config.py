@@ -107,6 +107,11 @@ class RunConfig:
     lr_schedule: str = _opt("constant", "optimisation", "learning-rate schedule (cosine: "
                             "anneal to 0 over the epochs)", LR_SCHEDULES)
     weight_decay: float | None = _opt(None, "optimisation", "weight decay (L2)")
+    conv_weight_decay: float | None = _opt(None, "optimisation", "weight decay of the "
+                                           "message-passing layers instead of "
+                                           "--weight-decay, which then decays the linear "
+                                           "input and output layers (gcnii: its paper's "
+                                           "code uses 0.01 and 5e-4)")
     grad_clip: float | None = _opt(None, "optimisation", "clip the global L2 norm of the "
                                    "trained tensors' gradient to this value before each step "
                                    "(default: no clipping)")
@@ -135,7 +140,11 @@ class RunConfig:
                              "output std per layer) or gradinit (the ToST code's GradInit)",
                              lambda: ("lsuv", "gradinit"))
     patience: int = _opt(0, "optimisation", "stop after this many epochs without a better "
-                         "validation accuracy (0: off)")
+                         "validation score (--select) (0: off)")
+    select: str = _opt("val_acc", "optimisation", "the final model is the epoch with the best "
+                       "val_acc (highest validation accuracy) or val_loss (lowest validation "
+                       "loss, as the GCNII and DAGNN code select)",
+                       lambda: ("val_acc", "val_loss"))
     grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "
                                 "tensor at initialisation and every N epochs (0: off)")
     trace_every: int = _opt(0, "optimisation", "record the per-layer metrics of "
@@ -350,6 +359,17 @@ def validate_config(c: RunConfig) -> None:
         raise UserError(f"--lr {c.lr!r} is invalid; allowed: a positive number")
     if c.weight_decay is not None and c.weight_decay < 0:
         raise UserError(f"--weight-decay {c.weight_decay!r} is invalid; allowed: >= 0")
+    if c.conv_weight_decay is not None:
+        if c.conv_weight_decay < 0:
+            raise UserError(f"--conv-weight-decay {c.conv_weight_decay!r} is invalid; "
+                            "allowed: >= 0")
+        split = [name for name, cls in MODELS.items() if cls.conv_decay]
+        if not get_model_class(c.model).conv_decay:
+            raise UserError(f"--conv-weight-decay is not read by model {c.model!r}; allowed "
+                            f"with: {', '.join(split)}")
+        if not get_method_class(c.method).trains_weights:
+            raise UserError(f"--conv-weight-decay is not read by method {c.method!r}, which "
+                            "trains no weights")
     if c.grad_clip is not None and not c.grad_clip > 0:
         raise UserError(f"--grad-clip {c.grad_clip!r} is invalid; allowed: a positive number")
     if not 0.0 <= c.label_smoothing < 1.0:

@@ -115,9 +115,18 @@ def build(config: RunConfig, data, context: Context | None = None):
 
 def make_optimizer(config: RunConfig, method, model: nn.Module) -> torch.optim.Optimizer:
     """The configured optimiser over the tensors the method trains (fused
-    where PyTorch has a fused kernel; the record names the one used)."""
-    return _make_optimizer(config.optimizer, method.parameters(model), config.lr,
-                           config.weight_decay)
+    where PyTorch has a fused kernel; the record names the one used). With
+    ``conv_weight_decay`` the parameters of ``model.convs`` form their own
+    group with that decay (GCNII's two weight decays)."""
+    params = method.parameters(model)
+    if config.conv_weight_decay is not None:
+        convs = {id(p) for p in model.convs.parameters()}
+        params = list(params)
+        groups = [{"params": [p for p in params if id(p) in convs],
+                   "weight_decay": config.conv_weight_decay},
+                  {"params": [p for p in params if id(p) not in convs]}]
+        params = [g for g in groups if g["params"]]
+    return _make_optimizer(config.optimizer, params, config.lr, config.weight_decay)
 
 
 def make_scaler(config: RunConfig, device: torch.device) -> torch.amp.GradScaler | None:
@@ -330,10 +339,11 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
                                               dict[str, Any] | None]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
     ``patience``) from a fresh optimiser, keeping the state (model and
-    method) with the best validation accuracy among the selectable epochs,
-    restored at the end. Returns the phase's history, its periodic probes
-    (``gradient_flow`` every ``config.grad_flow_every`` epochs, ``layer_trace``
-    every ``config.trace_every``), its best epoch, the optimiser
+    method) with the best validation accuracy (``select="val_loss"``: the
+    lowest validation loss) among the selectable epochs, restored at the end.
+    Returns the phase's history, its periodic probes (``gradient_flow``
+    every ``config.grad_flow_every`` epochs, ``layer_trace`` every
+    ``config.trace_every``), its best epoch, the optimiser
     implementation used (``fused`` or ``default``) and, when the loss or the
     validation outputs became non-finite, ``{"epoch", "reason"}`` (the phase
     stops there; the best finite state is restored, if any epoch was
@@ -347,7 +357,9 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         trained = ddp(model)
     history: list[dict[str, Any]] = []
     flow = _flow_probe(config, method, data)
-    best: dict[str, Any] = {"val_acc": -1.0, "epoch": -1, "state": None}
+    # the selection criterion, as "higher is better"
+    sign = -1.0 if config.select == "val_loss" else 1.0
+    best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "state": None}
     # traces record the --layer-metrics (the default set when those are off)
     traced = "default" if config.layer_metrics == "none" else config.layer_metrics
     bad_epochs = 0
@@ -411,8 +423,9 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
             bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
                             test=f"{accs['test_acc']:.3f}")
         if method.selectable(epoch) and tricks.selectable(epoch):
-            if accs["val_acc"] > best["val_acc"]:
-                best = {"val_acc": accs["val_acc"], "epoch": epoch,
+            score = sign * (val_loss if config.select == "val_loss" else accs["val_acc"])
+            if score > best["score"]:
+                best = {"score": score, "epoch": epoch,
                         "state": copy.deepcopy(model.state_dict()),
                         "method": copy.deepcopy(method.state())}
                 bad_epochs = 0

@@ -336,3 +336,45 @@ def test_a_compact_record_keeps_every_final_metric_and_drops_only_the_history(cs
     assert {k: v for k, v in compact.items() if k not in drop} == \
         {k: v for k, v in full.items() if k not in drop}
     assert compact["config"]["history"] is False and compact["epoch_time_s"] > 0
+
+
+def test_gcnii_convolutions_can_be_decayed_apart_from_its_linear_layers(csbm):
+    from gnnmask.train.engine import build, make_optimizer
+
+    config = resolve_config(small(model="gcnii", layers=3, weight_decay=5e-4,
+                                  conv_weight_decay=0.01))
+    model, method = build(config, csbm)
+    opt = make_optimizer(config, method, model)
+    convs = {id(p) for p in model.convs.parameters()}
+    decays = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    assert sorted(decays) == sorted(id(p) for p in trained)  # each once
+    assert {decays[i] for i in convs} == {0.01}
+    assert {decays[id(p)] for p in trained if id(p) not in convs} == {5e-4}
+    record = train(config, data=csbm)
+    assert record["config"]["conv_weight_decay"] == 0.01
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(model="gcn"), r"--conv-weight-decay is not read by model 'gcn'; allowed with: gcnii"),
+    (dict(model="gcnii", method="ugt"), r"not read by method 'ugt', which trains no weights"),
+    (dict(model="gcnii", conv_weight_decay=-1.0), r"--conv-weight-decay -1.0 is invalid"),
+])
+def test_conv_weight_decay_is_refused_where_nothing_reads_it(changes, match):
+    with pytest.raises(UserError, match=match):
+        resolve_config(small(**{"conv_weight_decay": 0.01, **changes}))
+
+
+def test_selection_by_validation_loss_keeps_the_epoch_of_lowest_loss(csbm):
+    rec = train(small(epochs=40, select="val_loss"), data=csbm)
+    losses = [r["val_loss"] for r in rec["history"]]
+    assert rec["best_epoch"] == losses.index(min(losses))
+    assert rec["test_acc"] == rec["history"][rec["best_epoch"]]["test_acc"]
+    by_acc = train(small(epochs=40), data=csbm)
+    vals = [r["val_acc"] for r in by_acc["history"]]
+    assert by_acc["best_epoch"] == vals.index(max(vals))
+    assert rec["best_epoch"] != by_acc["best_epoch"]  # the two criteria pick differently here
+    stopped = train(small(epochs=400, select="val_loss", patience=5), data=csbm)
+    losses = [r["val_loss"] for r in stopped["history"]]
+    best = losses.index(min(losses))
+    assert stopped["epochs_run"] == best + 1 + 5 < 400  # five epochs without a lower loss
