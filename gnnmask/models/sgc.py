@@ -11,11 +11,6 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from gnnmask.models.deep import DeepGNN
 
 
-def _key(*tensors: Tensor) -> tuple:
-    """Identity of tensors' contents: storage, shape and in-place version."""
-    return tuple((t.data_ptr(), tuple(t.shape), t._version) for t in tensors)
-
-
 class SGC(DeepGNN):
     r"""Simplified graph convolution (Wu et al. 2019): ``layers`` propagation
     steps, then one linear layer.
@@ -23,9 +18,11 @@ class SGC(DeepGNN):
     The logits are :math:`S^K X W` with
     :math:`S = \tilde D^{-1/2}(A+I)\tilde D^{-1/2}` and ``K = layers``
     (PyG's :class:`~torch_geometric.nn.conv.SGConv`). As in the paper,
-    :math:`S^K X` is computed once and reused while the same features and
-    graph come in (a new graph, e.g. DropEdge or a perturbed copy, is
-    propagated afresh); it carries no gradient.
+    :math:`S^K X` is computed once and reused while the same feature and
+    graph tensors come in, unchanged in place (another tensor, e.g. a DropEdge
+    graph or a perturbed copy, is propagated afresh); it carries no gradient.
+    The cache holds the tensors it was computed from, so a new tensor can
+    never take a freed one's memory and its result.
 
     Linear in the features: no activation, no dropout, no hidden state (its
     only trainable tensor is ``W``), so it reads ``bias`` only."""
@@ -41,16 +38,17 @@ class SGC(DeepGNN):
     def propagated(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """:math:`S^K x`, from the cache when ``x`` and ``edge_index`` are the
         ones it was computed for."""
-        key = _key(x, edge_index)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+        versions = (x._version, edge_index._version)
+        c = self._cache
+        if c is not None and c[0] is x and c[1] is edge_index and c[2] == versions:
+            return c[3]
         conv = self.convs[0]
         with torch.no_grad():
             ei, w = gcn_norm(edge_index, None, x.size(0), dtype=x.dtype)
             h = x
             for _ in range(conv.K):
                 h = conv.propagate(ei, x=h, edge_weight=w)
-        self._cache = (key, h)
+        self._cache = (x, edge_index, versions, h)
         return h
 
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,

@@ -39,6 +39,7 @@ from gnnmask.data.sampling import neighbor_loader, parse_fanout
 from gnnmask.errors import UserError, check_arg
 from gnnmask.methods import Context, get_method_class
 from gnnmask.metrics import default_metrics, evaluate_model, gradient_flow, holdout_classes, trace
+from gnnmask.metrics.cost import count_macs, model_bytes
 from gnnmask.models import build_model, get_model_class
 from gnnmask.models.deep import sparse_features
 from gnnmask.train.config import MODEL_FIELDS, RunConfig, evaluation_names, resolve_config
@@ -289,6 +290,21 @@ def _layer_metrics(model, method, data, which: str,
                          row["name"], row["dim"], seconds)
     return trace(model, data, metrics=names, forward=lambda m, d: m(*method.inputs(d)),
                  progress=progress)
+
+
+def inference_cost(model: nn.Module, method, data) -> dict[str, Any]:
+    """The record's cost fields: the MACs of one full-graph inference pass
+    through the graph the method gives the model (kept weights and kept
+    edges; :func:`gnnmask.metrics.cost.count_macs`), the dense model's on the
+    whole graph, and the bytes to store the model
+    (:func:`~gnnmask.metrics.cost.model_bytes`)."""
+    kept = count_macs(model, *method.inputs(data), num_nodes=data.num_nodes)
+    dense = count_macs(model, data.features, data.edge_index, num_nodes=data.num_nodes)
+    return {key: kept[key] for key in ("inference_macs", "transform_macs", "propagation_macs")} \
+        | {key: dense[key] for key in ("dense_macs", "dense_transform_macs",
+                                       "dense_propagation_macs")} \
+        | model_bytes(model, trained=method.trains_weights) \
+        | {"macs_per_module": kept["per_module"]}
 
 
 def _flow_probe(config: RunConfig, method, data):
@@ -575,6 +591,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         best_epoch = -1 if best_row is None else best_row["epoch"]
         layers = []
     total, nonzero = count_parameters(model)
+    cost = inference_cost(model, method, data) if usable else {}
     steps = [r["step_s"] for r in history]
     record = {
         "config": config.to_dict(),
@@ -594,6 +611,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         **final,
         "params": total,
         "nonzero_params": nonzero,
+        **cost,
         "epoch_time_s": statistics.median(steps) if steps else None,
         "total_time_s": time.perf_counter() - started,
         "epochs_run": len(history),

@@ -48,6 +48,22 @@ def test_sgc_is_k_propagations_then_one_linear_layer(graph):
     assert model.propagated(copy, ei) is not cached
 
 
+def test_sgc_never_serves_a_freed_tensors_result_to_a_new_tensor(graph):
+    """The cache once keyed on memory addresses and versions: a new feature
+    tensor allocated where a freed one lived got the freed one's propagated
+    features (a bug fixed by holding the tensors the cache was made from)."""
+    x, ei, s = graph
+    model = build_model("sgc", 5, 8, 3, 2).eval()
+    lin = model.convs[0].lin
+    for scale in (2.0, 3.0, 4.0, 5.0):
+        first = x.clone()
+        model(first, ei)
+        del first
+        second = x * scale  # new contents, version 0, often in the freed block
+        expected = torch.linalg.matrix_power(s, 2) @ second @ lin.weight.T + lin.bias
+        assert torch.allclose(model(second, ei), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("jk", ["cat", "max", "lstm"])
 def test_jknet_aggregates_every_layer(graph, jk):
     x, ei, _ = graph
