@@ -49,7 +49,9 @@ def fake_records(entry, accs, status_="finished"):
     return [{"config": {**config, "seed": s}, "seed": s, "test_acc": a, "val_acc": a,
              "train_acc": 1.0, "best_epoch": 3, "nonzero_params": 10, "epoch_time_s": 0.01,
              "total_time_s": 1.0, "status": status_, "versions": {"torch": "x"},
-             "history": [{"epoch": 0}]} for s, a in zip(entry.seeds, accs)]
+             "inference_macs": 100 + s, "dense_macs": 200, "model_bytes": 3,
+             "dense_model_bytes": 40, "history": [{"epoch": 0}]}
+            for s, a in zip(entry.seeds, accs)]
 
 
 def test_results_are_compact_and_status_compares_the_mean_with_the_tolerance(tmp_path):
@@ -60,6 +62,8 @@ def test_results_are_compact_and_status_compares_the_mean_with_the_tolerance(tmp
     result = load_result(e, tmp_path)
     assert "history" not in json.dumps(result) and result["versions"] == {"torch": "x"}
     assert [s["seed"] for s in result["seeds"]] == [0, 1, 2]
+    assert [s["inference_macs"] for s in result["seeds"]] == [100, 101, 102]  # cost kept
+    assert {s["model_bytes"] for s in result["seeds"]} == {3}
     s = status(e, result)
     assert s["status"] == "reproduced" and s["seeds"] == 3
     assert s["measured"] == pytest.approx(inside) and s["std"] == pytest.approx(0.01)

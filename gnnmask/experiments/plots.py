@@ -86,6 +86,33 @@ def plot_sparsity(groups: Sequence[dict], depth: int, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_macs(groups: Sequence[dict], path: Path) -> Path | None:
+    """Test accuracy against the MACs of one inference pass (log axis), as
+    the graph lottery ticket papers draw it: one line per method (and depth,
+    where there are several) through its sparsities, methods without a
+    sparsity as single points; ``None`` when no group has the MACs."""
+    with_cost = [g for g in groups if g.get("inference_macs")]
+    if not with_cost:
+        return None
+    fig, ax = _figure()
+    depths = sorted({g["layers"] for g in with_cost})
+    for m in _methods(with_cost):
+        for depth in depths:
+            gs = sorted((g for g in with_cost if g["method"] == m and g["layers"] == depth),
+                        key=lambda g: g["inference_macs"])
+            if gs:
+                label = m if len(depths) == 1 else f"{m} L{depth}"
+                ax.errorbar([g["inference_macs"] for g in gs], [g["test_acc"] for g in gs],
+                            yerr=[g["test_acc_std"] for g in gs], marker="o", markersize=3,
+                            capsize=2, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs of one full-graph inference pass (kept weights and edges, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
 def plot_layers(curves: dict[str, list[dict]], metric: str, path: Path) -> Path:
     """``metric`` against layer index, one line per label in ``curves``."""
     fig, ax = _figure()

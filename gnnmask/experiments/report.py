@@ -6,13 +6,16 @@ see :mod:`gnnmask.experiments.sweep`) or a ``gnnmask train`` run folder
 anything, and writes into that folder::
 
     report.md                 header (dataset, model, width, epochs, seeds,
-                              versions), accuracy and over-smoothing tables,
-                              links to the plots
+                              versions), accuracy, inference-cost and
+                              over-smoothing tables, links to the plots
     results.csv               one row per (method, depth): n_seeds, accuracy
-                              mean/std, achieved sparsity (mask methods) and
+                              mean/std, achieved sparsity (mask methods),
+                              the mean inference MACs and stored bytes and
                               the mean last-layer metrics (``last_<metric>``)
     accuracy_vs_depth.png     test accuracy mean ± std against depth (log2
                               axis), one line per method (sweeps only)
+    accuracy_vs_macs.png      test accuracy against the MACs of one
+                              inference pass (records with the cost fields)
     layers_<metric>.png       each per-layer metric against the layer index
                               for the deepest model of each method
 
@@ -51,11 +54,12 @@ from gnnmask.experiments.plots import (
     plot_gradient_flow,
     plot_itop,
     plot_layers,
+    plot_macs,
     plot_reliability,
     plot_robustness,
     plot_sparsity,
 )
-from gnnmask.experiments.runs import diverged
+from gnnmask.experiments.runs import COST_KEYS, diverged
 from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir
 from gnnmask.experiments.tables import (
     _acc,
@@ -64,6 +68,7 @@ from gnnmask.experiments.tables import (
     _methods,
     _num,
     accuracy_table,
+    cost_table,
     evaluation_table,
     metrics_table,
     on_axis,
@@ -90,7 +95,8 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
               "val_acc_mean", "val_acc_std", "train_acc_mean",
               *(["achieved_weight_sparsity"] if sparsity else []),
               *(["edge_sparsity"] if edges else []),
-              "params", "nonzero_params", "epoch_time_s", *(f"last_{m}" for m in metrics)]
+              "params", "nonzero_params", "epoch_time_s", *COST_KEYS,
+              *(f"last_{m}" for m in metrics)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
@@ -102,8 +108,14 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
                     g["train_acc"], *([g.get("achieved_sparsity", "")] if sparsity else []),
                     *([g.get("edge_sparsity", "")] if edges else []),
                     g["params"], g["nonzero_params"], g["epoch_time_s"],
+                    *(_int(g.get(k)) for k in COST_KEYS),
                     *(g["last"].get(m, "") for m in metrics)])
     return buf.getvalue()
+
+
+def _int(v) -> str | int:
+    """A mean count as a whole number ("" where the records have none)."""
+    return "" if v is None else round(v)
 
 
 def _values(records: Sequence[dict], key: str) -> str:
@@ -230,6 +242,15 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     if not metrics:
         md += ["The records hold no per-layer metrics (`layers`), so there are no metric "
                "tables or plots.", ""]
+    if any(g.get("inference_macs") is not None for g in groups):
+        md += ["## Inference cost", "",
+               "Multiply-accumulates of one full-graph inference pass, counted from the "
+               "operations it runs: feature transformations with the kept weights only, "
+               "propagation over the kept edges only, against the same model dense on the "
+               "whole graph; stored size: packed masks (1 bit per masked weight) plus the "
+               "kept values of trained weights (untrained tickets: the masks alone, the "
+               "weights come back from the seed). Means over seeds.", "",
+               cost_table(groups, markdown=True), ""]
     if any(g["evaluation"] for g in groups):
         md += ["## Evaluation beyond accuracy", "",
                "Expected calibration error (15 bins) on the test nodes, as trained and after "
@@ -267,6 +288,10 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
             name = f"accuracy_vs_sparsity_L{depth}.png"
             written[name] = plot_sparsity(groups, depth, run_dir / name)
             plots.append((f"Test accuracy against sparsity, depth {depth}", name))
+    path = plot_macs(groups, run_dir / "accuracy_vs_macs.png")
+    if path is not None:
+        written["accuracy_vs_macs.png"] = path
+        plots.append(("Test accuracy against inference MACs", "accuracy_vs_macs.png"))
     evaluated = [g for g in groups if g["evaluation"]]
     if any("budgets" in g["evaluation"] for g in evaluated):
         written["robustness.png"] = plot_robustness(evaluated, run_dir / "robustness.png")

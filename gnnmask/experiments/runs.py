@@ -53,6 +53,12 @@ def diverged(record: dict[str, Any]) -> bool:
     return record.get("status") == "diverged"
 
 
+#: Inference-cost fields of a record (:func:`gnnmask.train.engine.inference_cost`)
+#: that summaries average over seeds.
+COST_KEYS = ("inference_macs", "transform_macs", "propagation_macs", "dense_macs",
+             "model_bytes", "dense_model_bytes")
+
+
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample standard deviation over the seed records that finished;
     diverged seeds are counted (``diverged_seeds``), never averaged in."""
@@ -78,6 +84,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     if edges:  # graph sparsity (graph lottery tickets), beside the weights'
         out["edge_sparsity"] = statistics.fmean(edges)
     out["best_epochs"] = [r["best_epoch"] for r in kept]
+    for key in COST_KEYS:  # records from before the cost fields have none
+        values = [r[key] for r in kept if r.get(key) is not None]
+        if values:
+            out[key] = statistics.fmean(values)
     return out
 
 

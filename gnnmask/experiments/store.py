@@ -94,7 +94,7 @@ def check_output_file(path: Path, what: str) -> None:
 
 
 #: What ``gnnmask report`` writes into a folder (glob patterns).
-REPORT_OUTPUTS = ("report.md", "results.csv", "accuracy_vs_depth.png",
+REPORT_OUTPUTS = ("report.md", "results.csv", "accuracy_vs_depth.png", "accuracy_vs_macs.png",
                   "accuracy_vs_sparsity_L*.png", "robustness.png", "reliability.png",
                   "itop_rate.png", "gradient_flow_*.png", "layers_*.png")
 

@@ -147,6 +147,38 @@ def sparsity_table(groups: Sequence[dict], depth: int, sparsities: Sequence[floa
     return render_table(["weight sparsity", *sparse], rows, markdown)
 
 
+def _macs(v) -> str:
+    return "-" if v is None else f"{v / 1e6:,.2f}M" if v >= 1e5 else f"{v:,.0f}"
+
+
+def _bytes(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v / 2**20:,.2f} MiB" if v >= 2**20 else f"{v / 2**10:,.1f} KiB" \
+        if v >= 2**10 else f"{v:,.0f} B"
+
+
+def _ratio(part, whole) -> str:
+    return "-" if part is None or not whole else f"{100 * part / whole:.1f}%"
+
+
+def cost_table(groups: Sequence[dict], markdown: bool = False) -> str:
+    """Test accuracy against inference cost, one row per group that has it:
+    MACs of one full-graph pass (kept weights and edges), their share of the
+    dense model's, the feature-transformation and propagation parts, the
+    stored size and its share of the dense size."""
+    rows = [[g["method"], str(g["layers"]),
+             "-" if g["sparsity"] is None else f"{g['sparsity']:g}", _cell(g),
+             _macs(g.get("inference_macs")), _ratio(g.get("inference_macs"), g.get("dense_macs")),
+             _macs(g.get("transform_macs")), _macs(g.get("propagation_macs")),
+             _bytes(g.get("model_bytes")), _ratio(g.get("model_bytes"),
+                                                  g.get("dense_model_bytes"))]
+            for g in groups if g.get("inference_macs") is not None]
+    return render_table(["method", "depth", "weight sparsity", "test acc", "inference MACs",
+                         "of dense", "transformation", "propagation", "stored size",
+                         "of dense"], rows, markdown)
+
+
 def metrics_table(groups: Sequence[dict], metrics: Sequence[str] | None = None,
                   markdown: bool = False) -> str:
     """Mean last-layer metrics: one row per (depth, method)."""

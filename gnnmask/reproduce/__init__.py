@@ -172,6 +172,9 @@ def result_of(entry: Entry, records: list[dict[str, Any]]) -> dict[str, Any]:
                 row[key] = source.get(key)
         elif "achieved_sparsity" in r.get("method", {}):
             row["achieved_sparsity"] = r["method"]["achieved_sparsity"]
+        if entry.at_sparsity is None:  # the final model's inference cost (newer records)
+            row.update({key: r[key] for key in ("inference_macs", "dense_macs", "model_bytes",
+                                                "dense_model_bytes") if key in r})
         if entry.metric not in row:
             row[entry.metric] = r.get(entry.metric)
         per_seed.append(row)

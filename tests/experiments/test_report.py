@@ -56,7 +56,7 @@ def test_sweep_report_files_and_plots(swept):
     out, paths = swept
     metrics = [k for k in json.loads(next(out.rglob("seed_*.json")).read_text())["layers"][0]
                if k not in ("layer", "name", "dim")]
-    expected = {"report.md", "results.csv", "accuracy_vs_depth.png",
+    expected = {"report.md", "results.csv", "accuracy_vs_depth.png", "accuracy_vs_macs.png",
                 *(f"layers_{m}.png" for m in metrics)}
     assert set(paths) == expected
     for name, path in paths.items():
@@ -67,7 +67,8 @@ def test_sweep_report_files_and_plots(swept):
     assert md.startswith("# gnnmask report: csbm / gcn")
     for text in ("width 8", "3 epochs", "seeds: 0, 1", "torch ", "| depth | " + " | ".join(TWO),
                  "| 1 | ", "| 2 | ", "](accuracy_vs_depth.png)", "](layers_mad.png)",
-                 "Last-layer over-smoothing metrics", "](results.csv)"):
+                 "Last-layer over-smoothing metrics", "](results.csv)", "## Inference cost",
+                 "](accuracy_vs_macs.png)"):
         assert text in md, text
     # the sweep-wide sparsity is named for the mask method only
     assert "- methods: dense, ugt (sparsity 0.9)" in md
@@ -92,6 +93,11 @@ def test_results_csv_holds_the_means_of_the_records(swept):
         if "achieved_sparsity" in recs[0]["method"]:
             assert float(row["achieved_weight_sparsity"]) == pytest.approx(
                 statistics.fmean(r["method"]["achieved_sparsity"] for r in recs))
+        for key in ("inference_macs", "dense_macs", "model_bytes", "dense_model_bytes"):
+            assert int(row[key]) == round(statistics.fmean(r[key] for r in recs))
+        if row["method"] == "ugt":  # a 90% ticket runs about a tenth of the weights
+            assert int(row["transform_macs"]) < 0.2 * int(row["dense_macs"])
+            assert int(row["model_bytes"]) * 32 == int(row["dense_model_bytes"])
 
 
 def test_sparsity_sweep_report_has_one_row_per_sparsity_and_round(tmp_path):
