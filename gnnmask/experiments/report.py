@@ -15,7 +15,7 @@ anything, and writes into that folder::
     accuracy_vs_depth.png     test accuracy mean ± std against depth (log2
                               axis), one line per method (sweeps only)
     accuracy_vs_macs.png      test accuracy against the MACs of one
-                              inference pass (records with the cost fields)
+                              inference pass (sweeps whose records hold it)
     layers_<metric>.png       each per-layer metric against the layer index
                               for the deepest model of each method
 
@@ -288,7 +288,7 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
             name = f"accuracy_vs_sparsity_L{depth}.png"
             written[name] = plot_sparsity(groups, depth, run_dir / name)
             plots.append((f"Test accuracy against sparsity, depth {depth}", name))
-    path = plot_macs(groups, run_dir / "accuracy_vs_macs.png")
+    path = plot_macs(groups, run_dir / "accuracy_vs_macs.png") if kind == "sweep" else None
     if path is not None:
         written["accuracy_vs_macs.png"] = path
         plots.append(("Test accuracy against inference MACs", "accuracy_vs_macs.png"))

@@ -169,16 +169,15 @@ def model_bytes(model: nn.Module, trained: bool = True, *, bits: int = 32) -> di
     """Bytes to store ``model`` for inference, and its dense size.
 
     Each parameter of ``bits``-bit values counts ``bits / 8`` bytes per entry,
-    except masked tensors (:func:`gnnmask.masks.mask_model` /
-    :func:`~gnnmask.masks.sparsify`), stored as one bit per entry (the
+    except masked tensors (a ``torch.nn.utils.parametrize`` parametrization
+    holding a boolean ``mask`` buffer, as :func:`gnnmask.masks.mask_model` and
+    :func:`~gnnmask.masks.sparsify` attach), stored as one bit per entry (the
     packed mask) plus, when ``trained`` (the weights were updated), the
     values of the kept entries only. With ``trained=False`` (an untrained
     ticket) the weights and every unmasked parameter come back from the seed
     that drew them, so only the packed masks count. Scores are training
     state and never count. Returns ``{"model_bytes", "dense_model_bytes"}``.
     """
-    from gnnmask.masks import MaskParametrization  # the metrics need no masks otherwise
-
     value = bits // 8
     masks = {}
     for module in model.modules():
@@ -187,8 +186,9 @@ def model_bytes(model: nn.Module, trained: bool = True, *, bits: int = 32) -> di
             continue
         for p in plist.values():
             for q in p:
-                if isinstance(q, MaskParametrization):
-                    masks[id(p.original)] = q.mask
+                mask = getattr(q, "mask", None)
+                if isinstance(mask, Tensor) and mask.dtype == torch.bool:
+                    masks[id(p.original)] = mask
     stored = dense = 0
     for name, param in model.named_parameters():
         if name.endswith(".scores"):
