@@ -26,6 +26,8 @@ from gnnmask.experiments.aggregate import load_records
 from gnnmask.experiments.executors import EXECUTORS
 from gnnmask.experiments.runs import diverged
 from gnnmask.experiments.store import check_output_file
+from gnnmask.export import export_model, exportable_models, save_export, stored_bytes
+from gnnmask.export.runtime import ExportedGNN
 from gnnmask.masks import (
     DISTRIBUTIONS,
     RULES,
@@ -291,6 +293,60 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _export_source(args):
+    """``(ticket path, dataset args)`` of ``gnnmask export SOURCE``: a ticket
+    file (with ``--dataset``), or a run folder whose record saved one."""
+    source = Path(args.source)
+    if not source.is_dir():
+        return args
+    _, records, _ = load_records(source)
+    chosen = [r for r in records if args.seed is None or r["seed"] == args.seed]
+    if not chosen:
+        raise UserError(f"run {str(source)!r} has no seed {args.seed}; allowed: "
+                        f"{', '.join(str(r['seed']) for r in records)}")
+    record = chosen[0]
+    if not record.get("ticket"):
+        raise UserError(f"run {str(source)!r} saved no ticket for seed {record['seed']}; "
+                        "allowed: a run trained with --save-ticket PATH, or a ticket file")
+    c = record["config"]
+    args.source, args.seed = record["ticket"], None
+    args.dataset = args.dataset or c["dataset"]
+    args.data_root = args.data_root or c.get("data_root")
+    args.split = c.get("split", 0) if args.split is None else args.split
+    return args
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    args = _export_source(args)
+    args.ticket, args.split = args.source, args.split or 0
+    name = (read_ticket(args.ticket)[0].get("kwargs") or {}).get("name")
+    if name is not None and name not in exportable_models():
+        raise UserError(f"model {name!r} cannot be exported; allowed: "
+                        f"{', '.join(exportable_models())}")
+    check_output_file(Path(args.out), "--out")
+    header, model, data = ticket_and_data(args)
+    spec = export_model(model, data.x, data.edge_index)
+    exported = ExportedGNN(spec)
+    with torch.no_grad():
+        diff = float((exported(data.x) - model(data.x, data.edge_index)).abs().max())
+    path = save_export(spec, args.out)
+    dense = sum(p.numel() for n, p in model.named_parameters() if not n.endswith(".scores")) * 4
+    row = {"path": str(path), "model": spec["model"], "nodes": spec["num_nodes"],
+           "edges": int(spec["adjacency"]["col"].numel()), "stored_bytes": stored_bytes(spec),
+           "file_bytes": path.stat().st_size, "dense_weight_bytes": dense,
+           "max_abs_diff": diff}
+    if args.json:
+        print_json(row)
+    else:
+        print(f"{path}: {row['model']} on {data.name} ({row['nodes']:,} nodes, "
+              f"{row['edges']:,} stored edges), {row['file_bytes']:,} bytes (dense float32 "
+              f"weights alone: {dense:,}); outputs within {diff:.2g} of the masked model's; "
+              "run it with gnnmask/export/runtime.py (PyTorch only): load(PATH)(x)")
+    return 0
+
+
 def _evaluate_run(args) -> int:
     _, records, unreadable = load_records(args.run)
     rows = [_evaluation_row(r) | {"cell": f"{r['config']['method']}/L{r['config']['layers']}"}
@@ -312,7 +368,7 @@ def _evaluate_run(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    """``datasets``, ``methods``, ``list`` and ``evaluate``."""
+    """``datasets``, ``methods``, ``list``, ``evaluate`` and ``export``."""
     p = sub.add_parser("datasets", help="list datasets and whether they are available")
     p.add_argument("--data-root", default=None, help="data root (default: $GNNMASK_DATA, "
                    "else ./datasets)")
@@ -348,4 +404,20 @@ def add_parsers(sub) -> None:
                    help="data seed (csbm graph, random splits; default: the ticket's seed)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="a ticket (or a run's saved ticket) as a compact "
+                                      "inference file that runs with PyTorch alone")
+    p.add_argument("source", metavar="TICKET_OR_RUN", help="a saved ticket, or a run folder "
+                   "trained with --save-ticket")
+    p.add_argument("--out", required=True, metavar="FILE", help="the exported file "
+                   "(gnnmask/export/runtime.py loads it)")
+    p.add_argument("--dataset", default=None, help="the ticket's dataset (a run folder names "
+                   "its own)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--split", type=int, default=None, help="split number (default: the run's, "
+                   "else 0)")
+    p.add_argument("--seed", type=int, default=None, help="a run folder's seed (default: its "
+                   "first); for a ticket file: the data seed (default: the ticket's)")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.set_defaults(func=cmd_export)
 

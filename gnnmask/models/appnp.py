@@ -63,3 +63,14 @@ class APPNP(PredictThenPropagate):
 
     def propagate_all(self, z: Tensor, *graph) -> Tensor:
         return self.prop(z, *graph)
+
+    def export_steps(self, ex) -> None:
+        """The MLP, then ``K`` steps ``z = (1 - alpha) A z + alpha z0``."""
+        ex.linear("x", "h", self.lin_in.weight, self.lin_in.bias)
+        ex.act(self.act, "h", "h")
+        ex.linear("h", "z", self.lin_out.weight, self.lin_out.bias)
+        ex.step("copy", "z", "z0")
+        for _ in range(self.prop.K):
+            ex.step("propagate", "z", "p")
+            ex.step("axpby", "p", "z", a=1.0 - self.prop.alpha, b=self.prop.alpha, other="z0")
+        ex.step("copy", "z", "out")

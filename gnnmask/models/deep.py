@@ -431,6 +431,14 @@ class DeepGNN(nn.Module):
         """One convolution ``in_dim -> out_dim`` (``last``: the output layer)."""
         raise NotImplementedError
 
+    def export_steps(self, ex) -> None:
+        """Write this backbone's inference pass into ``ex`` (a
+        :class:`gnnmask.export.Exporter`): steps from register ``x`` (the
+        node features) to ``out`` (the logits), with the weights as they are
+        now (masks applied). Backbones that cannot be exported leave it
+        unimplemented, and ``gnnmask export`` refuses them."""
+        raise NotImplementedError
+
     def set_activation(self, act: nn.Module) -> None:
         """Use ``act`` as the activation between layers (training tricks anneal
         it: ``gnnmask.train.tricks``, ghost soft neurons)."""

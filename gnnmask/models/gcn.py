@@ -22,3 +22,25 @@ class GCN(DeepGNN):
 
     def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
         return GCNLayer(in_dim, out_dim, bias=options["bias"], normalize=False)
+
+    def export_steps(self, ex) -> None:
+        """Each layer ``A (h W^T) + b``, then norm, activation and the
+        residual of :meth:`~gnnmask.models.deep.DeepGNN.mix`."""
+        h, first = "x", None
+        for i, conv in enumerate(self.convs):
+            z = f"z{i}"
+            ex.linear(h, z, conv.lin.weight)
+            ex.step("propagate", z, z)
+            ex.add(z, z, conv.bias)
+            if i == len(self.convs) - 1:
+                ex.step("copy", z, "out")
+                break
+            new = f"h{i}"
+            ex.norm(self.norms[i], z, new)
+            ex.act(self.act, new, new)
+            if self.residual == "plain" and conv.in_channels == conv.out_channels:
+                ex.step("axpby", new, new, a=1.0, b=1.0, other=h)
+            elif self.residual == "initial" and first is not None:
+                ex.step("axpby", new, new, a=1.0 - self.alpha, b=self.alpha, other=first)
+            h = new
+            first = h if first is None else first

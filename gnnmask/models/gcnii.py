@@ -37,6 +37,29 @@ class GCNII(DeepGNN):
                        normalize=False) for i in range(layers))
         return layers
 
+    def export_steps(self, ex) -> None:
+        """``x0 = act(lin_in(x))``; each layer ``x' = (1 - alpha) A h + alpha
+        x0``, ``(1 - beta_l) x' + beta_l x' W_l``, norm, activation and plain
+        residual; then ``lin_out``."""
+        ex.linear("x", "h", self.lin_in.weight, self.lin_in.bias)
+        ex.act(self.act, "h", "h")
+        ex.step("copy", "h", "x0")
+        h = "h"
+        for i, conv in enumerate(self.convs):
+            if conv.weight2 is not None:
+                raise NotImplementedError  # gnnmask's GCNII shares its weights
+            p, w, z = f"p{i}", f"w{i}", f"z{i}"
+            ex.step("propagate", h, p)
+            ex.step("axpby", p, p, a=1.0 - conv.alpha, b=conv.alpha, other="x0")
+            ex.linear(p, w, conv.weight1.t())
+            ex.step("axpby", p, z, a=1.0 - conv.beta, b=conv.beta, other=w)
+            ex.norm(self.norms[i], z, z)
+            ex.act(self.act, z, z)
+            if self.residual == "plain":
+                ex.step("axpby", z, z, a=1.0, b=1.0, other=h)
+            h = z
+        ex.linear(h, "out", self.lin_out.weight, self.lin_out.bias)
+
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
                 return_hidden: bool = False):
         """As :meth:`DeepGNN.forward`; ``hidden`` holds ``x`` and the state

@@ -51,6 +51,15 @@ class SGC(DeepGNN):
         self._cache = (x, edge_index, versions, h)
         return h
 
+    def export_steps(self, ex) -> None:
+        """``K`` propagation steps, then the linear layer."""
+        conv = self.convs[0]
+        h = "x"
+        for k in range(conv.K):
+            ex.step("propagate", h, f"s{k}")
+            h = f"s{k}"
+        ex.linear(h, "out", conv.lin.weight, conv.lin.bias)
+
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
                 return_hidden: bool = False):
         """As :meth:`DeepGNN.forward`; ``hidden`` holds ``x`` only (the
