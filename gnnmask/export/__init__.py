@@ -178,6 +178,6 @@ def save_export(spec: dict[str, Any], path: str | os.PathLike) -> Path:
     return write_atomic(Path(path), lambda p: torch.save(spec, p))
 
 
-def load_export(path: str | os.PathLike, sparse_below: float = 0.1) -> ExportedGNN:
+def load_export(path: str | os.PathLike, sparse_below: float = 0.01) -> ExportedGNN:
     """:func:`gnnmask.export.runtime.load`."""
     return load(path, sparse_below=sparse_below)

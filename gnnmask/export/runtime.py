@@ -27,8 +27,10 @@ Steps (``op`` and its fields):
 ``copy``        ``dst = src``
 
 The input is register ``x``, the output register ``out``. Weights at most
-``sparse_below`` dense (default 0.1) are multiplied as sparse CSR matrices, the
-others as dense ones (faster on CPUs above that: figures in gnnmask's
+``sparse_below`` dense (default 0.01) are multiplied as sparse CSR matrices,
+the others as dense ones: on the CPUs gnnmask was measured on, a CSR weight
+beats a dense one only at about 99% sparsity and wide inputs, and loses on
+graphs of many nodes and narrow features (figures in gnnmask's
 docs/RESULTS.md); either way the result is the same to float rounding.
 """
 
@@ -51,7 +53,7 @@ def _csr(arrays: dict, shape) -> Tensor:
 class ExportedGNN(nn.Module):
     """The inference module of an exported file (see the module docstring)."""
 
-    def __init__(self, spec: dict, sparse_below: float = 0.1):
+    def __init__(self, spec: dict, sparse_below: float = 0.01):
         super().__init__()
         if spec.get("format") != FORMAT:
             raise ValueError(f"exported format {spec.get('format')!r}; this runtime reads "
@@ -109,7 +111,7 @@ class ExportedGNN(nn.Module):
                 f"steps={len(self.steps)}, edges={self.adj._nnz()}")
 
 
-def load(path, sparse_below: float = 0.1) -> ExportedGNN:
+def load(path, sparse_below: float = 0.01) -> ExportedGNN:
     """The :class:`ExportedGNN` stored at ``path`` (``weights_only`` loading:
     the file holds data, never code)."""
     return ExportedGNN(torch.load(path, weights_only=True), sparse_below=sparse_below)

@@ -24,13 +24,19 @@ class GCN(DeepGNN):
         return GCNLayer(in_dim, out_dim, bias=options["bias"], normalize=False)
 
     def export_steps(self, ex) -> None:
-        """Each layer ``A (h W^T) + b``, then norm, activation and the
-        residual of :meth:`~gnnmask.models.deep.DeepGNN.mix`."""
+        """Each layer ``A (h W^T) + b``, propagated at the narrower of its two
+        widths (``(A h) W^T`` when the layer widens: the same product, fewer
+        MACs), then norm, activation and the residual of
+        :meth:`~gnnmask.models.deep.DeepGNN.mix`."""
         h, first = "x", None
         for i, conv in enumerate(self.convs):
             z = f"z{i}"
-            ex.linear(h, z, conv.lin.weight)
-            ex.step("propagate", z, z)
+            if conv.in_channels < conv.out_channels:
+                ex.step("propagate", h, z)
+                ex.linear(z, z, conv.lin.weight)
+            else:
+                ex.linear(h, z, conv.lin.weight)
+                ex.step("propagate", z, z)
             ex.add(z, z, conv.bias)
             if i == len(self.convs) - 1:
                 ex.step("copy", z, "out")
