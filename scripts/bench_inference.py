@@ -50,8 +50,10 @@ from gnnmask.metrics.cost import count_macs
 from gnnmask.models import build_model
 
 
-def variants(graph, depth: int, hidden: int, sparsities: list[float]) -> dict:
-    """``{(name, sparsity): (callable, info)}`` for one graph and depth."""
+def variants(graph, depth: int, hidden: int, sparsities: list[float],
+             macs: bool = True) -> dict:
+    """``{(name, sparsity): (callable, info)}`` for one graph and depth
+    (``macs``: count each model's MACs into its info)."""
     data = load_dataset(graph, seed=0)
     x, ei = data.x, data.edge_index
     torch.manual_seed(0)
@@ -59,7 +61,7 @@ def variants(graph, depth: int, hidden: int, sparsities: list[float]) -> dict:
                         bias=False).eval()
     dense_bytes = sum(p.numel() for p in dense.parameters()) * 4
     out = {("dense", None): (lambda: dense(x, ei), {"weight_bytes": dense_bytes,
-                                                    **_macs(dense, x, ei)})}
+                                                    **(_macs(dense, x, ei) if macs else {})})}
     for s in sparsities:
         torch.manual_seed(0)
         masked = mask_model(build_model("gcn", data.num_features, hidden, data.num_classes,
@@ -70,7 +72,7 @@ def variants(graph, depth: int, hidden: int, sparsities: list[float]) -> dict:
         weights = sum(t.numel() * t.element_size() for w in spec["weights"].values()
                       for k, t in w.items() if k != "shape")
         info = {"weight_bytes": weights, "file_bytes": buf.tell(),
-                "stored_bytes": stored_bytes(spec), **_macs(masked, x, ei)}
+                "stored_bytes": stored_bytes(spec), **(_macs(masked, x, ei) if macs else {})}
         out[("masked", s)] = (lambda m=masked: m(x, ei), info)
         for name, below in (("export-csr", 1.0), ("export-dense", 0.0), ("export-auto", None)):
             exported = ExportedGNN(spec) if below is None else ExportedGNN(spec, below)
@@ -106,7 +108,7 @@ def kib(field):
         if line.startswith(field):
             return int(line.split()[1])
 graph, depth, hidden, name, s = json.loads(sys.argv[1])
-runs = variants(graph, depth, hidden, [] if s is None else [s])
+runs = variants(graph, depth, hidden, [] if s is None else [s], macs=False)
 fn, _ = runs[(name, s)]
 keep = {k: v for k, v in runs.items() if k == (name, s)}
 del runs
