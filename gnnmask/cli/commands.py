@@ -80,22 +80,36 @@ def cmd_train(args) -> int:
     seeds = parse_seeds(args.seeds)
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
-    on_record = None
+    tickets, exports, exported = {}, {}, {}
     if args.save_ticket:
         if not get_method_class(config.method).masks:
             raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
                             "no masks")
-        paths = ticket_paths(args.save_ticket, seeds)
-        for path in paths.values():
+        tickets = ticket_paths(args.save_ticket, seeds)
+        for path in tickets.values():
             check_output_file(path, "--save-ticket")
+    if args.export:
+        if config.model not in exportable_models():
+            raise UserError(f"--export: model {config.model!r} cannot be exported; allowed: "
+                            f"{', '.join(exportable_models())}")
+        exports = ticket_paths(args.export, seeds)
+        for path in exports.values():
+            check_output_file(path, "--export")
 
-        def on_record(record, model):
-            if diverged(record) and not record["diverged"]["restored"]:
-                record["ticket"] = None  # no finite state to save
-                return
-            path = paths[record["seed"]]
+    def on_model(seed, model, inputs):
+        """Export the final model with the graph its method gives it."""
+        exports[seed].parent.mkdir(parents=True, exist_ok=True)
+        exported[seed] = str(save_export(export_model(model, *inputs), exports[seed]))
+
+    def on_record(record, model):
+        finite = not (diverged(record) and not record["diverged"]["restored"])
+        if tickets:
+            path = tickets[record["seed"]]
             path.parent.mkdir(parents=True, exist_ok=True)
-            record["ticket"] = str(save_ticket(path, model, dataset=config.dataset))
+            record["ticket"] = str(save_ticket(path, model, dataset=config.dataset)) \
+                if finite else None  # no finite state to save
+        if exports:
+            record["export"] = exported.get(record["seed"])
 
     if args.dry_run:
         shown = {k: v for k, v in config.to_dict().items() if k != "seed"}
@@ -107,7 +121,9 @@ def cmd_train(args) -> int:
         return 0
     summary = run_seeds(config, seeds, out, mode=output_mode(args),
                         progress=show_progress(args), log_every=log_every(args, config.epochs),
-                        on_record=on_record)
+                        on_record=on_record, on_model=on_model if exports else None,
+                        require=(("ticket",) if tickets else ()) + (("export",) if exports
+                                                                    else ()))
 
     if not is_main_process():
         return 0

@@ -34,6 +34,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("train", help="train one configuration over one or more seeds")
     add_run_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON line on stdout")
+    p.add_argument("--export", default=None, metavar="PATH",
+                   help="export each seed's final model (any method; a graph ticket with "
+                        "its kept edges) as a compact inference file, like `gnnmask "
+                        "export` (several seeds: PATH.seedN.SUFFIX)")
     p.add_argument("--save-ticket", default=None, metavar="PATH",
                    help="save each seed's trained ticket (masked methods; several seeds "
                         "add .seedN before the suffix)")

@@ -114,6 +114,8 @@ def run_seeds(
     log_every: int | None = None,
     on_record=None,
     data=None,
+    on_model=None,
+    require: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Train ``config`` once per seed, writing records under ``out``.
 
@@ -123,7 +125,11 @@ def run_seeds(
     :mod:`gnnmask.experiments.store`); finished seeds are skipped and logged.
     ``progress``/``log_every``: see :func:`gnnmask.train.train`.
     ``on_record(record, model)`` is called after each seed, before its record
-    is written (e.g. to save a ticket and note its path in the record).
+    is written (e.g. to save a ticket and note its path in the record);
+    ``on_model(seed, model, inputs)`` once each seed's final model is
+    evaluated (see :func:`gnnmask.train.train`). A finished record lacking
+    a key of ``require`` (e.g. ``"ticket"``: the ticket it should have saved)
+    is trained again.
     Returns the summary (also written to ``out/summary.json``).
     """
     check_arg("run_seeds", "config", config, RunConfig, "a gnnmask.train.RunConfig")
@@ -145,7 +151,7 @@ def run_seeds(
     for path, record in done.items():
         check_same_config(record["config"], base, f"{path.name} in {out}", "the run")
     finished = {r["seed"]: r for r in done.values()
-                if on_record is None or "ticket" in r}  # a wanted ticket must exist too
+                if all(key in r for key in require)}  # e.g. a wanted ticket must exist too
     skipped = [s for s in seeds if s in finished]
     todo = [s for s in seeds if s not in finished]
     if skipped:
@@ -163,8 +169,10 @@ def run_seeds(
         if seed in finished:
             records.append(finished[seed])
             continue
+        hook = None if on_model is None else (lambda m, i, s=seed: on_model(s, m, i))
         record, model = train(resolved.replace(seed=seed), data=loaded.pop(seed, data),
-                              progress=progress, log_every=log_every, return_model=True)
+                              progress=progress, log_every=log_every, return_model=True,
+                              on_model=hook)
         if not main:
             records.append(record)
             continue

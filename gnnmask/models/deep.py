@@ -516,7 +516,8 @@ class DeepGNN(nn.Module):
             new = self.act(self.norms[i](z))
             h = self.hidden[i](self.mix(new, h, first, i))
             first = h if first is None else first
-            hidden.append(h)
+            if return_hidden:  # else every layer's state would stay alive to the end
+                hidden.append(h)
         return (out, hidden) if return_hidden else out
 
     def __repr__(self) -> str:

@@ -70,6 +70,7 @@ class GCNII(DeepGNN):
         for i, conv in enumerate(self.convs):
             z = conv(dropout(h, self.dropout, self.training), x0, *graph)
             h = self.hidden[i](self.mix(self.act(self.norms[i](z)), h, None, i))
-            hidden.append(h)
+            if return_hidden:  # else every layer's state would stay alive to the end
+                hidden.append(h)
         out = self.logits(self.lin_out(dropout(h, self.dropout, self.training)))
         return (out, hidden) if return_hidden else out

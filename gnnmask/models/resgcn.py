@@ -49,7 +49,8 @@ class ResGCN(DeepGNN):
                 pre = self.act(self.norms[i - 1](h))
                 h = h + conv(dropout(pre, self.dropout, self.training), *graph)
             h = self.hidden[i](h)
-            hidden.append(h)
+            if return_hidden:  # else every layer's state would stay alive to the end
+                hidden.append(h)
         h = self.act(self.norms[-1](h))
         out = self.logits(self.lin_out(dropout(h, self.dropout, self.training)))
         return (out, hidden) if return_hidden else out

@@ -474,6 +474,7 @@ def train(
     progress: bool = False,
     log_every: int | None = None,
     return_model: bool = False,
+    on_model=None,
 ) -> dict[str, Any] | tuple[dict[str, Any], nn.Module]:
     """Train one model for one seed and return its record.
 
@@ -491,6 +492,11 @@ def train(
         log_every: log (``logging``, logger ``gnnmask.train.engine``) one line
             every this many epochs, e.g. for logs that are not a terminal.
         return_model: also return the trained model (best validation state).
+        on_model: called as ``on_model(model, inputs)`` once the final model is
+            evaluated (not for a run that diverged with no finite state), with
+            the inputs the method gives it (``(features, edge_index[,
+            edge_weight])``: a graph ticket's kept edges), e.g. to export it
+            (:func:`gnnmask.export.export_model`).
     """
     check_arg("train", "config", config, RunConfig, "a gnnmask.train.RunConfig")
     config = resolve_config(config, data=data)
@@ -500,7 +506,7 @@ def train(
 
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     with caller_rng_kept(device):
-        return _train(config, data, device, progress, log_every, return_model)
+        return _train(config, data, device, progress, log_every, return_model, on_model)
 
 
 @contextlib.contextmanager
@@ -519,7 +525,7 @@ def caller_rng_kept(device: torch.device):
 
 
 def _train(config: RunConfig, data, device: torch.device, progress, log_every,
-           return_model):
+           return_model, on_model=None):
     """:func:`train` on the resolved ``config``, under its own seeds."""
     rank, world = rank_and_world(config)
     seed_everything(config.seed)
@@ -630,5 +636,8 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         record["evaluation"] = evaluation
     if tricks.active:
         record["tricks"] = {**tricks.export(), **({"scales": scales} if scales else {})}
+    if on_model is not None and usable:
+        model.eval()
+        on_model(model, method.inputs(data))
     method.finalize(model)
     return (record, model) if return_model else record

@@ -157,3 +157,33 @@ def test_cli_exports_a_runs_ticket_and_refuses_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and fragment in err, err
     assert not (tmp_path / "no.gnn").exists()
+
+
+@pytest.mark.parametrize("method, flags", [
+    ("dense", []),
+    ("ugs", ["--sparsity", "0.5", "--edge-sparsity", "0.3"]),  # a graph ticket
+])
+def test_train_exports_each_seeds_final_model_with_its_graph(tmp_path, capsys, method, flags):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "csbm", "--hidden", "8", "--method", method, *flags,
+                 "--epochs", "4", "--seeds", "0,1", "--device", "cpu", "--quiet",
+                 "--layer-metrics", "none", "--out", str(run),
+                 "--export", str(tmp_path / "m.gnn")]) == 0
+    for seed in (0, 1):
+        data = load_dataset("csbm", seed=seed)  # the generated graph follows the seed
+        full = data.edge_index.size(1) + data.num_nodes
+        record = json.loads((run / f"seed_{seed}.json").read_text())
+        assert record["export"] == str(tmp_path / f"m.seed{seed}.gnn")
+        model = load(record["export"])
+        stored = model.adj._nnz()
+        assert stored == full if method == "dense" else stored < full  # pruned edges gone
+        pred = model(data.x).argmax(-1)
+        test = (pred[data.test_mask] == data.y[data.test_mask]).float().mean().item()
+        assert test == pytest.approx(record["test_acc"], abs=1e-6)
+    capsys.readouterr()
+    code = main(["train", "--dataset", "csbm", "--model", "gat", "--epochs", "1", "--device",
+                 "cpu", "--quiet", "--out", str(tmp_path / "gat"), "--export",
+                 str(tmp_path / "g.gnn")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--export: model 'gat' cannot be exported" in err
+    assert not (tmp_path / "gat").exists()

@@ -278,3 +278,24 @@ def test_building_the_propagation_raises_no_torch_warnings(graph):
         for name in ("gcn", "gcnii", "appnp"):
             build_model(name, 6, 8, 3, 2)(x, edge_index)
     assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize("name", ["gcn", "gcnii", "resgcn"])
+def test_inference_keeps_only_the_states_it_still_needs(graph, name):
+    """Without ``return_hidden`` a forward pass once kept every layer's state
+    alive to its end (a 32-layer GCN on 169k nodes: 3 GB instead of 0.3)."""
+    import weakref
+
+    x, edge_index = graph
+    model = build_model(name, x.size(1), 8, 3, 12).eval()
+    alive, seen = [], []
+    for tap in model.hidden:
+        tap.register_forward_hook(lambda m, a, out: seen.append(weakref.ref(out)))
+    model.logits.register_forward_hook(
+        lambda m, a, out: alive.append(sum(r() is not None for r in seen)))
+    with torch.no_grad():
+        model(x, edge_index)
+    assert len(seen) >= 11 and alive[0] <= 2  # the current state (and GCNII's x0 / h1)
+    with torch.no_grad():
+        _, hidden = model(x, edge_index, return_hidden=True)
+    assert len(hidden) == len(seen) // 2 + 1
