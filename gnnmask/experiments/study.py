@@ -284,7 +284,8 @@ def study_report(root: str | os.PathLike, out: str | os.PathLike | None = None
     rows = compare(study)
     written: dict[str, Path] = {}
     md = ["# gnnmask study: trained networks, tickets and sparse training across depth", "",
-          f"{len(study)} sweeps below `{Path(root).as_posix()}`. At each depth the ticket "
+          f"{len(study)} sweep{'s' if len(study) != 1 else ''} below "
+          f"`{Path(root).as_posix()}`. At each depth the ticket "
           "(ugt) and RigL are shown at the weight sparsity with the best mean validation "
           "accuracy; the ticket *beats* the trained network (dense, same architecture) when "
           f"its mean test accuracy is more than {100 * MATCH:g} point above, *matches* it "
