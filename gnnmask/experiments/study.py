@@ -161,6 +161,16 @@ def _sparse_cell(g: dict | None) -> str:
     return "not run" if g is None else f"{_acc(g)} at s={g['sparsity']:g}"
 
 
+def _macs(ticket: dict | None, trained: dict | None) -> str:
+    """The ticket's inference MACs per pass, and their share of the trained
+    network's (records from before the cost fields have none: ``-``)."""
+    if ticket is None or ticket.get("inference_macs") is None:
+        return "-"
+    mine = ticket["inference_macs"]
+    whole = (trained or {}).get("inference_macs")
+    return f"{mine / 1e6:,.1f}M" + (f" ({100 * mine / whole:.0f}%)" if whole else "")
+
+
 def _metric(values: dict, key: str) -> str:
     return f"{values[key]:.3g}" if key in values else "-"
 
@@ -169,7 +179,7 @@ def _table(rows: Sequence[dict]) -> list[str]:
     head = ["backbone", "depth", "trained (dense)", "ticket (ugt), best val", "ticket - trained",
             "verdict", "rigl, best val", "MAD ticket / trained",
             "eff. rank ticket / trained", "Dirichlet ticket / trained",
-            "norm ticket / trained", "over-smoothing"]
+            "norm ticket / trained", "over-smoothing", "ticket's MACs (of trained)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         t, d = r["ticket_metrics"], r["trained_metrics"]
@@ -178,7 +188,7 @@ def _table(rows: Sequence[dict]) -> list[str]:
             "" if r["diff"] is None else f"{100 * r['diff']:+.1f}", r["verdict"],
             _sparse_cell(r["sparse"]),
             *(f"{_metric(t, k)} / {_metric(d, k)}" for k in SMOOTHING),
-            r["smoothing"]]) + " |")
+            r["smoothing"], _macs(r["ticket"], r["trained"])]) + " |")
     return lines
 
 
@@ -216,7 +226,7 @@ def _csv(rows: Sequence[dict]) -> str:
                 "ugt_sparsity", "ugt_test_acc", "ugt_std", "ugt_seeds", "ugt_minus_dense",
                 "verdict", "rigl_sparsity", "rigl_test_acc", "rigl_std",
                 *(f"ugt_{m}" for m in SMOOTHING), *(f"dense_{m}" for m in SMOOTHING),
-                "over_smoothing"])
+                "over_smoothing", "ugt_inference_macs", "dense_inference_macs"])
 
     def g3(g):
         return ["", "", ""] if g is None else [g["test_acc"], g["test_acc_std"],
@@ -228,8 +238,13 @@ def _csv(rows: Sequence[dict]) -> str:
                     "" if r["diff"] is None else r["diff"], r["verdict"],
                     "" if s is None else s["sparsity"], *g3(s)[:2],
                     *(r["ticket_metrics"].get(m, "") for m in SMOOTHING),
-                    *(r["trained_metrics"].get(m, "") for m in SMOOTHING), r["smoothing"]])
+                    *(r["trained_metrics"].get(m, "") for m in SMOOTHING), r["smoothing"],
+                    *(_round((g or {}).get("inference_macs")) for g in (t, r["trained"]))])
     return buf.getvalue()
+
+
+def _round(v) -> int | str:
+    return "" if v is None else round(v)
 
 
 def plot_study(study: Sequence[dict], path: Path) -> Path:

@@ -86,6 +86,7 @@ def test_report_of_a_folder_of_sweeps_writes_the_study(tmp_path, capsys):
             float(r["ugt_test_acc"]) - float(r["dense_test_acc"]))
         assert r["verdict"] in ("beats", "matches", "below")
         assert r["ugt_sparsity"] in ("0.5", "0.9") and r["rigl_sparsity"] in ("0.5", "0.9")
+        assert 0 < int(r["ugt_inference_macs"]) < int(r["dense_inference_macs"])
     text = (root / "study.md").read_text()
     assert "## csbm" in text and "- **gcn**: the ticket" in text and "- **appnp**" in text
     cell = json.loads(next((root / "csbm" / "gcn" / "cells").glob("ugt/L2/s0.5/seed_0.json"))
