@@ -18,12 +18,13 @@ Steps (``op`` and its fields):
 ``linear``      ``dst = src @ W^T + b`` (``weight``, ``bias`` or ``None``)
 ``propagate``   ``dst = A src`` with the stored adjacency
 ``act``         ``dst = f(src)``: ``relu``, ``elu``, ``gelu``, ``leaky_relu``,
-                ``tanh``, ``identity``
+                ``tanh``, ``sigmoid``, ``identity``
 ``layer_norm``  per-node layer normalisation with ``weight``, ``bias``, ``eps``
 ``pair_norm``   PairNorm: centre over nodes, divide by the root mean squared
                 node norm (``eps``), times ``scale``
 ``affine``      ``dst = src * scale + shift`` (per feature; batch norm in eval)
 ``axpby``       ``dst = a * src + b * other``
+``mul``         ``dst = src * other`` (broadcast: e.g. a score per node)
 ``copy``        ``dst = src``
 
 The input is register ``x``, the output register ``out``. Weights at most
@@ -42,7 +43,7 @@ from torch import Tensor, nn
 
 FORMAT = 1
 _ACTS = {"relu": F.relu, "elu": F.elu, "gelu": F.gelu, "leaky_relu": F.leaky_relu,
-         "tanh": torch.tanh, "identity": lambda x: x}
+         "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
 
 
 def _csr(arrays: dict, shape) -> Tensor:
@@ -110,6 +111,8 @@ class ExportedGNN(nn.Module):
                 out = src * t[s["scale"]] + t[s["shift"]]
             elif op == "axpby":
                 out = s["a"] * src + s["b"] * regs[s["other"]]
+            elif op == "mul":
+                out = src * regs[s["other"]]
             elif op == "copy":
                 out = src
             else:

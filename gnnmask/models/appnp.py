@@ -40,6 +40,12 @@ class PredictThenPropagate(DeepGNN):
         """The class scores from the MLP's predictions ``z``."""
         raise NotImplementedError
 
+    def export_mlp(self, ex) -> None:
+        """Export steps of the two-layer MLP, from ``x`` to register ``z``."""
+        ex.linear("x", "h", self.lin_in.weight, self.lin_in.bias)
+        ex.act(self.act, "h", "h")
+        ex.linear("h", "z", self.lin_out.weight, self.lin_out.bias)
+
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None,
                 return_hidden: bool = False):
         """As :meth:`DeepGNN.forward`; ``hidden`` holds ``x`` only."""
@@ -66,9 +72,7 @@ class APPNP(PredictThenPropagate):
 
     def export_steps(self, ex) -> None:
         """The MLP, then ``K`` steps ``z = (1 - alpha) A z + alpha z0``."""
-        ex.linear("x", "h", self.lin_in.weight, self.lin_in.bias)
-        ex.act(self.act, "h", "h")
-        ex.linear("h", "z", self.lin_out.weight, self.lin_out.bias)
+        self.export_mlp(ex)
         ex.step("copy", "z", "z0")
         for _ in range(self.prop.K):
             ex.step("propagate", "z", "p")

@@ -27,6 +27,18 @@ class DAGNN(PredictThenPropagate):
         self.K = layers
         self.retain = nn.Linear(out_dim, 1, bias=options["bias"])
 
+    def export_steps(self, ex) -> None:
+        """The MLP, then ``sum_k sigmoid(A^k z s) A^k z``."""
+        self.export_mlp(ex)
+        for k in range(self.K + 1):
+            if k:
+                ex.step("propagate", "z", "z")
+            ex.linear("z", "s", self.retain.weight, self.retain.bias)
+            ex.step("act", "s", "s", fn="sigmoid")
+            ex.step("mul", "s", "kept" if k else "out", other="z")
+            if k:
+                ex.step("axpby", "out", "out", a=1.0, b=1.0, other="kept")
+
     def propagate_all(self, z: Tensor, *graph) -> Tensor:
         steps = [z]
         for _ in range(self.K):

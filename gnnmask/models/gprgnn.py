@@ -45,6 +45,15 @@ class GPRGNN(PredictThenPropagate):
         super().reset_parameters()
         self._init_gamma(self.config["alpha"])
 
+    def export_steps(self, ex) -> None:
+        """The MLP, then ``sum_k gamma_k A^k z`` with the current weights."""
+        self.export_mlp(ex)
+        gamma = [float(g) for g in self.gamma.detach()]
+        ex.step("axpby", "z", "out", a=gamma[0], b=0.0, other="z")
+        for k in range(1, self.K + 1):
+            ex.step("propagate", "z", "z")
+            ex.step("axpby", "out", "out", a=1.0, b=gamma[k], other="z")
+
     def propagate_all(self, z: Tensor, *graph) -> Tensor:
         out = self.gamma[0] * z
         for k in range(1, self.K + 1):

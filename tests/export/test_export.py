@@ -33,12 +33,15 @@ def data():
 VARIANTS = [("gcn", {}), ("gcn", {"norm": "pair", "residual": "initial"}),
             ("gcn", {"norm": "layer", "residual": "plain"}), ("gcn", {"norm": "batch"}),
             ("gcnii", {"norm": "layer"}), ("gcnii", {"residual": "plain", "theta": 1.0}),
-            ("appnp", {"alpha": 0.2}), ("sgc", {})]
+            ("appnp", {"alpha": 0.2}), ("sgc", {}), ("gprgnn", {"alpha": 0.3}), ("dagnn", {})]
 
 
 def ticket(name, options, sparsity=0.5, layers=3):
     torch.manual_seed(0)
     model = mask_model(build_model(name, F, H, C, layers, **options), sparsity=sparsity, seed=0)
+    if name == "gprgnn":  # learnt step weights, not the PPR initialisation
+        with torch.no_grad():
+            model.gamma.add_(torch.rand(model.gamma.shape) - 0.5)
     if options.get("norm") == "batch":  # running statistics other than the defaults
         model.train()
         for m in model.modules():
@@ -97,7 +100,7 @@ def test_pruned_edges_are_removed_from_the_stored_graph(data):
 
 
 def test_backbones_without_export_steps_are_refused(data):
-    assert set(exportable_models()) == {"gcn", "gcnii", "appnp", "sgc"}
+    assert set(exportable_models()) == {"gcn", "gcnii", "appnp", "sgc", "gprgnn", "dagnn"}
     for name in sorted(set(MODELS) - set(exportable_models())):
         with pytest.raises(UserError, match=rf"model '{name}' cannot be exported; allowed: "):
             export_model(build_model(name, F, H, C, 2), data.x, data.edge_index)
@@ -148,7 +151,7 @@ def test_cli_exports_a_runs_ticket_and_refuses_in_one_line(tmp_path, capsys):
     capsys.readouterr()
     for argv, fragment in (
             ([str(tmp_path / "gat.ticket"), "--dataset", "csbm"],
-             "model 'gat' cannot be exported; allowed: appnp, gcn, gcnii, sgc"),
+             "model 'gat' cannot be exported; allowed: appnp, dagnn, gcn, gcnii, gprgnn, sgc"),
             ([str(tmp_path / "nothing")], "cannot read ticket"),
             ([str(tmp_path / "run" / "seed_0.json")], "is not a gnnmask ticket"),
             ([str(tmp_path / "run"), "--seed", "7"], "has no seed 7; allowed: 0"),
