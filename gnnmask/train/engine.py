@@ -597,7 +597,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         best_epoch = -1 if best_row is None else best_row["epoch"]
         layers = []
     total, nonzero = count_parameters(model)
-    cost = inference_cost(model, method, data) if usable else {}
+    cost = inference_cost(model, method, data)  # of the final state, diverged or not
     steps = [r["step_s"] for r in history]
     record = {
         "config": config.to_dict(),
