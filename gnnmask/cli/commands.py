@@ -37,6 +37,7 @@ from gnnmask.masks import (
     load_ticket,
     read_ticket,
     save_ticket,
+    ticket_graph,
 )
 from gnnmask.masks.init import SPARSE_INITS
 from gnnmask.methods import METHODS, get_method_class
@@ -80,7 +81,7 @@ def cmd_train(args) -> int:
     seeds = parse_seeds(args.seeds)
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
-    tickets, exports, exported = {}, {}, {}
+    tickets, exports, exported, graphs = {}, {}, {}, {}
     if args.save_ticket:
         if not get_method_class(config.method).masks:
             raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
@@ -97,16 +98,21 @@ def cmd_train(args) -> int:
             check_output_file(path, "--export")
 
     def on_model(seed, model, inputs):
-        """Export the final model with the graph its method gives it."""
-        exports[seed].parent.mkdir(parents=True, exist_ok=True)
-        exported[seed] = str(save_export(export_model(model, *inputs), exports[seed]))
+        """Export the final model with the graph its method gives it; keep a
+        graph ticket's edges for its ticket."""
+        if tickets and config.edge_sparsity:
+            graphs[seed] = (inputs[1], inputs[2] if len(inputs) > 2 else None)
+        if exports:
+            exports[seed].parent.mkdir(parents=True, exist_ok=True)
+            exported[seed] = str(save_export(export_model(model, *inputs), exports[seed]))
 
     def on_record(record, model):
         finite = not (diverged(record) and not record["diverged"]["restored"])
         if tickets:
             path = tickets[record["seed"]]
             path.parent.mkdir(parents=True, exist_ok=True)
-            record["ticket"] = str(save_ticket(path, model, dataset=config.dataset)) \
+            record["ticket"] = str(save_ticket(path, model, dataset=config.dataset,
+                                               graph=graphs.get(record["seed"]))) \
                 if finite else None  # no finite state to save
         if exports:
             record["export"] = exported.get(record["seed"])
@@ -121,7 +127,8 @@ def cmd_train(args) -> int:
         return 0
     summary = run_seeds(config, seeds, out, mode=output_mode(args),
                         progress=show_progress(args), log_every=log_every(args, config.epochs),
-                        on_record=on_record, on_model=on_model if exports else None,
+                        on_record=on_record,
+                        on_model=on_model if exports or tickets else None,
                         require=(("ticket",) if tickets else ()) + (("export",) if exports
                                                                     else ()))
 
@@ -268,7 +275,18 @@ def ticket_and_data(args):
         raise UserError(f"ticket {args.ticket!r} takes {want[0]} features and {want[1]} "
                         f"classes; dataset {args.dataset!r} has {have[0]} and {have[1]}; "
                         "allowed: the dataset the ticket was trained on")
+    graph = ticket_graph(args.ticket)
+    if graph is not None:  # a graph ticket runs on its kept edges
+        data.edge_index, data.ticket_edge_weight = graph
     return header, load_ticket(args.ticket), data
+
+
+def _ticket_forward(model, data):
+    """``model`` on ``data``'s graph, with a graph ticket's edge weights where
+    the graph is the ticket's own (perturbed copies run unweighted)."""
+    weight = getattr(data, "ticket_edge_weight", None)
+    return model(data.x, data.edge_index) if weight is None or \
+        data.edge_index.size(1) != weight.numel() else model(data.x, data.edge_index, weight)
 
 
 def cmd_evaluate(args) -> int:
@@ -290,10 +308,10 @@ def cmd_evaluate(args) -> int:
         data.ood_mask, data.test_mask = data.test_mask & out, data.test_mask & ~out
     try:
         with torch.no_grad():
-            pred = model(data.x, data.edge_index).argmax(-1)
+            pred = _ticket_forward(model, data).argmax(-1)
         row = {f"{s}_acc": evaluate_accuracy(data, pred, getattr(data, f"{s}_mask"))
                for s in ("train", "val", "test")}
-        result = evaluate_model(lambda d: model(d.x, d.edge_index), data, names, seed=seed)
+        result = evaluate_model(lambda d: _ticket_forward(model, d), data, names, seed=seed)
     except RuntimeError as e:
         raise UserError(f"ticket {args.ticket!r} does not fit dataset {args.dataset!r}: "
                         f"{' '.join(str(e).split())[:200]}") from None
@@ -343,10 +361,10 @@ def cmd_export(args) -> int:
                         f"{', '.join(exportable_models())}")
     check_output_file(Path(args.out), "--out")
     header, model, data = ticket_and_data(args)
-    spec = export_model(model, data.x, data.edge_index)
+    spec = export_model(model, data.x, data.edge_index, getattr(data, "ticket_edge_weight", None))
     exported = ExportedGNN(spec)
     with torch.no_grad():
-        diff = float((exported(data.x) - model(data.x, data.edge_index)).abs().max())
+        diff = float((exported(data.x) - _ticket_forward(model, data)).abs().max())
     path = save_export(spec, args.out)
     dense = sum(p.numel() for n, p in model.named_parameters() if not n.endswith(".scores")) * 4
     row = {"path": str(path), "model": spec["model"], "nodes": spec["num_nodes"],

@@ -54,7 +54,7 @@ from gnnmask.masks.sparse import (
     sparsify,
     update_masks,
 )
-from gnnmask.masks.tickets import load_ticket, read_ticket, save_ticket
+from gnnmask.masks.tickets import load_ticket, read_ticket, save_ticket, ticket_graph
 
 __all__ = [
     "DISTRIBUTIONS", "RULES", "SCALES", "SCHEDULES", "SCORE_INITS", "WEIGHT_INITS",
@@ -62,5 +62,5 @@ __all__ = [
     "get_mask_group", "is_masked", "layer_densities", "load_ticket", "make_schedule",
     "mask_model", "prune_and_regrow", "read_ticket", "refresh_on_step", "register_rule",
     "resolve_rule", "resolve_scale", "save_ticket", "score_parameters", "select_masks",
-    "select_targets", "sparsify", "unmask_model", "update_masks",
+    "select_targets", "sparsify", "ticket_graph", "unmask_model", "update_masks",
 ]

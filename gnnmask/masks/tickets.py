@@ -19,6 +19,9 @@ Frozen weights are a pure function of the seed and the init recipe
 A model with trained weights under fixed masks (:func:`~gnnmask.masks.sparsify`)
 cannot be rebuilt from a seed: its ticket also stores every parameter, raw
 (format version 2 adds this ``params`` list; version 1 files still load).
+A graph ticket (edges pruned, e.g. UGS) also stores the graph it runs on: its
+kept edges (int32) and their weights (format version 3 adds this ``graph``
+list; :func:`ticket_graph` reads it back).
 
 File layout (little-endian)::
 
@@ -49,8 +52,8 @@ from gnnmask.masks.core import MaskParametrization
 from gnnmask.masks.sparse import sparsify
 
 MAGIC = b"GNNMTKT\0"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 _HEAD = struct.Struct("<8sHI")
 _DIGEST = 32
 GNNMASK_BUILDER = "gnnmask.models:build_model"
@@ -84,6 +87,7 @@ def fingerprint(model: nn.Module) -> str:
 def save_ticket(
     path, model: nn.Module, builder=None, builder_kwargs: dict | None = None,
     build_seed: int | None = None, dataset: str | None = None,
+    graph: tuple | None = None,
 ) -> Path:
     """Write the ticket of masked ``model`` to ``path`` (atomically); return the path.
 
@@ -97,6 +101,8 @@ def save_ticket(
             (default: the mask seed, as the gnnmask engine does).
         dataset: the name of the graph the ticket was trained on, kept in
             the header (``gnnmask evaluate`` refuses another dataset by it).
+        graph: ``(edge_index, edge_weight or None)``, the edges a graph
+            ticket runs on (its kept edges), stored with it.
 
     The builder is imported before anything is written; a path that cannot
     be written (missing folder, read-only, a folder) is a :class:`UserError`.
@@ -131,11 +137,17 @@ def save_ticket(
     if trained:
         for name, p in model.named_parameters():
             raw_entry(name, p, params)
+    edges: list = []
+    if graph is not None:
+        edge_index, edge_weight = graph
+        raw_entry("edge_index", edge_index.to(torch.int32), edges)
+        if edge_weight is not None:
+            raw_entry("edge_weight", edge_weight.detach().float(), edges)
     header = dict(
         builder=builder, kwargs=kwargs,
         build_seed=int(recipe["seed"] if build_seed is None else build_seed),
         recipe=recipe, sparsity=group.sparsity, tensors=tensors, buffers=buffers,
-        params=params, fingerprint=None if trained else fingerprint(model),
+        params=params, graph=edges, fingerprint=None if trained else fingerprint(model),
         torch=torch.__version__, **({"dataset": str(dataset)} if dataset is not None else {}),
     )
     try:
@@ -170,8 +182,9 @@ def read_ticket(path) -> tuple[dict, memoryview]:
     try:
         header = json.loads(data[_HEAD.size : _HEAD.size + n_head])
         header.setdefault("params", [])
+        header.setdefault("graph", [])
         sizes = [t[2] for t in header["tensors"]] + [
-            b[3] for b in header["buffers"] + header["params"]]
+            b[3] for b in header["buffers"] + header["params"] + header["graph"]]
     except (ValueError, KeyError, IndexError, TypeError):
         raise UserError(f"ticket {str(path)!r} has an unreadable header") from None
     payload = memoryview(data)[_HEAD.size + n_head : -_DIGEST]
@@ -229,6 +242,21 @@ def _copy_raw(path, entries, tensors: dict, payload, offset: int, what: str) -> 
             tensors[name].copy_(raw.view(getattr(torch, dtype)).view(shape))
             offset += size
     return offset
+
+
+def ticket_graph(path) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``(edge_index, edge_weight or None)`` a graph ticket runs on (int64
+    indices), or ``None`` for a ticket that runs on its dataset's whole graph."""
+    header, payload = read_ticket(path)
+    if not header["graph"]:
+        return None
+    offset = len(payload) - sum(e[3] for e in header["graph"])
+    out = {}
+    for name, dtype, shape, size in header["graph"]:
+        raw = torch.frombuffer(bytearray(payload[offset : offset + size]), dtype=torch.uint8)
+        out[name] = raw.view(getattr(torch, dtype)).view(shape).clone()
+        offset += size
+    return out["edge_index"].long(), out.get("edge_weight")
 
 
 def load_ticket(path, device=None, model: nn.Module | None = None) -> nn.Module:

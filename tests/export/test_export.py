@@ -190,3 +190,24 @@ def test_train_exports_each_seeds_final_model_with_its_graph(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert code == 2 and "--export: model 'gat' cannot be exported" in err
     assert not (tmp_path / "gat").exists()
+
+
+def test_a_graph_tickets_evaluation_and_export_run_on_its_kept_edges(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "csbm", "--hidden", "8", "--method", "ugs",
+                 "--sparsity", "0.5", "--edge-sparsity", "0.3", "--epochs", "4", "--seeds",
+                 "0", "--device", "cpu", "--quiet", "--layer-metrics", "none", "--out",
+                 str(run), "--save-ticket", str(tmp_path / "g.ticket")]) == 0
+    record = json.loads((run / "seed_0.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", "--ticket", str(tmp_path / "g.ticket"), "--dataset", "csbm",
+                 "--evaluations", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_acc"] == pytest.approx(
+        record["test_acc"], abs=1e-6)
+    assert main(["export", str(run), "--out", str(tmp_path / "g.gnn"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    data = load_dataset("csbm", seed=0)
+    assert row["edges"] < data.edge_index.size(1) + data.num_nodes and row["max_abs_diff"] < 1e-5
+    pred = load(row["path"])(data.x).argmax(-1)
+    test = (pred[data.test_mask] == data.y[data.test_mask]).float().mean().item()
+    assert test == pytest.approx(record["test_acc"], abs=1e-6)

@@ -20,6 +20,7 @@ from gnnmask.masks import (
     save_ticket,
     score_parameters,
     sparsify,
+    ticket_graph,
 )
 from gnnmask.masks.tickets import MAGIC
 
@@ -118,6 +119,21 @@ def test_gnnmask_model_ticket_needs_no_builder(tmp_path, graph):
     assert read_ticket(path)[0]["builder"] == "gnnmask.models:build_model"
     assert read_ticket(path)[0]["params"] == []  # frozen weights come from the seed
     assert torch.equal(load_ticket(path)(*graph), model(*graph))
+
+
+def test_a_graph_ticket_keeps_the_edges_it_runs_on(tmp_path, graph):
+    x, edge_index = graph
+    model = mask_model(build_model("gcn", 5, 16, 3, 2), sparsity=0.5, seed=0).eval()
+    plain = save_ticket(tmp_path / "plain.ticket", model)
+    assert ticket_graph(plain) is None  # runs on its dataset's whole graph
+    kept, weight = edge_index[:, ::2], torch.rand(edge_index[:, ::2].size(1))
+    path = save_ticket(tmp_path / "g.ticket", model, graph=(kept, weight))
+    edges, weights = ticket_graph(path)
+    assert torch.equal(edges, kept) and edges.dtype == torch.int64
+    assert torch.equal(weights, weight)
+    assert torch.equal(load_ticket(path)(x, edges, weights), model(x, kept, weight))
+    unweighted = save_ticket(tmp_path / "u.ticket", model, graph=(kept, None))
+    assert ticket_graph(unweighted)[1] is None
 
 
 def test_ticket_is_small(tmp_path):
