@@ -24,7 +24,7 @@ from gnnmask.errors import EXIT_DIVERGED, UserError
 from gnnmask.experiments import default_run_name, run_seeds
 from gnnmask.experiments.aggregate import load_records
 from gnnmask.experiments.executors import EXECUTORS
-from gnnmask.experiments.runs import diverged
+from gnnmask.experiments.runs import diverged, metric_of, score, score_std
 from gnnmask.experiments.store import check_output_file
 from gnnmask.export import export_model, exportable_models, save_export, stored_bytes
 from gnnmask.export.runtime import ExportedGNN
@@ -82,6 +82,10 @@ def cmd_train(args) -> int:
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     tickets, exports, exported, graphs = {}, {}, {}, {}
+    for flag_, given in (("--save-ticket", args.save_ticket), ("--export", args.export)):
+        if given and config.task != "node":  # tickets and exports rebuild class-logit models
+            raise UserError(f"{flag_} is not read by --task {config.task}; allowed with: "
+                            "--task node")
     if args.save_ticket:
         if not get_method_class(config.method).masks:
             raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
@@ -143,15 +147,17 @@ def cmd_train(args) -> int:
         r = read_json(out / f"seed_{seed}.json")
         status = (f"diverged at epoch {r['diverged']['epoch']}" if diverged(r) else
                   r.get("status", "finished"))
-        rows.append((str(seed), str(r["best_epoch"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
-                     _fmt(r["test_acc"]), _fmt(r["epoch_time_s"], 3), status))
+        rows.append((str(seed), str(r["best_epoch"]), _fmt(score(r, "train")),
+                     _fmt(score(r, "val")), _fmt(score(r, "test")), _fmt(r["epoch_time_s"], 3),
+                     status))
     print(f"{config.dataset} / {config.model} x{config.layers} (hidden {config.hidden}) / "
           f"{config.method}" + (f" sparsity {config.sparsity}" if config.sparsity else ""))
     print(_table(rows, align_right=True))
     lost = summary["diverged_seeds"]
     over = f" over {len(summary['seeds'])} finished seed(s)" if lost else ""
-    print(f"test acc {_fmt(summary['test_acc'])} ± {_fmt(summary['test_acc_std'])}  "
-          f"val acc {_fmt(summary['val_acc'])}{over}  params {summary['params']:,} "
+    name = metric_of(summary)
+    print(f"test {name} {_fmt(score(summary, 'test'))} ± {_fmt(score_std(summary, 'test'))}  "
+          f"val {name} {_fmt(score(summary, 'val'))}{over}  params {summary['params']:,} "
           f"(non-zero {summary['nonzero_params']:,})")
     if lost:
         print(f"diverged: seed(s) {', '.join(map(str, lost))} (non-finite loss or outputs; "
@@ -167,11 +173,12 @@ def cmd_datasets(args) -> int:
         print_json(rows)
         return 0
     print(f"data root: {root}")
-    header = ("name", "nodes", "edges", "features", "classes", "split",
+    header = ("name", "tasks", "graphs", "nodes", "edges", "features", "classes", "split",
               "verified" if args.check else "available")
     table = [header] + [
-        (r["name"], f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['features']:,}",
-         str(r["classes"]), str(r["split"]), "yes" if r["available"] else "no")
+        (r["name"], r["tasks"], f"{r['graphs']:,}", f"{r['nodes']:,}", f"{r['edges']:,}",
+         f"{r['features']:,}", str(r["classes"]), str(r["split"]),
+         "yes" if r["available"] else "no")
         for r in rows
     ]
     print(_table(table))
@@ -320,9 +327,9 @@ def cmd_evaluate(args) -> int:
         print_json({**row, "evaluation": result})
         return 0
     print(f"{args.ticket}: {data.name}, sparsity {row['sparsity']:g}")
-    shown = _evaluation_row({"test_acc": row["test_acc"], "evaluation": result})
+    shown = _evaluation_row({"test_acc": score(row, "test"), "evaluation": result})
     shown.pop("seed")
-    shown = {"train_acc": row["train_acc"], "val_acc": row["val_acc"], **shown}
+    shown = {"train_acc": score(row, "train"), "val_acc": score(row, "val"), **shown}
     print(_table([tuple(shown), tuple(_fmt(v) for v in shown.values())], align_right=True))
     return 0
 

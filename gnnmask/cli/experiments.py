@@ -34,6 +34,7 @@ from gnnmask.experiments.tables import sparsity_table
 from gnnmask.methods import METHODS
 from gnnmask.metrics import format_table, trace
 from gnnmask.models.deep import MAX_LAYERS
+from gnnmask.tasks import get_task_class
 from gnnmask.train import RunConfig
 
 log = logging.getLogger("gnnmask.cli")
@@ -149,7 +150,8 @@ def cmd_sweep(args) -> int:
     base = config_from_args(args)
     _executor(args, Path("."))  # bad executor options fail before anything runs
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out or f"runs/{base.dataset}-{base.model}-sweep-{stamp}")
+    dataset = base.dataset or get_task_class(base.task).default_dataset
+    out = Path(args.out or f"runs/{dataset}-{base.model}-sweep-{stamp}")
     sparsities = parse_sparsities(args.sparsities)
     if args.dry_run:
         _dry_run(base, depths, methods, seeds, out, sparsities, args.json)

@@ -88,8 +88,8 @@ def cmd_run(args) -> int:
             log.info("%s: %.4f +- %.4f against %.3f: %s (%s)", entry.name, s["measured"],
                      s["std"], entry.published, s["status"], path)
         else:
-            log.info("%s: smoke run of %d epochs, test %.4f (not stored)", entry.name,
-                     args.epochs, summary["test_acc"])
+            log.info("%s: smoke run of %d epochs, %s %.4f (not stored)", entry.name,
+                     args.epochs, entry.metric, summary[entry.metric])
     return 0
 
 

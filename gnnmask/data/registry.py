@@ -62,6 +62,8 @@ class DatasetInfo:
     classes: int
     split: str
     normalize: bool = True
+    tasks: tuple[str, ...] = ("node", "link")
+    graphs: int = 1
 
     @property
     def directory(self) -> str:
@@ -71,7 +73,7 @@ class DatasetInfo:
     @property
     def splits(self) -> int | None:
         """Number of shipped splits (``split`` must be below it), ``None`` if unlimited."""
-        return {"public": 1, "ogb-time": 1, "geom-gcn": 10}.get(self.split)
+        return {"public": 1, "ogb-time": 1, "geom-gcn": 10, "ogb-scaffold": 1}.get(self.split)
 
 
 def _raw(*names: str) -> tuple[str, ...]:
@@ -95,6 +97,13 @@ def _npz(name: str, pyg_class: str, folder: str, pyg: str, file: str, n, e, f, c
     return DatasetInfo(name, pyg_class, folder, pyg, pyg, _raw(file), n, e, f, c, "random-20-30")
 
 
+def _tu(name: str, pyg: str, graphs, n, e, f, c) -> DatasetInfo:
+    files = _raw(*(f"{pyg}_{s}.txt" for s in ("A", "graph_indicator", "graph_labels",
+                                               "node_labels")))
+    return DatasetInfo(name, "TUDataset", "tu", pyg, pyg, files, n, e, f, c, "random-80-10",
+                       normalize=False, tasks=("graph",), graphs=graphs)
+
+
 _OGB_FILES = _raw(*(f"{s}.csv.gz" for s in ("edge", "node-feat", "node-label", "node_year",
                                             "num-node-list", "num-edge-list"))) + tuple(
     f"split/time/{s}.csv.gz" for s in ("train", "valid", "test"))
@@ -102,7 +111,11 @@ _OGB_FILES = _raw(*(f"{s}.csv.gz" for s in ("edge", "node-feat", "node-label", "
 #: Registry: canonical name -> :class:`DatasetInfo`. Counts are measured on
 #: the graphs :func:`~gnnmask.data.load_dataset` returns (the geom-gcn graphs
 #: keep their few self-loops, counted once; ogbn-arxiv: OGB's published node
-#: count and its symmetrised edge count; csbm: the default parameters).
+#: count and its symmetrised edge count; csbm: the default parameters). A
+#: graph-classification dataset (``tasks == ("graph",)``) counts the nodes and
+#: edges of all its ``graphs`` together (the TU and OGB ones: the published
+#: totals; sbm-graphs: its default parameters); ogbl-collab serves the link
+#: task only and has no classes.
 DATASETS: Registry = Registry("dataset", {
     d.name: d
     for d in (
@@ -123,8 +136,26 @@ DATASETS: Registry = Registry("dataset", {
              34493, 495924, 8415, 5),
         DatasetInfo("ogbn-arxiv", "PygNodePropPredDataset", "ogb", "ogbn_arxiv", "ogbn-arxiv",
                     _OGB_FILES, 169343, 2315598, 128, 40, "ogb-time", normalize=False),
+        DatasetInfo("ogbl-collab", "PygLinkPropPredDataset", "ogb", "ogbl_collab",
+                    "ogbl-collab", _raw(*(f"{s}.csv.gz" for s in (
+                        "edge", "node-feat", "num-node-list", "num-edge-list", "edge_weight",
+                        "edge_year"))) + tuple(f"split/time/{s}.pt" for s in
+                                               ("train", "valid", "test")),
+                    235868, 2358104, 128, 0, "ogb-time", normalize=False, tasks=("link",)),
+        _tu("mutag", "MUTAG", 188, 3371, 7442, 7, 2),
+        _tu("proteins", "PROTEINS", 1113, 43471, 162088, 3, 2),
+        _tu("enzymes", "ENZYMES", 600, 19580, 74564, 3, 6),
+        DatasetInfo("ogbg-molhiv", "PygGraphPropPredDataset", "ogb", "ogbg_molhiv",
+                    "ogbg-molhiv", _raw(*(f"{s}.csv.gz" for s in (
+                        "edge", "edge-feat", "node-feat", "graph-label", "num-node-list",
+                        "num-edge-list"))) + tuple(f"split/scaffold/{s}.csv.gz" for s in
+                                                   ("train", "valid", "test")),
+                    1049163, 2259376, 9, 2, "ogb-scaffold", normalize=False,
+                    tasks=("graph",), graphs=41127),
         DatasetInfo("csbm", "", "", "", None, (), 1000, 8000, 64, 4, "random-20-30",
                     normalize=False),
+        DatasetInfo("sbm-graphs", "", "", "", None, (), 35373, 141492, 16, 3, "random-80-10",
+                    normalize=False, tasks=("graph",), graphs=1200),
         DatasetInfo("csbm-arxiv", "", "", "", None, (), 169343, 2332486, 128, 40,
                     "random-arxiv", normalize=False),
     )
@@ -350,8 +381,8 @@ def list_datasets(root: str | os.PathLike | None = None, check: bool = False) ->
     base = resolve_root(root)
     rows = []
     for d in DATASETS.values():
-        row = dict(name=d.name, nodes=d.nodes, edges=d.edges, features=d.features,
-                   classes=d.classes, split=d.split,
+        row = dict(name=d.name, tasks=",".join(d.tasks), graphs=d.graphs, nodes=d.nodes,
+                   edges=d.edges, features=d.features, classes=d.classes, split=d.split,
                    available=not d.files or not missing_files(d, base),
                    path=str(base / d.directory) if d.files else None)
         if check:

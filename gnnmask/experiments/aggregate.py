@@ -104,8 +104,8 @@ def expand_rounds(records: Sequence[dict]) -> list[dict]:
         for rd in rounds[:-1]:
             out.append({**r, "status": "finished", "diverged": None,
                         "config": {**r["config"], "sparsity": rd["sparsity"]},
-                        **{k: rd[k] for k in ("train_acc", "val_acc", "test_acc", "best_epoch",
-                                              "nonzero_params") if k in rd},
+                        **{k: rd[k] for k in rd if k.startswith(("train_", "val_", "test_"))
+                           or k in ("best_epoch", "nonzero_params")},
                         "method": {**r.get("method", {}),
                                    "achieved_sparsity": rd.get("achieved_sparsity"),
                                    **({"edge_sparsity": rd["edge_sparsity"]}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gnnmask.atomic import write_atomic
 from gnnmask.experiments.aggregate import metric_label
+from gnnmask.experiments.runs import score, score_label, score_std
 from gnnmask.experiments.tables import _methods, _several
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,14 @@ def plot_accuracy(groups: Sequence[dict], path: Path) -> Path:
             gs = sorted((g for g in groups if g["method"] == m and g["sparsity"] == sp),
                         key=lambda g: g["layers"])
             label = f"{m} s={sp:g}" if m in several and sp is not None else m
-            ax.errorbar([g["layers"] for g in gs], [g["test_acc"] for g in gs],
-                        yerr=[g["test_acc_std"] for g in gs], marker="o", capsize=3,
+            ax.errorbar([g["layers"] for g in gs], [score(g, "test") for g in gs],
+                        yerr=[score_std(g, "test") for g in gs], marker="o", capsize=3,
                         label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks(depths, [str(d) for d in depths])
     ax.set_xticks([], minor=True)
     ax.set_xlabel("depth (message-passing layers)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test {score_label(groups[0])}")
     ax.grid(alpha=0.3)
     ax.legend(title="method")
     return _save(fig, path)
@@ -66,10 +67,10 @@ def plot_sparsity(groups: Sequence[dict], depth: int, path: Path) -> Path:
         if gs:
             xs = [1.0 - g["sparsity"] for g in gs]
             ticks.update(xs)
-            ax.errorbar(xs, [g["test_acc"] for g in gs], yerr=[g["test_acc_std"] for g in gs],
+            ax.errorbar(xs, [score(g, "test") for g in gs], yerr=[score_std(g, "test") for g in gs],
                         marker="o", markersize=3, capsize=2, label=m)
     for i, g in enumerate(g for g in at if g["sparsity"] is None):
-        ax.axhline(g["test_acc"], color=f"C{9 - i}", linestyle="--", label=f"{g['method']}")
+        ax.axhline(score(g, "test"), color=f"C{9 - i}", linestyle="--", label=f"{g['method']}")
     ax.set_xscale("log")
     ax.invert_xaxis()
     shown = sorted(ticks, reverse=True)
@@ -79,7 +80,7 @@ def plot_sparsity(groups: Sequence[dict], depth: int, path: Path) -> Path:
     ax.set_xticks(shown, [f"{1 - x:g}" for x in shown])
     ax.set_xticks([], minor=True)
     ax.set_xlabel("weight sparsity (fraction of weights zero; axis: density 1 - s, log scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test {score_label(groups[0])}")
     ax.set_title(f"depth {depth}")
     ax.grid(alpha=0.3)
     ax.legend(title="method", fontsize="small")
@@ -102,12 +103,12 @@ def plot_macs(groups: Sequence[dict], path: Path) -> Path | None:
                         key=lambda g: g["inference_macs"])
             if gs:
                 label = m if len(depths) == 1 else f"{m} L{depth}"
-                ax.errorbar([g["inference_macs"] for g in gs], [g["test_acc"] for g in gs],
-                            yerr=[g["test_acc_std"] for g in gs], marker="o", markersize=3,
+                ax.errorbar([g["inference_macs"] for g in gs], [score(g, "test") for g in gs],
+                            yerr=[score_std(g, "test") for g in gs], marker="o", markersize=3,
                             capsize=2, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("MACs of one full-graph inference pass (kept weights and edges, log scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test {score_label(groups[0])}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return _save(fig, path)
@@ -196,12 +197,12 @@ def plot_robustness(groups: Sequence[dict], path: Path) -> Path:
     fig, ax = _figure()
     for i, g in enumerate(g for g in groups if "budgets" in g["evaluation"]):
         e = g["evaluation"]
-        ax.plot([0.0, *e["budgets"]], [g["test_acc"], *e["features"]], color=f"C{i % 10}",
+        ax.plot([0.0, *e["budgets"]], [score(g, "test"), *e["features"]], color=f"C{i % 10}",
                 marker="o", markersize=3, label=f"{_label(g)} features")
-        ax.plot([0.0, *e["budgets"]], [g["test_acc"], *e["edges"]], color=f"C{i % 10}",
+        ax.plot([0.0, *e["budgets"]], [score(g, "test"), *e["edges"]], color=f"C{i % 10}",
                 marker="s", markersize=3, linestyle="--", label=f"{_label(g)} edges")
     ax.set_xlabel("perturbation budget (fraction of nodes / edges)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test {score_label(groups[0])}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")
     return _save(fig, path)

@@ -59,7 +59,7 @@ from gnnmask.experiments.plots import (
     plot_robustness,
     plot_sparsity,
 )
-from gnnmask.experiments.runs import COST_KEYS, diverged
+from gnnmask.experiments.runs import COST_KEYS, diverged, score, score_label, score_std
 from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir
 from gnnmask.experiments.tables import (
     _acc,
@@ -90,9 +90,10 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     sparsity = any("achieved_sparsity" in g for g in groups)
     edges = any("edge_sparsity" in g for g in groups)
     header = ["method", "depth", "weight_sparsity", "n_seeds", "seeds", "n_diverged",
-              "diverged_seeds", "test_acc_mean",
-              "test_acc_std",
-              "val_acc_mean", "val_acc_std", "train_acc_mean",
+              "diverged_seeds", *(f"{split}_{groups[0].get('metric', 'acc')}_{stat}"
+                                  for split, stat in (("test", "mean"), ("test", "std"),
+                                                      ("val", "mean"), ("val", "std"),
+                                                      ("train", "mean"))),
               *(["achieved_weight_sparsity"] if sparsity else []),
               *(["edge_sparsity"] if edges else []),
               "params", "nonzero_params", "epoch_time_s", *COST_KEYS,
@@ -104,8 +105,8 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
         w.writerow([g["method"], g["layers"], "" if g["sparsity"] is None else g["sparsity"],
                     len(g["seeds"]), ";".join(map(str, g["seeds"])),
                     len(g["diverged_seeds"]), ";".join(map(str, g["diverged_seeds"])),
-                    g["test_acc"], g["test_acc_std"], g["val_acc"], g["val_acc_std"],
-                    g["train_acc"], *([g.get("achieved_sparsity", "")] if sparsity else []),
+                    score(g, "test"), score_std(g, "test"), score(g, "val"), score_std(g, "val"),
+                    score(g, "train"), *([g.get("achieved_sparsity", "")] if sparsity else []),
                     *([g.get("edge_sparsity", "")] if edges else []),
                     g["params"], g["nonzero_params"], g["epoch_time_s"],
                     *(_int(g.get(k)) for k in COST_KEYS),
@@ -132,9 +133,13 @@ def _values(records: Sequence[dict], key: str) -> str:
 def _header(kind: str, records: Sequence[dict], groups: Sequence[dict]) -> list[str]:
     c, r0 = records[0]["config"], records[0]
     stats = r0.get("dataset_stats") or {}
-    ds = c["dataset"] + (f" ({stats['nodes']:,} nodes, {stats['edges']:,} edges, "
-                         f"{stats['features']:,} features, {stats['classes']} classes)"
-                         if stats else "")
+    names = {"graphs": "graphs", "nodes": "nodes", "edges": "edges", "features": "features",
+             "classes": "classes", "train_pos_edges": "training edges",
+             "val_pos_edges": "validation edges", "test_pos_edges": "test edges"}
+    ds = c["dataset"] + (" (" + ", ".join(f"{stats[k]:,} {v}" for k, v in names.items()
+                                          if k in stats) + ")" if stats else "")
+    if c.get("task", "node") != "node":
+        ds = f"{c['task']} task: {ds}"
     if c.get("split"):
         ds += f", split {c['split']}"
     depths = sorted({g["layers"] for g in groups})
@@ -212,29 +217,31 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     depths = sorted({g["layers"] for g in groups})
     if by_sparsity:
         for depth in depths:
-            md += [f"## Test accuracy against sparsity, depth {depth}", "",
+            md += [f"## Test {score_label(groups[0])} against sparsity, depth {depth}", "",
                    "Mean ± standard deviation over seeds; rows are sparsities (the fraction of "
                    "masked weights removed); iterative methods (imp, ugs) give every row from "
                    "the rounds of one run.", "",
                    sparsity_table(groups, depth, axis, markdown=True), ""]
     if kind == "sweep":
         if len(depths) > 1 or not by_sparsity:
-            md += ["## Test accuracy", "", "Mean ± standard deviation over seeds; rows are "
+            md += [f"## Test {score_label(groups[0])}", "", "Mean ± standard deviation over "
+                   "seeds; rows are "
                    "depths.", "", accuracy_table(on_axis(groups, axis), markdown=True), ""]
         if metrics:
             md += ["## Last-layer over-smoothing metrics", "",
                    "Metrics of the last layer's output (the logits), mean over seeds.", "",
                    metrics_table(groups, metrics, markdown=True), ""]
     else:
-        rows = [[str(r["seed"]), str(r["best_epoch"]), _acc(r["train_acc"], 0.0, 1),
-                 _acc(r["val_acc"], 0.0, 1), _acc(r["test_acc"], 0.0, 1),
+        rows = [[str(r["seed"]), str(r["best_epoch"]), _acc(score(r, "train"), 0.0, 1),
+                 _acc(score(r, "val"), 0.0, 1), _acc(score(r, "test"), 0.0, 1),
                  "diverged" if diverged(r) else "finished"] for r in records]
         g = groups[0]
-        rows.append(["mean ± std", "", _acc(g["train_acc"], g["train_acc_std"]),
-                     _acc(g["val_acc"], g["val_acc_std"]), _cell(g),
+        rows.append(["mean ± std", "", _acc(score(g, "train"), score_std(g, "train")),
+                     _acc(score(g, "val"), score_std(g, "val")), _cell(g),
                      f"over {len(g['seeds'])} finished"])
-        md += ["## Accuracy", "", render_table(["seed", "best epoch", "train", "val", "test",
-                                                "status"], rows, markdown=True), ""]
+        md += [f"## {score_label(groups[0]).capitalize()}", "",
+               render_table(["seed", "best epoch", "train", "val", "test", "status"], rows,
+                            markdown=True), ""]
         if metrics:
             md += ["## Per-layer over-smoothing metrics", "",
                    "Layer 0 is the input features; mean over seeds.", "",

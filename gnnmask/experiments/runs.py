@@ -21,7 +21,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from gnnmask.data import load_dataset
 from gnnmask.errors import check_arg
 from gnnmask.experiments.store import (
     check_mode,
@@ -33,8 +32,35 @@ from gnnmask.experiments.store import (
 )
 from gnnmask.train import RunConfig, resolve_config, resolve_device, train, write_json_atomic
 from gnnmask.train.distributed import check_environment, is_main_process
+from gnnmask.train.engine import load_data
 
 log = logging.getLogger(__name__)
+
+
+def metric_of(d: dict[str, Any]) -> str:
+    """The primary metric a record or summary holds (``acc`` in records that
+    name none: node classification's)."""
+    return d.get("metric") or "acc"
+
+
+def score(d: dict[str, Any], split: str):
+    """``split``'s value of the primary metric of a record or summary
+    (``test_acc``, ``test_auc``, ...), ``None`` where it has none."""
+    return d.get(f"{split}_{metric_of(d)}")
+
+
+def score_std(d: dict[str, Any], split: str):
+    """The standard deviation over seeds of :func:`score` in a summary."""
+    return d.get(f"{split}_{metric_of(d)}_std")
+
+
+#: How each primary metric is named in tables and plots.
+METRIC_LABELS = {"acc": "accuracy", "auc": "ROC-AUC", "rocauc": "ROC-AUC"}
+
+
+def score_label(d: dict[str, Any]) -> str:
+    """``accuracy``, ``ROC-AUC``: the primary metric of a record or summary as prose."""
+    return METRIC_LABELS.get(metric_of(d), metric_of(d))
 
 
 def default_run_name(config: RunConfig) -> str:
@@ -70,7 +96,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": [r["seed"] for r in kept],
         "diverged_seeds": [r["seed"] for r in records if diverged(r)],
     }
-    for key in ("test_acc", "val_acc", "train_acc"):
+    out["metric"] = metric = metric_of(records[0])
+    for split in ("test", "val", "train"):
+        key = f"{split}_{metric}"
         out[key], out[f"{key}_std"] = _mean_std([r[key] for r in kept])
     times = [r["epoch_time_s"] for r in kept if r.get("epoch_time_s") is not None]
     out["epoch_time_s"] = statistics.median(times) if times else None
@@ -96,7 +124,7 @@ def describe(record: dict[str, Any]) -> str:
     def num(v):
         return "-" if v is None else f"{v:.4f}"
 
-    text = f"test {num(record['test_acc'])}  val {num(record['val_acc'])}"
+    text = f"test {num(score(record, 'test'))}  val {num(score(record, 'val'))}"
     if diverged(record):
         d = record["diverged"]
         where = f" in {d['phase']}" if "phase" in d else ""
@@ -158,8 +186,7 @@ def run_seeds(
         log.info("%s: seed(s) %s finished earlier, skipped", out, ",".join(map(str, skipped)))
     loaded = {}
     if todo and data is None:  # a bad dataset or data root fails here, before any write
-        loaded[todo[0]] = load_dataset(resolved.dataset, root=resolved.data_root,
-                                       split=resolved.split, seed=todo[0])
+        loaded[todo[0]] = load_data(resolved.replace(seed=todo[0]))
     every = sorted({*seeds, *(r["seed"] for r in done.values())})
     if main:  # in a distributed run, rank 0 writes and the other ranks train alongside
         write_json_atomic(out / "config.json", {**{k: v for k, v in base.items()

@@ -1,7 +1,7 @@
 """The run store: reading records and checking output folders, shared by runs and sweeps.
 
 A *finished* record is a JSON file that parses as an engine record (a dict
-with a ``config`` dict and a ``test_acc``); anything else in its place
+with a ``config`` dict and its test metric, e.g. ``test_acc``); anything else in its place
 (truncated, garbage, an earlier format) counts as unfinished and is reported.
 What a folder holds decides what a new run may do there (``mode``):
 
@@ -38,7 +38,7 @@ def read_record(path: Path) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     ok = isinstance(record, dict) and isinstance(record.get("config"), dict) \
-        and "test_acc" in record
+        and f"test_{record.get('metric') or 'acc'}" in record
     return record if ok else None
 
 

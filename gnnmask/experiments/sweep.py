@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.atomic import temporary_files
-from gnnmask.data import load_dataset
 from gnnmask.errors import UserError, check_arg
 from gnnmask.experiments.executors import make_executor
 from gnnmask.experiments.runs import describe
@@ -65,6 +64,7 @@ from gnnmask.train import (
 )
 from gnnmask.train.config import METHOD_FIELDS, flag
 from gnnmask.train.distributed import check_environment
+from gnnmask.train.engine import load_data
 
 log = logging.getLogger(__name__)
 
@@ -263,14 +263,15 @@ def _clean_stale(out: Path) -> None:
 
 # -- running one cell (in this process or a worker) -----------------------------
 @functools.lru_cache(maxsize=2)
-def _dataset(name: str, root, split: int, seed: int):
-    return load_dataset(name, root=root, split=split, seed=seed)
+def _dataset(task: str, name: str, root, split: int, seed: int):
+    return load_data(RunConfig(task=task, dataset=name, data_root=root, split=split,
+                               seed=seed))
 
 
 def run_cell(config: dict[str, Any], path: str) -> dict[str, Any]:
     """Train one resolved config and write its record atomically to ``path``."""
     cfg = RunConfig.from_dict(config)
-    data = _dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.seed)
+    data = _dataset(cfg.task, cfg.dataset, cfg.data_root, cfg.split, cfg.seed)
     record = train(cfg, data=data)
     write_json_atomic(path, record)
     return record
@@ -335,7 +336,7 @@ def sweep(
     todo = [c for c in cells if mode == "overwrite" or found.get(c.path(out)) is None]
     if todo:  # a bad dataset or data root fails here, before anything is written
         first = configs[todo[0]]
-        _dataset(first.dataset, first.data_root, first.split, first.seed)
+        _dataset(first.task, first.dataset, first.data_root, first.split, first.seed)
 
     with _lock(out):
         _clean_stale(out)

@@ -7,6 +7,8 @@ import logging
 import math
 from collections.abc import Sequence
 
+from gnnmask.experiments.runs import score, score_std
+
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +51,7 @@ def _acc(mean: float, std: float, n: int = 2) -> str:
 def _cell(g: dict) -> str:
     """A group's test accuracy, mean ± std over its finished seeds, with the
     number of diverged seeds beside it (they are never averaged in)."""
-    text = _acc(g["test_acc"], g["test_acc_std"], len(g["seeds"]))
+    text = _acc(score(g, "test"), score_std(g, "test"), len(g["seeds"]))
     lost = len(g.get("diverged_seeds") or [])
     if not lost:
         return text

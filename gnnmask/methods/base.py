@@ -52,10 +52,16 @@ class Context:
             full-batch training; with mini-batches, the batches of this
             process's share of the training nodes).
         world_size: processes training together (``--distributed``).
+        objective: the task's training objective
+            (:class:`gnnmask.tasks.Objective`: ``logits(model, inputs)`` and
+            ``loss(logits)``) for methods that score weights by a loss;
+            ``None``: node classification's cross-entropy on
+            ``data.train_mask``.
     """
 
     steps_per_epoch: int = 1
     world_size: int = 1
+    objective: Any = None
 
 
 def _number(value) -> bool:

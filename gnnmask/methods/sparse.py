@@ -80,9 +80,18 @@ class SparseMethod(Method):
         """``{name: score}`` of the masked weights (``None``: random)."""
         return None
 
-    def loss(self, data):
-        """The training loss of logits (what the data-driven pruners score)."""
-        return lambda out: F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+    def objective(self, data) -> tuple:
+        """``(forward, loss)`` the data-driven pruners score: ``forward(model)``
+        gives the task's training logits on the graph this method feeds the
+        model, ``loss(logits)`` their training loss (the engine's
+        :attr:`Context.objective`; without one, node classification's
+        cross-entropy on the training nodes)."""
+        objective = self.context.objective
+        if objective is None:
+            mask, y = data.train_mask, data.y
+            return (lambda m: m(*self.inputs(data))[mask],
+                    lambda out: F.cross_entropy(out, y[mask]))
+        return (lambda m: objective.logits(m, self.inputs(data)), objective.loss)
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
         started = time.perf_counter()
@@ -180,7 +189,7 @@ class SNIP(SparseMethod):
     name = "snip"
 
     def saliency(self, model, data):
-        return pruners.snip_scores(model, lambda m: m(*self.inputs(data)), self.loss(data))
+        return pruners.snip_scores(model, *self.objective(data))
 
 
 @register_method
@@ -192,7 +201,7 @@ class GraSP(SparseMethod):
                                            "positive", 200.0)}
 
     def saliency(self, model, data):
-        return pruners.grasp_scores(model, lambda m: m(*self.inputs(data)), self.loss(data),
+        return pruners.grasp_scores(model, *self.objective(data),
                                     float(self.extra("grasp_temperature")))
 
 

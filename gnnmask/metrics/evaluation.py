@@ -18,6 +18,8 @@ seed), as in the untrained GNN tickets paper's protocol (Huang et al., LoG
 :func:`auroc`  the area under the ROC curve of scores for binary labels
     (the probability that a random positive scores above a random negative,
     ties counted half): the Mann-Whitney statistic.
+:func:`hits_at_k`  link prediction's Hits@K (OGB): positives scored above the
+    K-th best negative.
 :func:`ood_scores`  the negative maximum softmax probability (Hendrycks &
     Gimpel, ICLR 2017): higher means "more out-of-distribution".
 :func:`perturb_features`  a fraction ``budget`` of the nodes get random
@@ -45,7 +47,8 @@ from torch_geometric.utils import coalesce, to_undirected
 from gnnmask.errors import UserError
 from gnnmask.registry import Registry
 
-__all__ = ["BUDGETS", "EVALUATIONS", "auroc", "evaluate_model", "expected_calibration_error",
+__all__ = ["BUDGETS", "EVALUATIONS", "auroc", "hits_at_k", "evaluate_model",
+           "expected_calibration_error",
            "fit_temperature", "holdout_classes", "ood_scores", "perturb_edges",
            "perturb_features", "reliability"]
 
@@ -103,19 +106,27 @@ def fit_temperature(logits: Tensor, labels: Tensor, steps: int = 100) -> float:
 
 
 def auroc(scores: Tensor, labels: Tensor) -> float:
-    """AUROC of ``scores`` for boolean ``labels`` (positives should score higher)."""
+    """AUROC of ``scores`` for boolean ``labels`` (positives should score
+    higher): the Mann-Whitney statistic, tied scores sharing their mean rank."""
     scores, labels = scores.double().view(-1), labels.bool().view(-1)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if not n_pos or not n_neg:
         raise ValueError("AUROC needs positive and negative examples")
-    order = torch.argsort(scores)
-    ranks = torch.empty_like(scores)
-    ranks[order] = torch.arange(1, scores.numel() + 1, dtype=torch.float64)
-    for value in scores.unique():  # average ranks over ties
-        tied = scores == value
-        if int(tied.sum()) > 1:
-            ranks[tied] = ranks[tied].mean()
+    _, inverse, counts = torch.unique(scores, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).double()  # rank of each value's last occurrence
+    ranks = (ends - (counts.double() - 1) / 2)[inverse]
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def hits_at_k(pos: Tensor, neg: Tensor, k: int) -> float:
+    """Hits@K of link prediction as OGB defines it: the fraction of positive
+    edges scored strictly above the K-th highest negative score (1.0 with
+    fewer than K negatives)."""
+    pos, neg = pos.view(-1), neg.view(-1)
+    if neg.numel() < k:
+        return 1.0
+    kth = torch.topk(neg, k).values[-1]
+    return float((pos > kth).double().mean())
 
 
 def ood_scores(logits: Tensor) -> Tensor:

@@ -71,7 +71,8 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
           layers: str | Sequence[str | nn.Module] = "message_passing",
           forward: Callable | None = None,
           options: Mapping[str, Mapping] | None = None,
-          progress: Callable[[dict, float], None] | None = None) -> list[dict]:
+          progress: Callable[[dict, float], None] | None = None,
+          groups: Tensor | None = None) -> list[dict]:
     """Metrics of every layer's output during one forward pass.
 
     Runs ``model(data.x, data.edge_index)`` (or ``forward(model, data)``)
@@ -82,6 +83,12 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
     produced. ``options`` passes per-metric keyword arguments.
     ``progress(row, seconds)``, if given, is called after each row with the
     seconds its metrics took (e.g. to log progress on a large graph).
+
+    Per graph: with ``groups`` (long ``[N]``, the graph of each node, e.g. a
+    PyG ``Batch``'s ``batch`` vector for a disjoint union of graphs; ``-1``:
+    a node left out), every metric is computed on each graph alone (its nodes and the edges among
+    them) and the row holds the mean over the graphs where it is defined
+    (``nan`` where it is defined on none).
 
     Traced modules (``layers``):
 
@@ -114,9 +121,15 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
     names = None if metrics is None else list(metrics)
     targets = _layer_modules(model, layers)
 
+    parts = None if groups is None else _parts(groups, data.edge_index, n)
+
     def row(name: str, h: Tensor) -> dict:
         started = time.perf_counter()
-        values = compute_metrics(h, graph, y, names, options)
+        if parts is None:
+            values = compute_metrics(h, graph, y, names, options)
+        else:
+            values = _mean_over(compute_metrics(h[nodes], sub, None, names, options)
+                                for nodes, sub in parts)
         result = {"layer": len(rows), "name": name, "dim": h.shape[1], **values}
         if progress is not None:
             progress(result, time.perf_counter() - started)
@@ -154,6 +167,34 @@ def trace(model: nn.Module, data, metrics: Iterable[str] | None = None,
         for m, flag in flags:
             m.training = flag
     return rows
+
+
+def _parts(groups: Tensor, edge_index: Tensor, n: int) -> list[tuple[Tensor, object]]:
+    """``(node indices, graph)`` of every group of nodes, its edges relabelled."""
+    groups = torch.as_tensor(groups, device=edge_index.device).view(-1).long()
+    if groups.numel() != n:
+        raise UserError(f"groups has {groups.numel()} entries; allowed: one graph index per "
+                        f"node ({n})")
+    out = []
+    local = torch.empty(n, dtype=torch.long, device=groups.device)
+    for g in torch.unique(groups[groups >= 0]):
+        nodes = (groups == g).nonzero().view(-1)
+        local[nodes] = torch.arange(nodes.numel(), device=groups.device)
+        inside = (groups[edge_index[0]] == g) & (groups[edge_index[1]] == g)
+        out.append((nodes, as_graph(local[edge_index[:, inside]], nodes.numel(),
+                                    edge_index.device)))
+    return out
+
+
+def _mean_over(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Per metric, the mean of the finite values over ``rows`` (nan if none)."""
+    values: dict[str, list[float]] = {}
+    for r in rows:
+        for k, v in r.items():
+            values.setdefault(k, [])
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                values[k].append(float(v))
+    return {k: (sum(v) / len(v) if v else float("nan")) for k, v in values.items()}
 
 
 def format_table(rows: Sequence[Mapping]) -> str:

@@ -95,7 +95,9 @@ class Entry:
 
     def summary(self) -> str:
         s = self.settings
-        return (f"{self.paper} {self.where}: {s.get('dataset')} {s.get('model', 'gcn')} "
+        task = "" if s.get("task", "node") == "node" else f" {s['task']} prediction," \
+            if s["task"] == "link" else f" {s['task']} classification,"
+        return (f"{self.paper} {self.where}:{task} {s.get('dataset')} {s.get('model', 'gcn')} "
                 f"{s.get('layers', 2)} layers, {s.get('method', 'dense')}"
                 f"{self._sparsity_text()}, published {self.published:.3f}.")
 
@@ -162,7 +164,10 @@ def result_of(entry: Entry, records: list[dict[str, Any]]) -> dict[str, Any]:
     for r in sorted(records, key=lambda r: r["seed"]):
         row = {"seed": r["seed"], "status": r.get("status", "finished")}
         source = r if entry.at_sparsity is None else _round_at(entry, r)
-        for key in ("test_acc", "val_acc", "train_acc", "best_epoch", "nonzero_params"):
+        metric = r.get("metric") or "acc"
+        keys = [f"{split}_{metric}" for split in ("test", "val", "train")] + \
+            [k for k in source if k.startswith(("test_hits@", "val_hits@"))]
+        for key in (*keys, "best_epoch", "nonzero_params"):
             row[key] = source.get(key)
         for key in ("epoch_time_s", "total_time_s"):
             row[key] = r.get(key)

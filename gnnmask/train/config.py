@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gnnmask.data import check_root, dataset_of, get_info
+from gnnmask.data import DATASETS, check_root, dataset_of, get_info
 from gnnmask.data.sampling import parse_fanout
 from gnnmask.errors import UserError
 from gnnmask.masks import DISTRIBUTIONS, RULES, SCHEDULES, SCORE_INITS
@@ -31,6 +31,7 @@ from gnnmask.metrics.evaluation import EVALUATIONS
 from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS, get_model_class
 from gnnmask.models.deep import MAX_LAYERS, check_shape
 from gnnmask.presets import PRESETS, get_preset
+from gnnmask.tasks import DECODERS, READOUTS, TASKS, check_task_fields, get_task_class
 from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
 from gnnmask.train.tricks import check_tricks
 
@@ -56,7 +57,10 @@ def _opt(default, group: str, help: str, choices=None, **kw):
 @dataclass
 class RunConfig:
     # data
-    dataset: str = _opt("csbm", "data", "dataset name (see `gnnmask datasets`)")
+    task: str = _opt("node", "data", "what is predicted: node (classification), link "
+                     "(prediction) or graph (classification)", TASKS)
+    dataset: str | None = _opt(None, "data", "dataset name (see `gnnmask datasets`; default: "
+                               "csbm, and sbm-graphs for --task graph)")
     data_root: str | None = _opt(None, "data", "data root (default: $GNNMASK_DATA, else "
                                  "./datasets)")
     split: int = _opt(0, "data", "split number (geom-gcn splits: 0-9)")
@@ -78,6 +82,14 @@ class RunConfig:
                    "lstm)", lambda: ("cat", "max", "lstm"))
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
+    # task heads
+    decoder: str | None = _opt(None, "task", "link: how node pairs are scored (dot: inner "
+                               "product; cosine: cosine similarity / 0.1, scale-free, for "
+                               "mask-only methods; mlp: an MLP on z_u * z_v)", DECODERS)
+    hits_k: int | None = _opt(None, "task", "link: the K of the recorded test_hits@K "
+                              "(default 20; 50 on ogbl-* datasets, OGB's metric)")
+    readout: str | None = _opt(None, "task", "graph: pooling of the node outputs per graph "
+                               "(mean, sum, max)", READOUTS)
     # method
     method: str = _opt("dense", "method", "training method (see `gnnmask methods`)", METHODS)
     sparsity: float | None = _opt(None, "method", "weight sparsity: the fraction of the "
@@ -141,10 +153,11 @@ class RunConfig:
                              lambda: ("lsuv", "gradinit"))
     patience: int = _opt(0, "optimisation", "stop after this many epochs without a better "
                          "validation score (--select) (0: off)")
-    select: str = _opt("val_acc", "optimisation", "the final model is the epoch with the best "
-                       "val_acc (highest validation accuracy) or val_loss (lowest validation "
-                       "loss, as the GCNII and DAGNN code select)",
-                       lambda: ("val_acc", "val_loss"))
+    select: str | None = _opt(None, "optimisation", "the final model is the epoch with the "
+                              "best val_<metric> (the task's: val_acc, val_auc for link, "
+                              "val_rocauc for ogbg-*; the default) or val_loss (lowest "
+                              "validation loss, as the GCNII and DAGNN code select)",
+                              lambda: ("val_acc", "val_auc", "val_rocauc", "val_loss"))
     grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "
                                 "tensor at initialisation and every N epochs (0: off)")
     trace_every: int = _opt(0, "optimisation", "record the per-layer metrics of "
@@ -267,10 +280,26 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
             raise UserError(f"{flag(name)} is not used by method {method_cls.name!r}; "
                             f"its method flags: {allowed}")
     method_cls.check_config(config)
+    check_task_fields(config)
+    task_cls = get_task_class(config.task)
     values = config.to_dict()
+    dataset = config.dataset or task_cls.default_dataset
     # the registry's spelling, or the name of a user's own graph
-    values["dataset"] = (get_info(config.dataset).name if data is None
-                         else dataset_of(data, config.dataset))
+    if data is None or config.task != "node":
+        values["dataset"] = get_info(dataset).name if data is None or (
+            dataset in DATASETS) else dataset
+    else:
+        values["dataset"] = dataset_of(data, dataset)
+    if data is None and config.task not in get_info(dataset).tasks:
+        serving = [n for n, i in DATASETS.items() if config.task in i.tasks]
+        raise UserError(f"dataset {values['dataset']!r} has no {config.task} task; allowed "
+                        f"with --task {config.task}: {', '.join(serving)}")
+    task_cls.fill(values)
+    metric = task_cls.metric_for(values["dataset"])
+    values["select"] = values["select"] or f"val_{metric}"
+    if values["select"] not in (f"val_{metric}", "val_loss"):
+        raise UserError(f"--select {values['select']} is not a metric of --task {config.task}"
+                        f" on {values['dataset']}; allowed: val_{metric}, val_loss")
     model_reads = get_model_class(config.model).reads
     for key, value in {**FALLBACKS, **method_cls.defaults}.items():
         unread = (key in METHOD_FIELDS and key not in method_cls.reads) or \

@@ -1,18 +1,20 @@
-"""The one training engine: full-batch node classification for every method.
+"""The one training engine: every task, every method.
 
-:func:`train` resolves a :class:`~gnnmask.train.config.RunConfig`, loads the
-data, builds the model, lets the chosen :class:`~gnnmask.methods.Method` prepare
-it, and runs the loop::
+:func:`train` resolves a :class:`~gnnmask.train.config.RunConfig`, lets the
+:class:`~gnnmask.tasks.Task` (node, link or graph) load and split the data,
+builds the model with the task's output width and head, lets the chosen
+:class:`~gnnmask.methods.Method` prepare it, and runs the loop::
 
     for epoch in range(epochs):
         method.on_epoch_start(epoch, model)
-        loss = CE(model(x)[train]) + method.penalty(model)
+        loss = task.loss(model, model(*method.inputs(data))) + method.penalty(model)
         loss.backward(); method.after_backward(...); clip gradients (optional)
         optimizer.step(); method.after_step(...)
-        evaluate; keep the state with the best validation accuracy
+        evaluate (task.evaluate); keep the state with the best validation score
 
 The returned record holds the resolved config, versions, per-epoch values and
-the final metrics of the model selected at the best validation accuracy.
+the final metrics (``{train,val,test}_<metric>`` of the task) of the model
+selected at the best validation score.
 """
 
 from __future__ import annotations
@@ -29,12 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch_geometric.utils import dropout_edge, dropout_node
 
-from gnnmask.data import evaluate_accuracy, load_dataset
 from gnnmask.data.sampling import neighbor_loader, parse_fanout
 from gnnmask.errors import UserError, check_arg
 from gnnmask.methods import Context, get_method_class
@@ -42,6 +42,7 @@ from gnnmask.metrics import default_metrics, evaluate_model, gradient_flow, hold
 from gnnmask.metrics.cost import count_macs, model_bytes
 from gnnmask.models import build_model, get_model_class
 from gnnmask.models.deep import sparse_features
+from gnnmask.tasks import Task, get_task_class
 from gnnmask.train.config import MODEL_FIELDS, RunConfig, evaluation_names, resolve_config
 from gnnmask.train.device import resolve_device
 from gnnmask.train.distributed import DistributedDataParallel, ddp, mask_checksums, rank_and_world
@@ -99,17 +100,35 @@ def steps_per_epoch(config: RunConfig, train_nodes: int) -> int:
     return -(-train_nodes // config.batch_size) if config.batch_size else 1
 
 
-def build(config: RunConfig, data, context: Context | None = None):
-    """Build the model for ``config`` on ``data`` and let the method prepare it.
-    ``context`` (default: one process over all of ``data``'s training nodes)
-    tells the method how many steps it will see."""
+def make_task(config: RunConfig) -> Task:
+    """The :class:`~gnnmask.tasks.Task` object of a resolved ``config``."""
+    return get_task_class(config.task)(config)
+
+
+def load_data(config: RunConfig):
+    """The data of a resolved ``config`` as its task loads and splits it
+    (node datasets as :func:`gnnmask.data.load_dataset` returns them; link
+    prediction's held-out edges; graph classification's union of graphs)."""
+    return make_task(config).load(config)
+
+
+def build(config: RunConfig, data, context: Context | None = None, task: Task | None = None):
+    """Build the model for ``config`` on ``data`` (the task's data: output
+    width and head from ``task``, default :func:`make_task`) and let the
+    method prepare it. ``context`` (default: one process over all of
+    ``data``'s training examples, and the task's training objective) tells
+    the method how many steps it will see."""
+    task = task or make_task(config)
     if context is None:
-        context = Context(steps_per_epoch(config, int(data.train_mask.sum())))
+        context = Context(steps_per_epoch(config, task.train_size(data)),
+                          objective=task.objective(data))
     method = get_method_class(config.method)(config, context)
     torch.manual_seed(config.seed)
     options = {k: getattr(config, k) for k in MODEL_FIELDS if getattr(config, k) is not None}
-    model = build_model(config.model, data.num_features, config.hidden, data.num_classes,
-                        config.layers, **options).to(data.x.device)
+    model = build_model(config.model, data.num_features, config.hidden,
+                        task.out_channels(data, config.hidden), config.layers,
+                        **options).to(data.x.device)
+    model = task.attach_head(model, data)
     model = method.prepare(model, data)
     return model, method
 
@@ -164,24 +183,26 @@ def drop_graph(config: RunConfig, inputs: tuple) -> tuple:
 
 
 def training_step(config: RunConfig, model: nn.Module, method, optimizer, data,
-                  epoch: int, targets=None, scaler=None) -> dict[str, float]:
+                  epoch: int, loss_of=None, scaler=None) -> dict[str, float]:
     """One training step: forward, loss (+ the method's penalty), backward,
     optional gradient clipping, optimiser step, with the method's hooks
-    around them. The loss is taken over ``targets`` (default: the training
-    nodes; a mini-batch's seed nodes). Returns ``{"loss", "lr"[,
-    "grad_norm"]}`` (the learning rate used; the gradient norm before
-    clipping when ``config.grad_clip``). ``scaler``: the fp16 loss scaler
-    (:func:`make_scaler`), if any. A non-finite loss raises
+    around them. ``loss_of(net, out)`` is the task's training loss of the
+    node outputs ``out`` (the whole graph's, or a mini-batch's; default: the
+    configured task's loss of ``data``'s training examples). Returns
+    ``{"loss", "lr"[, "grad_norm"]}`` (the learning rate used; the gradient
+    norm before clipping when ``config.grad_clip``). ``scaler``: the fp16
+    loss scaler (:func:`make_scaler`), if any. A non-finite loss raises
     :class:`Diverged` before the backward pass, so the weights and scores
     are left as they were."""
-    targets = data.train_mask if targets is None else targets
+    if loss_of is None:
+        task = make_task(config)
+        loss_of = lambda net, out: task.loss(net, out, data)  # noqa: E731
     net = model.module if isinstance(model, DistributedDataParallel) else model
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with autocast(config, data.y.device):
+    with autocast(config, data.x.device):
         out = model(*drop_graph(config, method.inputs(data)))
-        loss = F.cross_entropy(out[targets].float(), data.y[targets],
-                               label_smoothing=config.label_smoothing)
+        loss = loss_of(net, out)
     penalty = method.penalty(net)
     if penalty is not None:
         loss = loss + penalty
@@ -236,42 +257,39 @@ def autocast(config: RunConfig, device: torch.device):
 
 
 def training_epoch(config: RunConfig, model: nn.Module, method, optimizer, data, epoch: int,
-                   loader=None, scaler=None) -> dict[str, float]:
+                   loader=None, scaler=None, task: Task | None = None) -> dict[str, float]:
     """One epoch: one full-batch :func:`training_step`, or, with a
-    mini-batch ``loader`` (:func:`gnnmask.data.sampling.neighbor_loader`), one
-    step per batch of training nodes and their sampled neighbourhoods (the
-    loss over the batch's seed nodes; ``loss`` is their mean)."""
+    mini-batch ``loader``, one step per batch (the task's loss of the batch:
+    its seed nodes with :func:`gnnmask.data.sampling.neighbor_loader`, its
+    graphs for graph classification; ``loss`` is their mean)."""
+    task = task or make_task(config)
     if loader is None:
         return training_step(config, model, method, optimizer, data, epoch,
-                             targets=getattr(data, "rank_train_mask", None), scaler=scaler)
+                             lambda net, out: task.loss(net, out, data), scaler=scaler)
     rows = []
     for batch in loader:
         batch = batch.to(data.x.device)
         batch.features = model_features(config, batch.x)
         rows.append(training_step(config, model, method, optimizer, batch, epoch,
-                                  targets=slice(0, batch.batch_size), scaler=scaler))
+                                  lambda net, out, b=batch: task.batch_loss(net, out, b),
+                                  scaler=scaler))
     row = {"loss": statistics.fmean(r["loss"] for r in rows), "lr": rows[-1]["lr"]}
     if "grad_norm" in rows[-1]:
         row["grad_norm"] = max(r["grad_norm"] for r in rows)
     return row
 
 
-def _evaluate(model, method, data, evaluate_accuracy) -> tuple[dict[str, float], float]:
+def _evaluate(model, method, data, task: Task) -> tuple[dict[str, float], float]:
+    """The task's metrics of every split and the validation loss, in eval mode."""
     model.eval()
     with torch.no_grad(), method.evaluating(model):
-        out = model(*method.inputs(data))
-        val_loss = float(F.cross_entropy(out[data.val_mask], data.y[data.val_mask]))
-        pred = out.argmax(dim=-1)
-    accs = {
-        f"{split}_acc": evaluate_accuracy(data, pred, getattr(data, f"{split}_mask"))
-        for split in ("train", "val", "test")
-    }
-    return accs, val_loss
+        return task.evaluate(model, model(*method.inputs(data)), data)
 
 
-def _layer_metrics(model, method, data, which: str,
-                   label: str | None = None) -> list[dict[str, Any]]:
-    """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``).
+def _layer_metrics(model, method, data, which: str, label: str | None = None,
+                   groups=None) -> list[dict[str, Any]]:
+    """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``),
+    per graph and averaged over the graphs with ``groups`` (node -> graph).
     With ``label``, logs a line before and one for each layer whose metrics
     take a second or more (large inputs: the raw features of a big graph)."""
     if which == "none":
@@ -289,7 +307,7 @@ def _layer_metrics(model, method, data, which: str,
                 log.info("%s: layer %d (%s, %d dims) took %.1f s", label, row["layer"],
                          row["name"], row["dim"], seconds)
     return trace(model, data, metrics=names, forward=lambda m, d: m(*method.inputs(d)),
-                 progress=progress)
+                 progress=progress, groups=groups)
 
 
 def inference_cost(model: nn.Module, method, data) -> dict[str, Any]:
@@ -307,15 +325,12 @@ def inference_cost(model: nn.Module, method, data) -> dict[str, Any]:
         | {"macs_per_module": kept["per_module"]}
 
 
-def _flow_probe(config: RunConfig, method, data):
-    """``model -> gradient_flow(...)`` on the training nodes (``None`` if off)."""
+def _flow_probe(config: RunConfig, method, data, task: Task):
+    """``model -> gradient_flow(...)`` of the task's training loss (``None`` if off)."""
     if not config.grad_flow_every:
         return None
-
-    def loss(out):
-        return F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
-
-    return lambda model: gradient_flow(model, lambda m: m(*method.inputs(data)), loss)
+    return lambda model: gradient_flow(model, lambda m: m(*method.inputs(data)),
+                                       lambda out: task.loss(model, out, data))
 
 
 def _hold_out(config: RunConfig, data) -> list[int]:
@@ -350,7 +365,7 @@ def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
     return evaluate_model(forward, data, names, seed=config.seed, bins=config.calibration_bins)
 
 
-def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tricks, loader,
+def _fit(config: RunConfig, model, method, data, phase, task: Task, *, tricks, loader,
          progress, log_every, sync) -> tuple[list[dict[str, Any]], dict[str, list], int, str,
                                               dict[str, Any] | None]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
@@ -365,19 +380,21 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     stops there; the best finite state is restored, if any epoch was
     selectable before it), else ``None``."""
     optimizer = make_optimizer(config, method, model)
-    scaler = make_scaler(config, data.y.device)
+    scaler = make_scaler(config, data.x.device)
     scheduler = make_lr_scheduler(config.lr_schedule, optimizer, config.epochs)
     trained = model
     if config.distributed:  # gradients averaged over ranks; masks are not broadcast but
         # recomputed on every rank from its identical scores (checked with --check-masks)
         trained = ddp(model)
     history: list[dict[str, Any]] = []
-    flow = _flow_probe(config, method, data)
+    flow = _flow_probe(config, method, data, task)
+    metric = task.metric
     # the selection criterion, as "higher is better"
     sign = -1.0 if config.select == "val_loss" else 1.0
     best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "state": None}
     # traces record the --layer-metrics (the default set when those are off)
     traced = "default" if config.layer_metrics == "none" else config.layer_metrics
+    groups = task.trace_groups(data)
     bad_epochs = 0
     epochs = range(config.epochs)
     bar = None
@@ -394,7 +411,8 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
     traces: list[dict[str, Any]] = []
     every = config.trace_every
     if every:
-        traces.append({"epoch": -1, "layers": _layer_metrics(model, method, data, traced)})
+        traces.append({"epoch": -1, "layers": _layer_metrics(model, method, data, traced,
+                                                             groups=groups)})
     diverged = None
     for epoch in epochs:
         tricks.on_epoch_start(epoch, model)
@@ -403,7 +421,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         t0 = time.perf_counter()
         try:
             step = training_epoch(config, trained, method, optimizer, data, epoch, loader,
-                                  scaler=scaler)
+                                  scaler=scaler, task=task)
         except Diverged as e:
             diverged = {"epoch": epoch, "reason": e.reason}
             break
@@ -411,7 +429,7 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         step_s = time.perf_counter() - t0
         if scheduler is not None:
             scheduler.step()
-        accs, val_loss = _evaluate(model, method, data, evaluate_accuracy)
+        accs, val_loss = _evaluate(model, method, data, task)
         if not math.isfinite(val_loss):
             diverged = {"epoch": epoch, "reason": f"validation loss {val_loss}"}
             break
@@ -429,17 +447,19 @@ def _fit(config: RunConfig, model, method, data, phase, evaluate_accuracy, *, tr
         if every and (epoch + 1) % every == 0:
             traces.append({"epoch": epoch, **({"phase": row["phase"]} if where else {}),
                            **method.epoch_info(model),
-                           "layers": _layer_metrics(model, method, data, traced)})
+                           "layers": _layer_metrics(model, method, data, traced,
+                                                    groups=groups)})
         history.append(row)
         if log_every and ((epoch + 1) % log_every == 0 or epoch + 1 == config.epochs):
             log.info("%s %s%s L%d seed %d: epoch %d/%d  loss %.4f  val %.4f  test %.4f",
                      config.dataset, config.method, where, config.layers, config.seed,
-                     epoch + 1, config.epochs, row["loss"], accs["val_acc"], accs["test_acc"])
+                     epoch + 1, config.epochs, row["loss"], accs[f"val_{metric}"],
+                     accs[f"test_{metric}"])
         if bar is not None:
-            bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs['val_acc']:.3f}",
-                            test=f"{accs['test_acc']:.3f}")
+            bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs[f'val_{metric}']:.3f}",
+                            test=f"{accs[f'test_{metric}']:.3f}")
         if method.selectable(epoch) and tricks.selectable(epoch):
-            score = sign * (val_loss if config.select == "val_loss" else accs["val_acc"])
+            score = sign * (val_loss if config.select == "val_loss" else accs[config.select])
             if score > best["score"]:
                 best = {"score": score, "epoch": epoch,
                         "state": copy.deepcopy(model.state_dict()),
@@ -529,15 +549,19 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     """:func:`train` on the resolved ``config``, under its own seeds."""
     rank, world = rank_and_world(config)
     seed_everything(config.seed)
-    if data is None:
-        data = load_dataset(
-            config.dataset, root=config.data_root, split=config.split, seed=config.seed
-        )
+    task = make_task(config)
+    data = task.load(config) if data is None else task.adopt(data)
     data = copy.copy(data).to(device)  # the caller's graph stays where it is
     held_out = _hold_out(config, data)
     data.features = model_features(config, data.x)
-    share = data.train_mask.nonzero().view(-1)[rank::world]  # this rank's training nodes
-    model, method = build(config, data, Context(steps_per_epoch(config, share.numel()), world))
+    metric = task.metric
+    if config.task == "node":
+        share = data.train_mask.nonzero().view(-1)[rank::world]  # this rank's training nodes
+        train_size = share.numel()
+    else:
+        train_size = task.train_size(data)
+    model, method = build(config, data, Context(steps_per_epoch(config, train_size), world,
+                                                objective=task.objective(data)), task=task)
     tricks = Tricks(config)
     tricks.prepare(model)
     scales = tricks.rescale(model, method, data)
@@ -545,9 +569,11 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     if world > 1:
         data.rank_train_mask = torch.zeros_like(data.train_mask)
         data.rank_train_mask[share] = True
-    if config.batch_size:
+    if config.batch_size and config.task == "node":
         loader = neighbor_loader(data, share, parse_fanout(config.num_neighbors, config.layers),
                                  config.batch_size, seed=config.seed + rank)
+    elif config.batch_size:
+        loader = task.loader(data, config.batch_size, config.seed)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
@@ -560,14 +586,14 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         for phase in phases:
             method.start_phase(phase, model, data)
             phase_history, phase_probes, best_epoch, impl, diverged = _fit(
-                config, model, method, data, phase, evaluate_accuracy, tricks=tricks,
+                config, model, method, data, phase, task, tricks=tricks,
                 loader=loader, progress=progress, log_every=log_every, sync=sync)
             method.end_phase(phase, model)
             history += phase_history
             for key, values in phase_probes.items():
                 probes[key] += values
             if phase.reported and (diverged is None or diverged["restored"]):
-                final, _ = _evaluate(model, method, data, evaluate_accuracy)
+                final, _ = _evaluate(model, method, data, task)
                 rounds.append({"round": phase.round, "phase": phase.name, **final,
                                "best_epoch": best_epoch, "epochs_run": len(phase_history),
                                "nonzero_params": count_parameters(model)[1],
@@ -584,15 +610,16 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     # its metrics are those of the best finite epoch of the phase that diverged.
     usable = diverged is None or diverged["restored"]
     if usable:
-        final, _ = _evaluate(model, method, data, evaluate_accuracy)
+        final, _ = _evaluate(model, method, data, task)
         label = f"{config.dataset} {config.method} L{config.layers} seed {config.seed}"
         layers = _layer_metrics(model, method, data, config.layer_metrics,
-                                label=label if log_every else None)
+                                label=label if log_every else None,
+                                groups=task.trace_groups(data))
         best_epoch = rounds[-1]["best_epoch"] if rounds else -1
     else:
-        best_row = max(phase_history, key=lambda r: r["val_acc"], default=None)
+        best_row = max(phase_history, key=lambda r: r[f"val_{metric}"], default=None)
         final = {k: None if best_row is None else best_row[k]
-                 for k in ("train_acc", "val_acc", "test_acc")}
+                 for k in (f"train_{metric}", f"val_{metric}", f"test_{metric}")}
         diverged["best_finite_epoch"] = None if best_row is None else best_row["epoch"]
         best_epoch = -1 if best_row is None else best_row["epoch"]
         layers = []
@@ -605,8 +632,8 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         "versions": versions(),
         "device": str(device),
         **({"world_size": world} if world > 1 else {}),
-        "dataset_stats": {"nodes": int(data.num_nodes), "edges": int(data.edge_index.size(1)),
-                          "features": int(data.num_features), "classes": int(data.num_classes)},
+        "metric": metric,
+        "dataset_stats": task.stats(data),
         "model_repr": repr(model),
         "method": method.export(model),
         "method_options": {key: method.extra(key) for key in method.options},

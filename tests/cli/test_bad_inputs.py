@@ -420,7 +420,7 @@ def test_an_uncreatable_out_is_refused_before_the_data_loads(capsys, monkeypatch
     def no_loading(*args, **kwargs):
         raise AssertionError("the dataset was loaded before --out was checked")
 
-    monkeypatch.setattr(gnnmask.experiments.runs, "load_dataset", no_loading)
+    monkeypatch.setattr(gnnmask.experiments.runs, "load_data", no_loading)
     code, _, err = run_cli(capsys, "train", "--out", "/proc/gnnmask-test/out", *TINY)
     assert_one_line_error(code, err, "/proc/gnnmask-test/out")
 

@@ -296,7 +296,7 @@ def test_resolve_root_precedence(tmp_path, monkeypatch):
     assert resolve_root(b) == b
     assert cache_root(a) != cache_root(b) and cache_root(a) == cache_root(tmp_path / "a/../a")
     rows = {r["name"]: r["available"] for r in list_datasets(b)}
-    assert rows == {n: n in ("csbm", "csbm-arxiv") for n in DATASETS}  # generated: always there
+    assert rows == {n: n in ("csbm", "csbm-arxiv", "sbm-graphs") for n in DATASETS}  # generated
 
 
 @needs_shared

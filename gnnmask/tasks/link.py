@@ -1,0 +1,201 @@
+"""Link prediction: node embeddings scored in pairs by a decoder."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.utils import negative_sampling
+
+from gnnmask.data import get_info, load_dataset
+from gnnmask.data.links import link_split, load_ogbl
+from gnnmask.errors import UserError
+from gnnmask.metrics.evaluation import auroc, hits_at_k
+from gnnmask.tasks.base import Objective, Task, register_task
+
+#: Decoders of node pairs ``(z_u, z_v)`` into a logit.
+DECODERS = {
+    "dot": "inner product z_u . z_v (the graph auto-encoder's, Kipf & Welling 2016)",
+    "cosine": "cosine similarity over a fixed temperature, cos(z_u, z_v) / 0.1: parameter-"
+              "free and independent of the embeddings' scale, which a mask over frozen weights "
+              "cannot set",
+    "mlp": "a two-layer MLP on z_u * z_v (Hadamard), as OGB's link-prediction baselines",
+}
+
+#: Temperature of the ``cosine`` decoder: logits in [-10, 10].
+COSINE_TEMPERATURE = 0.1
+
+
+class LinkMLP(nn.Module):
+    """The ``mlp`` decoder: ``Linear(d, d) -> ReLU -> Linear(d, 1)`` on ``z_u * z_v``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.lin1 = nn.Linear(channels, channels)
+        self.lin2 = nn.Linear(channels, 1)
+
+    def reset_parameters(self) -> None:
+        self.lin1.reset_parameters()
+        self.lin2.reset_parameters()
+
+    def forward(self, zu: Tensor, zv: Tensor) -> Tensor:
+        return self.lin2(F.relu(self.lin1(zu * zv))).view(-1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.lin1.in_features})"
+
+
+def is_link_data(data) -> bool:
+    return all(getattr(data, k, None) is not None
+               for k in ("train_pos", "val_pos", "val_neg", "test_pos", "test_neg"))
+
+
+@register_task
+class LinkTask(Task):
+    """Link prediction: binary cross-entropy on the training edges against as
+    many non-edges sampled anew each step; ROC-AUC and Hits@K of the held-out
+    edges against their sampled non-edges.
+
+    Split: a node dataset's undirected edges 85 / 5 / 10 (PyG's
+    ``RandomLinkSplit`` from ``(seed, split)``; the graph auto-encoder's
+    protocol, Kipf & Welling 2016); OGB link datasets use their official split
+    and OGB's ``Evaluator``. Messages pass over the training edges only, so a
+    graph ticket (UGS) masks those. The backbone outputs ``--hidden``-wide
+    embeddings; the decoder (``--decoder``) scores pairs. Records hold
+    ``{train,val,test}_auc`` and ``test_hits@K`` (``--hits-k``)."""
+
+    name = "link"
+    metric = "auc"
+    reads = ("decoder", "hits_k")
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.decoder is not None and config.decoder not in DECODERS:
+            raise UserError(f"unknown --decoder {config.decoder!r}; allowed: "
+                            f"{', '.join(DECODERS)}")
+        if config.hits_k is not None and (isinstance(config.hits_k, bool) or not isinstance(
+                config.hits_k, int) or config.hits_k < 1):
+            raise UserError(f"--hits-k {config.hits_k!r} is invalid; allowed: a positive "
+                            "integer")
+        if config.batch_size:
+            raise UserError(f"--batch-size {config.batch_size} is not read by --task link, "
+                            "which trains full-batch; allowed: 0")
+        if config.label_smoothing:
+            raise UserError(f"--label-smoothing {config.label_smoothing} is not read by --task "
+                            "link (binary cross-entropy); allowed: 0")
+
+    @staticmethod
+    def fill(values: dict) -> None:
+        """The link task's defaults: the dot decoder; Hits@50 on OGB datasets
+        (ogbl-collab's official metric), else Hits@20."""
+        values["decoder"] = values.get("decoder") or "dot"
+        if values.get("hits_k") is None:
+            values["hits_k"] = 50 if str(values["dataset"]).startswith("ogbl-") else 20
+
+    def load(self, config):
+        c = config
+        info = get_info(c.dataset)
+        if info.pyg_class == "PygLinkPropPredDataset":
+            return load_ogbl(info, c.data_root)
+        data = load_dataset(c.dataset, root=c.data_root, split=0 if info.splits else c.split,
+                            seed=c.seed)
+        return link_split(data, seed=c.seed, split=c.split)
+
+    def adopt(self, data):
+        """A graph of one's own is split here (from the run's seed and split)."""
+        return data if is_link_data(data) else link_split(data, self.config.seed,
+                                                          self.config.split)
+
+    def stats(self, data) -> dict[str, int]:
+        return {"nodes": int(data.num_nodes), "edges": int(data.edge_index.size(1)),
+                "features": int(data.num_features),
+                **{f"{k}_edges": int(getattr(data, k).size(1))
+                   for k in ("train_pos", "val_pos", "test_pos")}}
+
+    def train_size(self, data) -> int:
+        return int(data.train_pos.size(1))
+
+    def out_channels(self, data, hidden: int) -> int:
+        return hidden
+
+    def attach_head(self, model: nn.Module, data) -> nn.Module:
+        if self.config.decoder == "mlp":
+            model.head = LinkMLP(self.out_channels(data, self.config.hidden)).to(
+                data.x.device)
+        return model
+
+    def score(self, model: nn.Module, z: Tensor, pairs: Tensor) -> Tensor:
+        """Logits of the node pairs ``pairs`` ``[2, P]`` from embeddings ``z``."""
+        if self.config.decoder == "cosine":
+            z = F.normalize(z, dim=-1)
+        zu, zv = z[pairs[0]], z[pairs[1]]
+        if self.config.decoder == "mlp":
+            return model.head(zu, zv)
+        scale = 1.0 / COSINE_TEMPERATURE if self.config.decoder == "cosine" else 1.0
+        return (zu * zv).sum(dim=-1) * scale
+
+    def _negatives(self, data, count: int) -> Tensor:
+        return negative_sampling(data.edge_index, num_nodes=data.num_nodes,
+                                 num_neg_samples=count)
+
+    def _bce(self, model, z, pos, neg) -> Tensor:
+        logits = torch.cat([self.score(model, z, pos), self.score(model, z, neg)]).float()
+        labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).to(z.device)
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    def loss(self, model: nn.Module, out: Tensor, data, split: str = "train") -> Tensor:
+        if split == "train":
+            pos = data.train_pos
+            return self._bce(model, out, pos, self._negatives(data, pos.size(1)))
+        return self._bce(model, out, getattr(data, f"{split}_pos"),
+                         getattr(data, f"{split}_neg"))
+
+    def objective(self, data) -> Objective:
+        pos = data.train_pos
+        neg = self._negatives(data, pos.size(1))  # one draw for the whole scoring
+        labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).to(pos.device)
+        pairs = torch.cat([pos, neg], dim=1)
+        return Objective(
+            logits=lambda m, inputs: self.score(m, m(*inputs), pairs),
+            loss=lambda logits: F.binary_cross_entropy_with_logits(logits.float(), labels))
+
+    def _train_neg(self, data) -> Tensor:
+        """Non-edges for the training AUC: drawn once per run from its own
+        generator (the global RNG is not advanced by evaluations)."""
+        if getattr(self, "train_neg", None) is None:
+            state = random.getstate()
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.config.seed)
+                    random.seed(self.config.seed)
+                    self.train_neg = self._negatives(data, data.train_pos.size(1))
+            finally:
+                random.setstate(state)
+        return self.train_neg
+
+    def evaluate(self, model: nn.Module, out: Tensor, data):
+        out = out.float()
+        result, val_loss = {}, float(self._bce(model, out, data.val_pos, data.val_neg))
+        pairs = {"train": (data.train_pos, self._train_neg(data)),
+                 "val": (data.val_pos, data.val_neg), "test": (data.test_pos, data.test_neg)}
+        k = self.config.hits_k
+        for split, (pos, neg) in pairs.items():
+            sp, sn = self.score(model, out, pos), self.score(model, out, neg)
+            result[f"{split}_auc"] = auroc(torch.cat([sp, sn]), torch.cat(
+                [torch.ones_like(sp, dtype=torch.bool), torch.zeros_like(sn, dtype=torch.bool)]))
+            if split != "train":
+                result[f"{split}_hits@{k}"] = self._hits(data, sp, sn, k)
+        return result, val_loss
+
+    @staticmethod
+    def _hits(data, pos: Tensor, neg: Tensor, k: int) -> float:
+        if getattr(data, "ogb_name", None):
+            from ogb.linkproppred import Evaluator
+
+            evaluator = Evaluator(data.ogb_name)
+            evaluator.K = k
+            return float(evaluator.eval({"y_pred_pos": pos.cpu(), "y_pred_neg": neg.cpu()})
+                         [f"hits@{k}"])
+        return hits_at_k(pos, neg, k)

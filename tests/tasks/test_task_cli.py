@@ -1,0 +1,63 @@
+"""The tasks from the command line: train, sweep (resumably) and report."""
+
+import csv
+import json
+
+from gnnmask.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_link_prediction_on_cora(capsys, data_root, tmp_path):
+    code, out, err = run_cli(
+        capsys, "train", "--task", "link", "--dataset", "cora", "--data-root", str(data_root),
+        "--method", "ugt", "--sparsity", "0.5", "--decoder", "cosine", "--hidden", "16",
+        "--epochs", "3", "--json", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["metric"] == "auc" and 0.0 <= summary["test_auc"] <= 1.0
+    record = json.loads((tmp_path / "run" / "seed_0.json").read_text())
+    assert record["config"]["task"] == "link" and "test_hits@20" in record
+
+
+def test_graph_sweep_resumes_and_reports(capsys, tmp_path):
+    args = ["sweep", "--task", "graph", "--depths", "1,2", "--methods", "dense,ugt",
+            "--sparsities", "0.5", "--epochs", "2", "--hidden", "8", "--layer-metrics", "mad",
+            "--quiet", "--out", str(tmp_path / "s")]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    cells = sorted((tmp_path / "s" / "cells").glob("**/seed_0.json"))
+    assert len(cells) == 4
+    record = json.loads(cells[0].read_text())
+    assert record["config"]["dataset"] == "sbm-graphs" and record["metric"] == "acc"
+    stamps = {p: p.stat().st_mtime_ns for p in cells}
+    code, _, err = run_cli(capsys, *args)  # finished cells are not trained again
+    assert code == 0, err
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "r" / "results.csv").open()))
+    assert "test_acc_mean" in rows[0] and len(rows) == 4
+    assert "## Test accuracy" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_link_sweep_report_names_the_auc(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "sweep", "--task", "link", "--depths", "2", "--methods",
+                           "dense", "--epochs", "2", "--hidden", "8", "--layer-metrics", "none",
+                           "--quiet", "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "r" / "results.csv").open()))
+    assert "test_auc_mean" in rows[0] and "test_acc_mean" not in rows[0]
+    assert "## Test ROC-AUC" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_link_task_refuses_a_ticket_file(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--task", "link", "--method", "ugt",
+                           "--save-ticket", str(tmp_path / "t.pt"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "--save-ticket is not read by --task link" in err
