@@ -32,7 +32,8 @@ configure_process()
 from gnnmask.data import load_dataset
 from gnnmask.data.sampling import neighbor_loader, parse_fanout
 from gnnmask.train import RunConfig, resolve_config
-from gnnmask.train.engine import build, make_optimizer, model_features, training_step
+from gnnmask.train.engine import build, make_optimizer, make_task, model_features
+from gnnmask.train.engine import training_step
 spec = json.loads(sys.argv[1])
 device = torch.device(spec["device"])
 t0 = time.perf_counter()
@@ -43,6 +44,7 @@ config = resolve_config(RunConfig(dataset="csbm-arxiv", method=spec["method"],
                                   layers=spec["layers"], hidden=spec["hidden"], epochs=10,
                                   dropout=0.0, device=spec["device"]))
 model, method = build(config, data)
+task = make_task(config)
 optimizer = make_optimizer(config, method, model)
 sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 def evaluate():
@@ -58,7 +60,7 @@ def epoch(batches):
         batch = batch.to(device)
         batch.features = model_features(config, batch.x)
         training_step(config, model, method, optimizer, batch, 0,
-                      targets=slice(0, batch.batch_size))
+                      lambda net, out, b=batch: task.batch_loss(net, out, b))
         steps += 1
         if spec["max_batches"] and steps >= spec["max_batches"]:
             break

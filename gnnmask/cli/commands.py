@@ -45,6 +45,7 @@ from gnnmask.metrics import METRICS, evaluate_model, holdout_classes
 from gnnmask.metrics.evaluation import EVALUATIONS
 from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS
 from gnnmask.presets import PRESETS
+from gnnmask.tasks import DECODERS, READOUTS, TASKS
 from gnnmask.train import read_json, resolve_config
 from gnnmask.train.config import evaluation_names, flag
 from gnnmask.train.distributed import is_main_process
@@ -223,8 +224,12 @@ def _registries() -> dict[str, dict[str, str]]:
         "distributions": DISTRIBUTIONS.describe(),
         "optimizers": OPTIMIZERS.describe(),
         "lr-schedules": LR_SCHEDULES.describe(),
-        "datasets": {n: f"{d.nodes:,} nodes, {d.classes} classes, {d.split} split."
-                     for n, d in DATASETS.items()},
+        "datasets": {n: (f"{d.graphs:,} graphs, " if d.graphs > 1 else "") +
+                     f"{d.nodes:,} nodes, {d.classes} classes, {d.split} split; tasks: "
+                     f"{', '.join(d.tasks)}." for n, d in DATASETS.items()},
+        "tasks": TASKS.describe(),
+        "decoders": DECODERS.describe(),
+        "readouts": READOUTS.describe(),
         "metrics": METRICS.describe(),
         "evaluations": EVALUATIONS.describe(),
         "executors": EXECUTORS.describe(),

@@ -43,8 +43,8 @@ def link_split(data: Data, seed: int = 0, split: int = 0,
                         f"{data.edge_index.size(1)} directed edges; allowed: at least 20")
     state = random.getstate()
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed) * 1000 + int(split))
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only: CUDA's untouched
+            torch.default_generator.manual_seed(int(seed) * 1000 + int(split))
             random.seed(int(seed) * 1000 + int(split))
             transform = RandomLinkSplit(num_val=fractions[0], num_test=fractions[1],
                                         is_undirected=True, split_labels=True,

@@ -286,19 +286,20 @@ def report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> 
 
     written["results.csv"] = _write_text(run_dir / "results.csv", _csv(groups, metrics))
     plots = []
+    label = score_label(groups[0])
     if kind == "sweep" and len(depths) > 1:
         written["accuracy_vs_depth.png"] = plot_accuracy(on_axis(groups, axis),
                                                          run_dir / "accuracy_vs_depth.png")
-        plots.append(("Test accuracy against depth", "accuracy_vs_depth.png"))
+        plots.append((f"Test {label} against depth", "accuracy_vs_depth.png"))
     if by_sparsity:
         for depth in depths:
             name = f"accuracy_vs_sparsity_L{depth}.png"
             written[name] = plot_sparsity(groups, depth, run_dir / name)
-            plots.append((f"Test accuracy against sparsity, depth {depth}", name))
+            plots.append((f"Test {label} against sparsity, depth {depth}", name))
     path = plot_macs(groups, run_dir / "accuracy_vs_macs.png") if kind == "sweep" else None
     if path is not None:
         written["accuracy_vs_macs.png"] = path
-        plots.append(("Test accuracy against inference MACs", "accuracy_vs_macs.png"))
+        plots.append((f"Test {label} against inference MACs", "accuracy_vs_macs.png"))
     evaluated = [g for g in groups if g["evaluation"]]
     if any("budgets" in g["evaluation"] for g in evaluated):
         written["robustness.png"] = plot_robustness(evaluated, run_dir / "robustness.png")

@@ -23,6 +23,7 @@ from typing import Any
 
 from gnnmask.errors import UserError
 from gnnmask.train import read_json
+from gnnmask.train.config import upgrade_config
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "resume", "overwrite")
@@ -43,7 +44,9 @@ def read_record(path: Path) -> dict | None:
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in IGNORED}
+    """``config`` without :data:`IGNORED` keys, the settings it predates
+    filled in (:func:`gnnmask.train.config.upgrade_config`)."""
+    return {k: v for k, v in upgrade_config(config).items() if k not in IGNORED}
 
 
 def config_diff(a: dict, b: dict) -> list[str]:

@@ -42,6 +42,7 @@ from typing import Any
 from gnnmask.atomic import write_atomic
 from gnnmask.errors import UserError
 from gnnmask.experiments.aggregate import layer_means, load_records, summarize_groups
+from gnnmask.experiments.runs import score, score_std
 from gnnmask.experiments.store import check_output_dir
 
 #: Accuracy difference (a fraction) within which a ticket matches the trained network.
@@ -91,7 +92,7 @@ def best_by_validation(groups: Sequence[dict], method: str, depth: int) -> dict 
     accuracy (over its sparsities), or ``None``."""
     gs = [g for g in groups if g["method"] == method and g["layers"] == depth
           and g["records"]]
-    return max(gs, key=lambda g: g["val_acc"], default=None)
+    return max(gs, key=lambda g: score(g, "val"), default=None)
 
 
 def last_hidden(group: dict) -> dict[str, float]:
@@ -135,7 +136,7 @@ def compare(study: Sequence[dict]) -> list[dict[str, Any]]:
             ticket = best_by_validation(groups, TICKET, depth)
             sparse = best_by_validation(groups, SPARSE, depth)
             diff = None if trained is None or ticket is None else \
-                ticket["test_acc"] - trained["test_acc"]
+                score(ticket, "test") - score(trained, "test")
             t_metrics = last_hidden(ticket) if ticket else {}
             d_metrics = last_hidden(trained) if trained else {}
             rows.append({
@@ -153,7 +154,7 @@ def _acc(g: dict | None) -> str:
     if g is None:
         return "not run"
     n = len(g["seeds"])
-    return f"{g['test_acc']:.3f}" + (f" ± {g['test_acc_std']:.3f}" if n > 1 else "") + \
+    return f"{score(g, 'test'):.3f}" + (f" ± {score_std(g, 'test'):.3f}" if n > 1 else "") + \
         f" (n={n})"
 
 
@@ -229,7 +230,7 @@ def _csv(rows: Sequence[dict]) -> str:
                 "over_smoothing", "ugt_inference_macs", "dense_inference_macs"])
 
     def g3(g):
-        return ["", "", ""] if g is None else [g["test_acc"], g["test_acc_std"],
+        return ["", "", ""] if g is None else [score(g, "test"), score_std(g, "test"),
                                                 len(g["seeds"])]
     for r in rows:
         t, s = r["ticket"], r["sparse"]
@@ -270,8 +271,8 @@ def plot_study(study: Sequence[dict], path: Path) -> Path:
                              key=lambda x: -1 if x is None else x):
                 gs = sorted((g for g in groups if g["method"] == method
                              and g["sparsity"] == sp), key=lambda g: g["layers"])
-                ax.errorbar([g["layers"] for g in gs], [g["test_acc"] for g in gs],
-                            yerr=[g["test_acc_std"] for g in gs], marker="o", capsize=2,
+                ax.errorbar([g["layers"] for g in gs], [score(g, "test") for g in gs],
+                            yerr=[score_std(g, "test") for g in gs], marker="o", capsize=2,
                             linestyle=styles[method], markersize=3,
                             color="black" if sp is None else colour[sp],
                             label=method if sp is None else f"{method} s={sp:g}")

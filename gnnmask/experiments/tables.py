@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 
-from gnnmask.experiments.runs import score, score_std
+from gnnmask.experiments.runs import metric_of, score, score_std
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,8 @@ def cost_table(groups: Sequence[dict], markdown: bool = False) -> str:
              _bytes(g.get("model_bytes")), _ratio(g.get("model_bytes"),
                                                   g.get("dense_model_bytes"))]
             for g in groups if g.get("inference_macs") is not None]
-    return render_table(["method", "depth", "weight sparsity", "test acc", "inference MACs",
+    name = metric_of(groups[0]) if groups else "acc"
+    return render_table(["method", "depth", "weight sparsity", f"test {name}", "inference MACs",
                          "of dense", "transformation", "propagation", "stored size",
                          "of dense"], rows, markdown)
 

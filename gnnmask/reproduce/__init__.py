@@ -28,7 +28,7 @@ from typing import Any
 from gnnmask.errors import UserError
 from gnnmask.registry import Registry
 from gnnmask.train import write_json_atomic
-from gnnmask.train.config import RunConfig, preset_config, resolve_config
+from gnnmask.train.config import RunConfig, preset_config, resolve_config, upgrade_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,7 +228,7 @@ def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
     now = {k: v for k, v in resolve_config(entry_config(entry)).to_dict().items()
            if k not in ("seed", "data_root")}
     defaults = RunConfig().to_dict()
-    stored = result.get("config", {})
+    stored = upgrade_config(result.get("config", {}))
     for key, value in now.items():
         if json.dumps(stored.get(key, defaults.get(key))) != json.dumps(value):
             return key

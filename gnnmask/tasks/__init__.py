@@ -19,11 +19,12 @@ from gnnmask.tasks.base import (
 # Registration order is the order `--task` lists them in.
 # isort: off
 from gnnmask.tasks.node import NodeTask
-from gnnmask.tasks.link import DECODERS, LinkMLP, LinkTask
+from gnnmask.tasks.link import DECODERS, LINK_LOSSES, LinkMLP, LinkTask
 from gnnmask.tasks.graph import READOUTS, GraphTask
 # isort: on
 
 __all__ = [
-    "DECODERS", "READOUTS", "TASKS", "TASK_FIELDS", "GraphTask", "LinkMLP", "LinkTask",
-    "NodeTask", "Objective", "Task", "check_task_fields", "get_task_class", "register_task",
+    "DECODERS", "LINK_LOSSES", "READOUTS", "TASKS", "TASK_FIELDS", "GraphTask", "LinkMLP",
+    "LinkTask", "NodeTask", "Objective", "Task", "check_task_fields", "get_task_class",
+    "register_task",
 ]

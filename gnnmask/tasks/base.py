@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -30,7 +30,7 @@ from gnnmask.registry import Registry, first_sentence, resolve
 
 #: Run-config fields that only some tasks read (``Task.reads``); a value given
 #: for a task that does not read it is refused.
-TASK_FIELDS = ("decoder", "readout", "hits_k")
+TASK_FIELDS = ("decoder", "readout", "hits_k", "link_loss")
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,15 @@ class Task:
         metric: the primary metric; records hold ``train_/val_/test_<metric>``
             and ``--select val_<metric>`` selects by it.
         reads: the task-specific run-config fields it reads
-            (:data:`TASK_FIELDS`); a value given for any other is refused.
-        defaults: values this task gives to its unset (``None``) fields.
+            (:data:`TASK_FIELDS`); a value given for any other is refused
+            (:func:`check_task_fields`, which also refuses the node-only
+            settings for the other tasks); :meth:`fill` sets their defaults.
         default_dataset: the dataset of a run that names none.
-        node_only: run-config settings only node classification reads,
-            ``{field: value that means off}``; another value is refused for
-            this task.
     """
 
     name: ClassVar[str] = "base"
     metric: ClassVar[str] = "acc"
     reads: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[dict[str, Any]] = {}
     default_dataset: ClassVar[str] = "csbm"
 
     def __init__(self, config):

@@ -13,10 +13,12 @@ from gnnmask.data import get_info
 from gnnmask.data.graphs import graph_split, load_graphs, union
 from gnnmask.errors import UserError
 from gnnmask.metrics.evaluation import auroc
+from gnnmask.registry import Registry, resolve
 from gnnmask.tasks.base import Objective, Task, register_task
 
 #: Readouts: node outputs ``[N, C]`` -> one row per graph ``[G, C]``.
-READOUTS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
+READOUTS = Registry("--readout", {"mean": global_mean_pool, "sum": global_add_pool,
+                                  "max": global_max_pool})
 
 
 def is_graph_data(data) -> bool:
@@ -67,7 +69,7 @@ class GraphTask(Task):
     def __init__(self, config):
         super().__init__(config)
         self.metric = self.metric_for(config.dataset)
-        self.pool = READOUTS[config.readout or "mean"]
+        self.pool = resolve(READOUTS, config.readout or "mean")
 
     def load(self, config):
         c = config
@@ -79,7 +81,12 @@ class GraphTask(Task):
         if is_graph_data(data):
             return data
         if isinstance(data, (list, tuple)) and data and all(isinstance(g, Data) for g in data):
-            ys = torch.cat([g.y.view(-1)[:1] for g in data])
+            bad = [i for i, g in enumerate(data) if getattr(g, "y", None) is None
+                   or g.y.numel() != 1]
+            if bad:
+                raise UserError(f"graph {bad[0]} has no single label in y; allowed: one class "
+                                "index per graph (y of one element)")
+            ys = torch.cat([g.y.view(-1) for g in data])
             return union(list(data), graph_split(len(data), self.config.seed,
                                                  self.config.split),
                          self.config.dataset, int(ys.max()) + 1)

@@ -9,20 +9,33 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import negative_sampling
 
-from gnnmask.data import get_info, load_dataset
+from gnnmask.data import DATASETS, get_info, load_dataset
 from gnnmask.data.links import link_split, load_ogbl
 from gnnmask.errors import UserError
 from gnnmask.metrics.evaluation import auroc, hits_at_k
+from gnnmask.registry import Registry
 from gnnmask.tasks.base import Objective, Task, register_task
 
 #: Decoders of node pairs ``(z_u, z_v)`` into a logit.
-DECODERS = {
+DECODERS = Registry("--decoder", {
     "dot": "inner product z_u . z_v (the graph auto-encoder's, Kipf & Welling 2016)",
     "cosine": "cosine similarity over a fixed temperature, cos(z_u, z_v) / 0.1: parameter-"
               "free and independent of the embeddings' scale, which a mask over frozen weights "
               "cannot set",
     "mlp": "a two-layer MLP on z_u * z_v (Hadamard), as OGB's link-prediction baselines",
-}
+})
+
+#: Training losses of link prediction.
+LINK_LOSSES = Registry("--link-loss", {
+    "sampled": "binary cross-entropy of the training edges against as many non-edges sampled "
+               "anew each step (PyG's link-prediction recipe)",
+    "gae": "the graph auto-encoder's (Kipf & Welling 2016): binary cross-entropy over every "
+           "node pair of the training adjacency with self-loops, positives weighted by "
+           "(N^2 - P) / P and the mean scaled by N^2 / (2 (N^2 - P)); N^2 scores a step",
+})
+
+#: ``--link-loss gae`` scores all N^2 pairs each step: graphs up to this size.
+GAE_MAX_NODES = 30_000
 
 #: Temperature of the ``cosine`` decoder: logits in [-10, 10].
 COSINE_TEMPERATURE = 0.1
@@ -56,7 +69,8 @@ def is_link_data(data) -> bool:
 class LinkTask(Task):
     """Link prediction: binary cross-entropy on the training edges against as
     many non-edges sampled anew each step; ROC-AUC and Hits@K of the held-out
-    edges against their sampled non-edges.
+    edges against their sampled non-edges (``--link-loss gae``: the graph
+    auto-encoder's reconstruction of the whole training adjacency instead).
 
     Split: a node dataset's undirected edges 85 / 5 / 10 (PyG's
     ``RandomLinkSplit`` from ``(seed, split)``; the graph auto-encoder's
@@ -68,7 +82,7 @@ class LinkTask(Task):
 
     name = "link"
     metric = "auc"
-    reads = ("decoder", "hits_k")
+    reads = ("decoder", "hits_k", "link_loss")
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -79,6 +93,15 @@ class LinkTask(Task):
                 config.hits_k, int) or config.hits_k < 1):
             raise UserError(f"--hits-k {config.hits_k!r} is invalid; allowed: a positive "
                             "integer")
+        if config.link_loss == "gae":
+            if config.decoder == "mlp":
+                raise UserError("--link-loss gae scores every node pair by the decoder; "
+                                "allowed with it: --decoder dot, cosine")
+            if config.dataset in DATASETS and get_info(config.dataset).nodes > GAE_MAX_NODES:
+                raise UserError(f"--link-loss gae scores all N^2 node pairs each step; dataset "
+                                f"{config.dataset!r} has {get_info(config.dataset).nodes:,} "
+                                f"nodes; allowed: up to {GAE_MAX_NODES:,}, or --link-loss "
+                                "sampled")
         if config.batch_size:
             raise UserError(f"--batch-size {config.batch_size} is not read by --task link, "
                             "which trains full-batch; allowed: 0")
@@ -91,6 +114,7 @@ class LinkTask(Task):
         """The link task's defaults: the dot decoder; Hits@50 on OGB datasets
         (ogbl-collab's official metric), else Hits@20."""
         values["decoder"] = values.get("decoder") or "dot"
+        values["link_loss"] = values.get("link_loss") or "sampled"
         if values.get("hits_k") is None:
             values["hits_k"] = 50 if str(values["dataset"]).startswith("ogbl-") else 20
 
@@ -142,10 +166,44 @@ class LinkTask(Task):
 
     def _bce(self, model, z, pos, neg) -> Tensor:
         logits = torch.cat([self.score(model, z, pos), self.score(model, z, neg)]).float()
-        labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).to(z.device)
+        labels = torch.cat([torch.ones(pos.size(1), device=z.device),
+                            torch.zeros(neg.size(1), device=z.device)])
         return F.binary_cross_entropy_with_logits(logits, labels)
 
+    def _pair_logits(self, z: Tensor) -> Tensor:
+        """Logits of every node pair ``[N, N]`` (dot or cosine decoder)."""
+        if self.config.decoder == "cosine":
+            z = F.normalize(z, dim=-1)
+            return z @ z.t() / COSINE_TEMPERATURE
+        return z @ z.t()
+
+    def _gae_target(self, data) -> tuple[Tensor, float, float]:
+        """GAE's target, the training adjacency with self-loops ``[N, N]``,
+        and its positive weight ``(N^2 - P) / P`` and normaliser
+        ``N^2 / (2 (N^2 - P))``, with ``P`` the training adjacency's entries
+        *without* the self-loops, as the GAE code counts them (computed once
+        per run)."""
+        if getattr(self, "gae_target", None) is None:
+            n = data.num_nodes
+            if n > GAE_MAX_NODES:
+                raise UserError(f"--link-loss gae scores all N^2 node pairs each step; this "
+                                f"graph has {n:,} nodes; allowed: up to {GAE_MAX_NODES:,}, or "
+                                "--link-loss sampled")
+            adj = torch.zeros(n, n, device=data.edge_index.device)
+            adj[data.edge_index[0], data.edge_index[1]] = 1.0
+            p, total = float(adj.sum()), float(n) * n
+            adj.fill_diagonal_(1.0)
+            self.gae_target = (adj, (total - p) / p, total / (2 * (total - p)))
+        return self.gae_target
+
+    def _gae_loss(self, logits: Tensor, data) -> Tensor:
+        adj, pos_weight, norm = self._gae_target(data)
+        return norm * F.binary_cross_entropy_with_logits(
+            logits.float(), adj, pos_weight=torch.tensor(pos_weight, device=adj.device))
+
     def loss(self, model: nn.Module, out: Tensor, data, split: str = "train") -> Tensor:
+        if split == "train" and self.config.link_loss == "gae":
+            return self._gae_loss(self._pair_logits(out), data)
         if split == "train":
             pos = data.train_pos
             return self._bce(model, out, pos, self._negatives(data, pos.size(1)))
@@ -153,22 +211,27 @@ class LinkTask(Task):
                          getattr(data, f"{split}_neg"))
 
     def objective(self, data) -> Objective:
+        if self.config.link_loss == "gae":
+            return Objective(logits=lambda m, inputs: self._pair_logits(m(*inputs)),
+                             loss=lambda logits: self._gae_loss(logits, data))
         pos = data.train_pos
-        neg = self._negatives(data, pos.size(1))  # one draw for the whole scoring
-        labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).to(pos.device)
+        neg = self._train_neg(data)  # fixed: drawing them takes nothing from the run's RNG
+        labels = torch.cat([torch.ones(pos.size(1), device=pos.device),
+                            torch.zeros(neg.size(1), device=pos.device)])
         pairs = torch.cat([pos, neg], dim=1)
         return Objective(
             logits=lambda m, inputs: self.score(m, m(*inputs), pairs),
             loss=lambda logits: F.binary_cross_entropy_with_logits(logits.float(), labels))
 
     def _train_neg(self, data) -> Tensor:
-        """Non-edges for the training AUC: drawn once per run from its own
-        generator (the global RNG is not advanced by evaluations)."""
+        """Non-edges for the training AUC and the fixed objective: drawn once
+        per run from the seed in generator states of their own (the run's
+        generators are not advanced by evaluations or probes)."""
         if getattr(self, "train_neg", None) is None:
             state = random.getstate()
             try:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.config.seed)
+                with torch.random.fork_rng(devices=[]):  # CPU only; CUDA's is untouched
+                    torch.default_generator.manual_seed(self.config.seed)
                     random.seed(self.config.seed)
                     self.train_neg = self._negatives(data, data.train_pos.size(1))
             finally:

@@ -31,7 +31,14 @@ from gnnmask.metrics.evaluation import EVALUATIONS
 from gnnmask.models import ACTIVATIONS, MODELS, NORMS, RESIDUALS, get_model_class
 from gnnmask.models.deep import MAX_LAYERS, check_shape
 from gnnmask.presets import PRESETS, get_preset
-from gnnmask.tasks import DECODERS, READOUTS, TASKS, check_task_fields, get_task_class
+from gnnmask.tasks import (
+    DECODERS,
+    LINK_LOSSES,
+    READOUTS,
+    TASKS,
+    check_task_fields,
+    get_task_class,
+)
 from gnnmask.train.optim import LR_SCHEDULES, OPTIMIZERS
 from gnnmask.train.tricks import check_tricks
 
@@ -88,6 +95,11 @@ class RunConfig:
                                "mask-only methods; mlp: an MLP on z_u * z_v)", DECODERS)
     hits_k: int | None = _opt(None, "task", "link: the K of the recorded test_hits@K "
                               "(default 20; 50 on ogbl-* datasets, OGB's metric)")
+    link_loss: str | None = _opt(None, "task", "link: sampled (binary cross-entropy against "
+                                 "one non-edge sampled per training edge each step, the "
+                                 "default) or gae (the graph auto-encoder's weighted "
+                                 "reconstruction of the whole adjacency; up to 30,000 nodes)",
+                                 LINK_LOSSES)
     readout: str | None = _opt(None, "task", "graph: pooling of the node outputs per graph "
                                "(mean, sum, max)", READOUTS)
     # method
@@ -234,6 +246,20 @@ FALLBACKS: dict[str, Any] = {
 }
 
 
+def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored record's config with the settings it predates filled in with
+    the values its run used: ``task`` ``node`` (before tasks existed), the
+    task heads unset, and link prediction's sampled loss (before
+    ``link_loss`` existed). Comparisons with a stored config go through
+    this, so older records stay valid for resuming and reporting."""
+    out = dict(stored)
+    out.setdefault("task", "node")
+    for key in ("decoder", "hits_k", "readout"):
+        out.setdefault(key, None)
+    out.setdefault("link_loss", "sampled" if out["task"] == "link" else None)
+    return out
+
+
 def evaluation_names(text: str) -> list[str]:
     """``--evaluations`` as a list (``none``: [], ``all``: every one)."""
     if text in ("none", ""):
@@ -284,6 +310,12 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
     task_cls = get_task_class(config.task)
     values = config.to_dict()
     dataset = config.dataset or task_cls.default_dataset
+    if data is not None and config.task != "node" and config.dataset is None:
+        name = None if isinstance(data, (list, tuple)) else getattr(data, "name", None)
+        if not isinstance(name, str):
+            raise UserError(f"data of one's own for --task {config.task} needs a name; "
+                            "allowed: RunConfig(dataset='my-graph', ...)")
+        dataset = name
     # the registry's spelling, or the name of a user's own graph
     if data is None or config.task != "node":
         values["dataset"] = get_info(dataset).name if data is None or (
@@ -294,6 +326,10 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
         serving = [n for n, i in DATASETS.items() if config.task in i.tasks]
         raise UserError(f"dataset {values['dataset']!r} has no {config.task} task; allowed "
                         f"with --task {config.task}: {', '.join(serving)}")
+    if values["dataset"] in DATASETS and config.task != "node" and values["split"] != 0 and \
+            get_info(values["dataset"]).split in ("ogb-time", "ogb-scaffold"):
+        raise UserError(f"--split {values['split']} is invalid for dataset "
+                        f"{values['dataset']!r}, which has one official split; allowed: 0")
     task_cls.fill(values)
     metric = task_cls.metric_for(values["dataset"])
     values["select"] = values["select"] or f"val_{metric}"

@@ -326,11 +326,14 @@ def inference_cost(model: nn.Module, method, data) -> dict[str, Any]:
 
 
 def _flow_probe(config: RunConfig, method, data, task: Task):
-    """``model -> gradient_flow(...)`` of the task's training loss (``None`` if off)."""
+    """``model -> gradient_flow(...)`` of the task's training objective
+    (:meth:`~gnnmask.tasks.Task.objective`: fixed, so probing draws nothing
+    from the run's generators; ``None`` if off)."""
     if not config.grad_flow_every:
         return None
-    return lambda model: gradient_flow(model, lambda m: m(*method.inputs(data)),
-                                       lambda out: task.loss(model, out, data))
+    objective = task.objective(data)
+    return lambda model: gradient_flow(
+        model, lambda m: objective.logits(m, method.inputs(data)), objective.loss)
 
 
 def _hold_out(config: RunConfig, data) -> list[int]:
@@ -370,7 +373,8 @@ def _fit(config: RunConfig, model, method, data, phase, task: Task, *, tricks, l
                                               dict[str, Any] | None]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
     ``patience``) from a fresh optimiser, keeping the state (model and
-    method) with the best validation accuracy (``select="val_loss"``: the
+    method) with the best validation score (``config.select``: the task's
+    ``val_<metric>``, or ``val_loss``: the
     lowest validation loss) among the selectable epochs, restored at the end.
     Returns the phase's history, its periodic probes (``gradient_flow``
     every ``config.grad_flow_every`` epochs, ``layer_trace`` every
@@ -506,8 +510,12 @@ def train(
 
     Args:
         config: the run configuration (``None`` fields take method defaults).
-        data: a PyG ``Data`` with ``train/val/test_mask`` and ``num_classes``;
-            loaded from ``config.dataset`` when omitted.
+        data: the graph, loaded from ``config.dataset`` when omitted. Node
+            classification: a PyG ``Data`` with ``train/val/test_mask`` and
+            ``num_classes``; link prediction: a ``Data`` (split here from
+            the seed) or a split one (:func:`gnnmask.data.links.link_split`);
+            graph classification: a list of ``Data`` graphs with one label
+            each, or a union (:func:`gnnmask.data.graphs.load_graphs`).
         progress: show a tqdm progress bar.
         log_every: log (``logging``, logger ``gnnmask.train.engine``) one line
             every this many epochs, e.g. for logs that are not a terminal.
@@ -618,8 +626,10 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
         best_epoch = rounds[-1]["best_epoch"] if rounds else -1
     else:
         best_row = max(phase_history, key=lambda r: r[f"val_{metric}"], default=None)
-        final = {k: None if best_row is None else best_row[k]
-                 for k in (f"train_{metric}", f"val_{metric}", f"test_{metric}")}
+        final = {k: None for k in (f"train_{metric}", f"val_{metric}", f"test_{metric}")}
+        if best_row is not None:  # every metric of the task, e.g. link prediction's Hits@K
+            final = {k: v for k, v in best_row.items()
+                     if k.startswith(("train_", "val_", "test_")) and k != "val_loss"}
         diverged["best_finite_epoch"] = None if best_row is None else best_row["epoch"]
         best_epoch = -1 if best_row is None else best_row["epoch"]
         layers = []

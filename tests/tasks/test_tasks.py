@@ -81,14 +81,37 @@ def test_link_task_records_auc_and_hits():
     assert not hasattr(data, "train_pos")  # the caller's graph is left as it was
 
 
-@pytest.mark.parametrize("method, extra", [
-    ("ugt", {"sparsity": 0.5}), ("random", {"sparsity": 0.5}), ("snip", {"sparsity": 0.5}),
-    ("rigl", {"sparsity": 0.5}), ("ugs", {"sparsity": 0.2, "edge_sparsity": 0.05}),
-])
-def test_every_kind_of_method_predicts_links(method, extra):
+def _settings(method: str) -> dict:
+    """Small settings under which ``method`` runs (sparse ones at 50%)."""
+    from gnnmask.methods import get_method_class
+
+    cls = get_method_class(method)
+    extra = {"sparsity": 0.5} if "sparsity" in cls.reads else {}
+    if method in ("imp", "ugs"):
+        extra["sparsity"] = 0.2  # one round
+    if method == "ugs":
+        extra["edge_sparsity"] = 0.05
+    return extra
+
+
+ALL_METHODS = ["dense", "random", "magnitude", "snip", "grasp", "synflow", "set-rigl", "rigl",
+               "set", "imp", "ugs", "ugt", "edge-popup"]
+
+
+def test_the_method_list_is_complete():
+    from gnnmask.methods import METHODS
+
+    assert sorted(ALL_METHODS) == sorted(METHODS)
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_every_method_predicts_links(method):
     record = train(RunConfig(task="link", dataset="mine", method=method, epochs=4, hidden=16,
-                             layer_metrics="none", **extra), data=_small_graph())
+                             layer_metrics="none", **_settings(method)), data=_small_graph())
     assert record["status"] == "finished" and 0.0 <= record["test_auc"] <= 1.0
+    if "sparsity" in _settings(method):
+        assert record["method"]["achieved_sparsity"] == pytest.approx(
+            _settings(method)["sparsity"], abs=0.01)
     if method == "ugs":  # the graph mask prunes the message-passing (training) edges only
         kept = record["method"]["kept_edges"]
         assert kept < record["dataset_stats"]["edges"]
@@ -179,15 +202,12 @@ def test_graph_task_defaults_to_the_generated_dataset():
 
 
 @pytest.mark.parametrize("batch_size", [0, 8])
-@pytest.mark.parametrize("method, extra", [("dense", {}), ("ugt", {"sparsity": 0.5}),
-                                           ("random", {"sparsity": 0.5}),
-                                           ("snip", {"sparsity": 0.5}),
-                                           ("rigl", {"sparsity": 0.5})])
-def test_every_kind_of_method_classifies_graphs(method, extra, batch_size):
+@pytest.mark.parametrize("method", [m for m in ALL_METHODS if m != "ugs"])
+def test_every_method_classifies_graphs(method, batch_size):
     data = _graphs()
     record = train(RunConfig(task="graph", dataset="sbm-graphs", method=method, epochs=3,
-                             hidden=8, batch_size=batch_size, layer_metrics="mad", **extra),
-                   data=data)
+                             hidden=8, batch_size=batch_size, layer_metrics="mad",
+                             **_settings(method)), data=data)
     assert record["status"] == "finished" and record["metric"] == "acc"
     assert record["dataset_stats"]["graphs"] == 24
     n_test = int(data.test_mask.sum())
@@ -219,6 +239,15 @@ def test_graph_readouts_and_full_batch_equals_the_pooled_logits():
         record = train(RunConfig(task="graph", dataset="sbm-graphs", readout=readout,
                                  epochs=2, hidden=8, layer_metrics="none"), data=data)
         assert record["config"]["readout"] == readout
+
+
+def test_data_of_ones_own_needs_a_name_and_one_label_per_graph():
+    graphs = [Data(x=torch.randn(3, 2), edge_index=torch.tensor([[0, 1], [1, 0]]),
+                   y=torch.tensor([0, 1])) for _ in range(4)]
+    with pytest.raises(UserError, match=r"needs a name; allowed: RunConfig\(dataset="):
+        train(RunConfig(task="graph", epochs=1), data=graphs)
+    with pytest.raises(UserError, match=r"graph 0 has no single label in y"):
+        train(RunConfig(task="graph", dataset="mine", epochs=1), data=graphs)
 
 
 def test_graph_task_takes_a_list_of_graphs():
@@ -294,7 +323,72 @@ def test_ogbg_format_from_raw_files(tmp_path):
     (dict(task="edge"), r"unknown --task 'edge'; allowed: node, link, graph"),
     (dict(task="link", decoder="bilinear"), r"unknown --decoder 'bilinear'; allowed: dot, "
                                             r"cosine, mlp"),
+    (dict(task="graph", dataset="ogbg-molhiv", split=2), r"--split 2 is invalid for dataset "
+                                                         r"'ogbg-molhiv', which has one"),
+    (dict(task="link", dataset="ogbl-collab", split=1), r"--split 1 is invalid"),
 ])
 def test_settings_a_task_does_not_read_are_refused(settings, message):
     with pytest.raises(UserError, match=message):
         resolve_config(RunConfig(**settings))
+
+
+def test_gae_loss_by_hand():
+    """--link-loss gae: GAE's weighted reconstruction of the training adjacency."""
+    data = link_split(_small_graph(n=110))
+    config = resolve_config(RunConfig(task="link", dataset="mine", link_loss="gae"), data=data)
+    from gnnmask.tasks import LinkTask
+
+    task, z = LinkTask(config), torch.randn(data.num_nodes, 4)
+    n = data.num_nodes
+    target = torch.eye(n)
+    target[data.edge_index[0], data.edge_index[1]] = 1.0
+    p = float(data.edge_index.size(1))  # GAE weighs by the edges without self-loops
+    logits = z @ z.t()
+    expected = 0.0
+    for i in range(n):
+        for j in range(n):
+            s, y = torch.sigmoid(logits[i, j]), float(target[i, j])
+            expected -= ((n * n - p) / p) * y * torch.log(s) + (1 - y) * torch.log(1 - s)
+    expected = expected / (n * n) * (n * n) / (2 * (n * n - p))
+    assert float(task.loss(None, z, data)) == pytest.approx(float(expected), rel=1e-4)
+    record = train(RunConfig(task="link", dataset="mine", link_loss="gae", epochs=3, hidden=8,
+                             layer_metrics="none"), data=_small_graph())
+    assert record["config"]["link_loss"] == "gae" and 0.0 <= record["test_auc"] <= 1.0
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(link_loss="gae"), r"--link-loss is not read by --task node"),
+    (dict(task="link", link_loss="gae", decoder="mlp"), r"allowed with it: --decoder dot"),
+    (dict(task="link", link_loss="gae", dataset="coauthor-physics"),
+     r"dataset 'coauthor-physics' has 34,493 nodes; allowed: up to 30,000"),
+])
+def test_gae_loss_refusals(settings, message):
+    with pytest.raises(UserError, match=message):
+        resolve_config(RunConfig(**settings))
+
+
+def test_probing_gradient_flow_leaves_link_training_unchanged():
+    data = _small_graph()
+    base = dict(task="link", dataset="mine", method="dense", epochs=4, hidden=8,
+                layer_metrics="none")
+    plain = train(RunConfig(**base), data=data)
+    probed = train(RunConfig(**base, grad_flow_every=1), data=data)
+    assert probed["test_auc"] == plain["test_auc"] and len(probed["gradient_flow"]) == 5
+
+
+def test_records_from_before_tasks_still_resume(tmp_path):
+    """A stored node record without the task settings is the same run."""
+    import json
+
+    from gnnmask.experiments import run_seeds
+
+    config = RunConfig(epochs=2, hidden=8, layer_metrics="none")
+    run_seeds(config, [0], tmp_path)
+    path = tmp_path / "seed_0.json"
+    record = json.loads(path.read_text())
+    for key in ("task", "decoder", "hits_k", "readout", "link_loss"):
+        del record["config"][key]
+    path.write_text(json.dumps(record))
+    stamp = path.stat().st_mtime_ns
+    run_seeds(config, [0], tmp_path)  # not "differs in task": skipped as finished
+    assert path.stat().st_mtime_ns == stamp
