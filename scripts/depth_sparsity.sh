@@ -11,7 +11,7 @@
 # records (--no-history: config, versions, seed, final and per-layer metrics)
 # live in docs/results/study/<dataset>/<backbone>/ and are committed as data:
 # re-running the script skips every finished cell, so a later session resumes
-# where this one stopped. `python scripts/study_report.py` renders them.
+# where this one stopped. `gnnmask report docs/results/study` renders them.
 #
 # Width 64, 400 epochs, lr 0.01, each method's own defaults otherwise (dense and
 # RigL: dropout 0.5, weight decay 5e-4; ugt: neither). The architecture flags of
