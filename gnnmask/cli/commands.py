@@ -83,10 +83,12 @@ def cmd_train(args) -> int:
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     tickets, exports, exported, graphs = {}, {}, {}, {}
-    for flag_, given in (("--save-ticket", args.save_ticket), ("--export", args.export)):
-        if given and config.task != "node":  # tickets and exports rebuild class-logit models
-            raise UserError(f"{flag_} is not read by --task {config.task}; allowed with: "
-                            "--task node")
+    if args.export and config.task != "node":  # the export runs class logits of nodes
+        raise UserError(f"--export is not read by --task {config.task}; allowed with: "
+                        "--task node")
+    if args.save_ticket and config.decoder == "mlp":  # the ticket rebuilds the backbone only
+        raise UserError("--save-ticket stores the backbone's masks; the mlp decoder is not "
+                        "part of it; allowed with --task link: --decoder dot, cosine")
     if args.save_ticket:
         if not get_method_class(config.method).masks:
             raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
@@ -117,7 +119,8 @@ def cmd_train(args) -> int:
             path = tickets[record["seed"]]
             path.parent.mkdir(parents=True, exist_ok=True)
             record["ticket"] = str(save_ticket(path, model, dataset=config.dataset,
-                                               graph=graphs.get(record["seed"]))) \
+                                               graph=graphs.get(record["seed"]),
+                                               task=config.task)) \
                 if finite else None  # no finite state to save
         if exports:
             record["export"] = exported.get(record["seed"])
@@ -274,6 +277,10 @@ def ticket_and_data(args):
     if not args.dataset:
         raise UserError("--ticket needs --dataset NAME (the dataset the ticket was trained on)")
     header, _ = read_ticket(args.ticket)
+    if header.get("task", "node") != "node":
+        raise UserError(f"ticket {args.ticket!r} was trained for --task {header['task']}; "
+                        "allowed here: node-classification tickets (load it in Python with "
+                        "gnnmask.masks.load_ticket)")
     own = header.get("dataset")
     if own is not None and get_info(args.dataset).name != own:
         raise UserError(f"ticket {args.ticket!r} was trained on dataset {own!r}, not "

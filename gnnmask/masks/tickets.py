@@ -87,7 +87,7 @@ def fingerprint(model: nn.Module) -> str:
 def save_ticket(
     path, model: nn.Module, builder=None, builder_kwargs: dict | None = None,
     build_seed: int | None = None, dataset: str | None = None,
-    graph: tuple | None = None,
+    graph: tuple | None = None, task: str | None = None,
 ) -> Path:
     """Write the ticket of masked ``model`` to ``path`` (atomically); return the path.
 
@@ -103,6 +103,8 @@ def save_ticket(
             the header (``gnnmask evaluate`` refuses another dataset by it).
         graph: ``(edge_index, edge_weight or None)``, the edges a graph
             ticket runs on (its kept edges), stored with it.
+        task: what the model was trained to predict (e.g. ``"link"``), kept
+            in the header; absent means node classification.
 
     The builder is imported before anything is written; a path that cannot
     be written (missing folder, read-only, a folder) is a :class:`UserError`.
@@ -149,6 +151,7 @@ def save_ticket(
         recipe=recipe, sparsity=group.sparsity, tensors=tensors, buffers=buffers,
         params=params, graph=edges, fingerprint=None if trained else fingerprint(model),
         torch=torch.__version__, **({"dataset": str(dataset)} if dataset is not None else {}),
+        **({"task": str(task)} if task is not None else {}),
     )
     try:
         head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()

@@ -57,7 +57,30 @@ def test_link_sweep_report_names_the_auc(capsys, tmp_path):
     assert "## Test ROC-AUC" in (tmp_path / "r" / "report.md").read_text()
 
 
-def test_link_task_refuses_a_ticket_file(capsys, tmp_path):
+def test_link_ticket_with_an_mlp_decoder_is_refused(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--task", "link", "--method", "ugt",
-                           "--save-ticket", str(tmp_path / "t.pt"), "--out", str(tmp_path / "r"))
-    assert code == 2 and "--save-ticket is not read by --task link" in err
+                           "--decoder", "mlp", "--save-ticket", str(tmp_path / "t.pt"),
+                           "--out", str(tmp_path / "r"))
+    assert code == 2 and "the mlp decoder is not part of it" in err
+
+
+def test_link_and_graph_tickets_load_and_are_not_evaluated_as_node_tickets(capsys, tmp_path):
+    import torch
+
+    from gnnmask.masks import get_mask_group, load_ticket
+
+    for task, extra in (("link", ["--decoder", "cosine"]), ("graph", [])):
+        ticket = tmp_path / f"{task}.ticket"
+        code, _, err = run_cli(capsys, "train", "--task", task, "--method", "ugt",
+                               "--sparsity", "0.5", "--epochs", "2", "--hidden", "8",
+                               "--layer-metrics", "none", *extra, "--save-ticket", str(ticket),
+                               "--out", str(tmp_path / task), "--quiet")
+        assert code == 0, err
+        record = json.loads((tmp_path / task / "seed_0.json").read_text())
+        assert record["ticket"] == str(ticket)
+        model = load_ticket(ticket)  # the masks drop into a rebuilt backbone
+        masks = get_mask_group(model).masks()
+        assert masks and all(m.dtype == torch.bool for m in masks.values())
+        code, _, err = run_cli(capsys, "evaluate", "--ticket", str(ticket), "--dataset",
+                               record["config"]["dataset"])
+        assert code == 2 and f"was trained for --task {task}" in err
