@@ -392,3 +392,15 @@ def test_records_from_before_tasks_still_resume(tmp_path):
     stamp = path.stat().st_mtime_ns
     run_seeds(config, [0], tmp_path)  # not "differs in task": skipped as finished
     assert path.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("task", ["link", "graph"])
+def test_tasks_train_on_every_device_without_moving_the_callers_data(task, device):
+    data = _small_graph() if task == "link" else _graphs()
+    x_before = data.x.clone()
+    record = train(RunConfig(task=task, dataset="mine", method="ugt", sparsity=0.5, epochs=3,
+                             hidden=8, batch_size=8 if task == "graph" else 0,
+                             layer_metrics="mad", device=str(device),
+                             **({"decoder": "cosine"} if task == "link" else {})), data=data)
+    assert record["device"].startswith(device.type) and record["status"] == "finished"
+    assert data.x.device.type == "cpu" and torch.equal(data.x, x_before)
