@@ -1,5 +1,6 @@
 """Shared fixtures: the data root of the shared benchmark files, small graphs."""
 
+import gzip
 import os
 from pathlib import Path
 
@@ -58,3 +59,15 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[
 def device(request) -> torch.device:
     """Each test that takes it runs on the CPU and, where present, on CUDA."""
     return torch.device(request.param)
+
+
+@pytest.fixture
+def write_csv_gz():
+    """``write(path, rows)``: a gzipped CSV file of ``rows`` (the raw layout
+    OGB's dataset classes read), its folders created."""
+    def write(path: Path, rows) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt") as f:
+            f.writelines(",".join(map(str, r)) + "\n" for r in rows)
+
+    return write

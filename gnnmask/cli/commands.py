@@ -24,8 +24,8 @@ from gnnmask.errors import EXIT_DIVERGED, UserError
 from gnnmask.experiments import default_run_name, run_seeds
 from gnnmask.experiments.aggregate import load_records
 from gnnmask.experiments.executors import EXECUTORS
-from gnnmask.experiments.runs import diverged, metric_of, score, score_std
-from gnnmask.experiments.store import check_output_file
+from gnnmask.experiments.runs import diverged, score, score_std
+from gnnmask.experiments.store import check_output_file, metric_of
 from gnnmask.export import export_model, exportable_models, save_export, stored_bytes
 from gnnmask.export.runtime import ExportedGNN
 from gnnmask.masks import (
@@ -83,20 +83,20 @@ def cmd_train(args) -> int:
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     tickets, exports, exported, graphs = {}, {}, {}, {}
-    if args.export and config.task != "node":  # the export runs class logits of nodes
-        raise UserError(f"--export is not read by --task {config.task}; allowed with: "
-                        "--task node")
-    if args.save_ticket and config.decoder == "mlp":  # the ticket rebuilds the backbone only
-        raise UserError("--save-ticket stores the backbone's masks; the mlp decoder is not "
-                        "part of it; allowed with --task link: --decoder dot, cosine")
     if args.save_ticket:
         if not get_method_class(config.method).masks:
             raise UserError(f"--save-ticket needs a masked method; {config.method!r} attaches "
                             "no masks")
+        if config.decoder == "mlp":  # the ticket rebuilds the backbone only
+            raise UserError("--save-ticket stores the backbone's masks; the mlp decoder is not "
+                            "part of it; allowed with --task link: --decoder dot, cosine")
         tickets = ticket_paths(args.save_ticket, seeds)
         for path in tickets.values():
             check_output_file(path, "--save-ticket")
     if args.export:
+        if config.task != "node":  # the export runs class logits of nodes
+            raise UserError(f"--export is not read by --task {config.task}; allowed with: "
+                            "--task node")
         if config.model not in exportable_models():
             raise UserError(f"--export: model {config.model!r} cannot be exported; allowed: "
                             f"{', '.join(exportable_models())}")

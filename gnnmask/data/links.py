@@ -15,6 +15,7 @@ import contextlib
 import io
 import random
 import warnings
+from collections.abc import Iterator
 
 import torch
 from torch_geometric.data import Data
@@ -30,29 +31,39 @@ from gnnmask.errors import UserError
 LINK_FRACTIONS = (0.05, 0.1)
 
 
+@contextlib.contextmanager
+def seeded_draws(seed: int) -> Iterator[None]:
+    """Run a block that draws from torch's CPU generator and Python's
+    ``random`` (as PyG's ``RandomLinkSplit`` and ``negative_sampling`` do)
+    with both seeded to ``seed``, then put the caller's states back; CUDA's
+    generators are left untouched."""
+    state = random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(int(seed))
+            random.seed(int(seed))
+            yield
+    finally:
+        random.setstate(state)
+
+
 def link_split(data: Data, seed: int = 0, split: int = 0,
                fractions: tuple[float, float] = LINK_FRACTIONS) -> Data:
     """Hold out ``fractions`` of ``data``'s undirected edges for validation
     and test, each with as many sampled non-edges (PyG's
-    ``RandomLinkSplit``, drawn from ``(seed, split)``; it draws from torch's
-    and Python's global generators, whose states are put back afterwards).
+    ``RandomLinkSplit``, drawn from ``(seed, split)`` by
+    :func:`seeded_draws`, so the caller's generators are left as they were).
     Node ``x`` and ``y`` are kept; the returned graph's ``edge_index`` holds
     the training edges only."""
     if data.edge_index.size(1) < 20:
         raise UserError(f"link prediction needs a graph with edges to hold out; this one has "
                         f"{data.edge_index.size(1)} directed edges; allowed: at least 20")
-    state = random.getstate()
-    try:
-        with torch.random.fork_rng(devices=[]):  # the CPU generator only: CUDA's untouched
-            torch.default_generator.manual_seed(int(seed) * 1000 + int(split))
-            random.seed(int(seed) * 1000 + int(split))
-            transform = RandomLinkSplit(num_val=fractions[0], num_test=fractions[1],
-                                        is_undirected=True, split_labels=True,
-                                        add_negative_train_samples=False)
-            train, val, test = transform(Data(x=data.x, edge_index=data.edge_index,
-                                              num_nodes=data.num_nodes))
-    finally:
-        random.setstate(state)
+    with seeded_draws(int(seed) * 1000 + int(split)):
+        transform = RandomLinkSplit(num_val=fractions[0], num_test=fractions[1],
+                                    is_undirected=True, split_labels=True,
+                                    add_negative_train_samples=False)
+        train, val, test = transform(Data(x=data.x, edge_index=data.edge_index,
+                                          num_nodes=data.num_nodes))
     out = Data(x=data.x, edge_index=train.edge_index, y=data.y,
                train_pos=train.pos_edge_label_index,
                val_pos=val.pos_edge_label_index, val_neg=val.neg_edge_label_index,

@@ -60,7 +60,7 @@ from gnnmask.experiments.plots import (
     plot_sparsity,
 )
 from gnnmask.experiments.runs import COST_KEYS, diverged, score, score_label, score_std
-from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir
+from gnnmask.experiments.store import REPORT_OUTPUTS, check_output_dir, metric_of
 from gnnmask.experiments.tables import (
     _acc,
     _cell,
@@ -90,7 +90,7 @@ def _csv(groups: Sequence[dict], metrics: Sequence[str]) -> str:
     sparsity = any("achieved_sparsity" in g for g in groups)
     edges = any("edge_sparsity" in g for g in groups)
     header = ["method", "depth", "weight_sparsity", "n_seeds", "seeds", "n_diverged",
-              "diverged_seeds", *(f"{split}_{groups[0].get('metric', 'acc')}_{stat}"
+              "diverged_seeds", *(f"{split}_{metric_of(groups[0])}_{stat}"
                                   for split, stat in (("test", "mean"), ("test", "std"),
                                                       ("val", "mean"), ("val", "std"),
                                                       ("train", "mean"))),

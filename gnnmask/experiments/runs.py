@@ -27,6 +27,7 @@ from gnnmask.experiments.store import (
     check_output_dir,
     check_same_config,
     finished_records,
+    metric_of,
     overwrite,
     readable,
 )
@@ -35,12 +36,6 @@ from gnnmask.train.distributed import check_environment, is_main_process
 from gnnmask.train.engine import load_data
 
 log = logging.getLogger(__name__)
-
-
-def metric_of(d: dict[str, Any]) -> str:
-    """The primary metric a record or summary holds (``acc`` in records that
-    name none: node classification's)."""
-    return d.get("metric") or "acc"
 
 
 def score(d: dict[str, Any], split: str):

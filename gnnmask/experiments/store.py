@@ -39,8 +39,14 @@ def read_record(path: Path) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     ok = isinstance(record, dict) and isinstance(record.get("config"), dict) \
-        and f"test_{record.get('metric') or 'acc'}" in record
+        and f"test_{metric_of(record)}" in record
     return record if ok else None
+
+
+def metric_of(d: dict[str, Any]) -> str:
+    """The primary metric a record or summary holds (``acc`` in records that
+    name none: node classification's)."""
+    return d.get("metric") or "acc"
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:

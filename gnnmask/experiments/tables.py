@@ -7,7 +7,8 @@ import logging
 import math
 from collections.abc import Sequence
 
-from gnnmask.experiments.runs import metric_of, score, score_std
+from gnnmask.experiments.runs import score, score_std
+from gnnmask.experiments.store import metric_of
 
 log = logging.getLogger(__name__)
 

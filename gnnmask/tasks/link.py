@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import negative_sampling
 
 from gnnmask.data import DATASETS, get_info, load_dataset
-from gnnmask.data.links import link_split, load_ogbl
+from gnnmask.data.links import link_split, load_ogbl, seeded_draws
 from gnnmask.errors import UserError
 from gnnmask.metrics.evaluation import auroc, hits_at_k
 from gnnmask.registry import Registry
@@ -58,6 +56,13 @@ class LinkMLP(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.lin1.in_features})"
+
+
+def _labels(pos: Tensor, neg: Tensor) -> Tensor:
+    """Binary targets of the pairs ``pos`` then ``neg`` (``[2, P]`` each): 1
+    for every edge, 0 for every non-edge, on their device."""
+    return torch.cat([torch.ones(pos.size(1), device=pos.device),
+                      torch.zeros(neg.size(1), device=pos.device)])
 
 
 def is_link_data(data) -> bool:
@@ -166,9 +171,7 @@ class LinkTask(Task):
 
     def _bce(self, model, z, pos, neg) -> Tensor:
         logits = torch.cat([self.score(model, z, pos), self.score(model, z, neg)]).float()
-        labels = torch.cat([torch.ones(pos.size(1), device=z.device),
-                            torch.zeros(neg.size(1), device=z.device)])
-        return F.binary_cross_entropy_with_logits(logits, labels)
+        return F.binary_cross_entropy_with_logits(logits, _labels(pos, neg))
 
     def _pair_logits(self, z: Tensor) -> Tensor:
         """Logits of every node pair ``[N, N]`` (dot or cosine decoder)."""
@@ -216,8 +219,7 @@ class LinkTask(Task):
                              loss=lambda logits: self._gae_loss(logits, data))
         pos = data.train_pos
         neg = self._train_neg(data)  # fixed: drawing them takes nothing from the run's RNG
-        labels = torch.cat([torch.ones(pos.size(1), device=pos.device),
-                            torch.zeros(neg.size(1), device=pos.device)])
+        labels = _labels(pos, neg)
         pairs = torch.cat([pos, neg], dim=1)
         return Objective(
             logits=lambda m, inputs: self.score(m, m(*inputs), pairs),
@@ -228,14 +230,8 @@ class LinkTask(Task):
         per run from the seed in generator states of their own (the run's
         generators are not advanced by evaluations or probes)."""
         if getattr(self, "train_neg", None) is None:
-            state = random.getstate()
-            try:
-                with torch.random.fork_rng(devices=[]):  # CPU only; CUDA's is untouched
-                    torch.default_generator.manual_seed(self.config.seed)
-                    random.seed(self.config.seed)
-                    self.train_neg = self._negatives(data, data.train_pos.size(1))
-            finally:
-                random.setstate(state)
+            with seeded_draws(self.config.seed):
+                self.train_neg = self._negatives(data, data.train_pos.size(1))
         return self.train_neg
 
     def evaluate(self, model: nn.Module, out: Tensor, data):
@@ -246,8 +242,7 @@ class LinkTask(Task):
         k = self.config.hits_k
         for split, (pos, neg) in pairs.items():
             sp, sn = self.score(model, out, pos), self.score(model, out, neg)
-            result[f"{split}_auc"] = auroc(torch.cat([sp, sn]), torch.cat(
-                [torch.ones_like(sp, dtype=torch.bool), torch.zeros_like(sn, dtype=torch.bool)]))
+            result[f"{split}_auc"] = auroc(torch.cat([sp, sn]), _labels(pos, neg).bool())
             if split != "train":
                 result[f"{split}_hits@{k}"] = self._hits(data, sp, sn, k)
         return result, val_loss

@@ -7,7 +7,6 @@ neither exists. Every test runs against a fresh temporary ``GNNMASK_CACHE``.
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -164,26 +163,21 @@ def test_list_datasets_shared():
     assert rows["cora"]["nodes"] == 2708 and rows["coauthor-cs"]["split"] == "random-20-30"
 
 
-def _write_csv_gz(path: Path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt") as f:
-        f.writelines(",".join(map(str, r)) + "\n" for r in rows)
 
-
-def test_ogbn_arxiv_from_raw_files(tmp_path):
+def test_ogbn_arxiv_from_raw_files(tmp_path, write_csv_gz):
     """A 10-node graph in OGB's raw layout goes through PygNodePropPredDataset."""
     base, n = tmp_path / "ogb" / "ogbn_arxiv", 10
     edges = [(0, 1), (1, 2), (2, 3), (3, 4), (5, 6), (7, 8), (8, 9), (9, 0), (4, 0), (1, 0)]
     labels = [3, 1, 2, 0, 1, 2, 39, 1, 2, 0]
-    _write_csv_gz(base / "raw" / "edge.csv.gz", edges)
-    _write_csv_gz(base / "raw" / "node-feat.csv.gz", [[0.5 * i, -1.0, 2.0] for i in range(n)])
-    _write_csv_gz(base / "raw" / "node-label.csv.gz", [[c] for c in labels])
-    _write_csv_gz(base / "raw" / "node_year.csv.gz", [[2010 + i] for i in range(n)])
-    _write_csv_gz(base / "raw" / "num-node-list.csv.gz", [[n]])
-    _write_csv_gz(base / "raw" / "num-edge-list.csv.gz", [[len(edges)]])
+    write_csv_gz(base / "raw" / "edge.csv.gz", edges)
+    write_csv_gz(base / "raw" / "node-feat.csv.gz", [[0.5 * i, -1.0, 2.0] for i in range(n)])
+    write_csv_gz(base / "raw" / "node-label.csv.gz", [[c] for c in labels])
+    write_csv_gz(base / "raw" / "node_year.csv.gz", [[2010 + i] for i in range(n)])
+    write_csv_gz(base / "raw" / "num-node-list.csv.gz", [[n]])
+    write_csv_gz(base / "raw" / "num-edge-list.csv.gz", [[len(edges)]])
     split = {"train": [0, 1, 2, 3, 4], "valid": [5, 6], "test": [7, 8, 9]}
     for k, idx in split.items():
-        _write_csv_gz(base / "split" / "time" / f"{k}.csv.gz", [[i] for i in idx])
+        write_csv_gz(base / "split" / "time" / f"{k}.csv.gz", [[i] for i in idx])
     before = _snapshot(tmp_path)
 
     data = load_dataset("OGBN-ARXIV", root=tmp_path)

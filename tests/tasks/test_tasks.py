@@ -1,8 +1,6 @@
 """Tasks: link prediction and graph classification through the one engine."""
 
-import gzip
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -144,22 +142,17 @@ def test_cosine_decoder_is_scale_free():
     assert task.score(None, z, pairs).abs().max() <= 10.0 + 1e-5
 
 
-def _write_csv_gz(path: Path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt") as f:
-        f.writelines(",".join(map(str, r)) + "\n" for r in rows)
 
-
-def test_ogbl_collab_format_from_raw_files(tmp_path):
+def test_ogbl_collab_format_from_raw_files(tmp_path, write_csv_gz):
     """A 12-node graph in ogbl-collab's raw layout goes through OGB's class."""
     base, n = tmp_path / "ogb" / "ogbl_collab", 12
     train_edges = [(i, (i + 1) % n) for i in range(n)] + [(0, 6), (0, 6)]  # a repeated edge
-    _write_csv_gz(base / "raw" / "edge.csv.gz", train_edges)
-    _write_csv_gz(base / "raw" / "node-feat.csv.gz", [[float(i), 1.0] for i in range(n)])
-    _write_csv_gz(base / "raw" / "num-node-list.csv.gz", [[n]])
-    _write_csv_gz(base / "raw" / "num-edge-list.csv.gz", [[len(train_edges)]])
-    _write_csv_gz(base / "raw" / "edge_weight.csv.gz", [[1]] * len(train_edges))
-    _write_csv_gz(base / "raw" / "edge_year.csv.gz", [[2010]] * len(train_edges))
+    write_csv_gz(base / "raw" / "edge.csv.gz", train_edges)
+    write_csv_gz(base / "raw" / "node-feat.csv.gz", [[float(i), 1.0] for i in range(n)])
+    write_csv_gz(base / "raw" / "num-node-list.csv.gz", [[n]])
+    write_csv_gz(base / "raw" / "num-edge-list.csv.gz", [[len(train_edges)]])
+    write_csv_gz(base / "raw" / "edge_weight.csv.gz", [[1]] * len(train_edges))
+    write_csv_gz(base / "raw" / "edge_year.csv.gz", [[2010]] * len(train_edges))
     (base / "split" / "time").mkdir(parents=True)
     t = torch.tensor
     torch.save({"edge": t(train_edges), "weight": t([1] * 14), "year": t([2010] * 14)},
@@ -278,7 +271,7 @@ def test_tu_format_from_raw_files(tmp_path):
     assert record["dataset_stats"]["graphs"] == 4
 
 
-def test_ogbg_format_from_raw_files(tmp_path):
+def test_ogbg_format_from_raw_files(tmp_path, write_csv_gz):
     """Six tiny molecules in OGB's graph-property layout, scored by ROC-AUC."""
     base = tmp_path / "ogb" / "ogbg_molhiv"
     sizes = [3, 2, 4, 3, 2, 3]
@@ -287,15 +280,15 @@ def test_ogbg_format_from_raw_files(tmp_path):
         e = [(i, i + 1) for i in range(s - 1)]
         edges += e
         counts.append(len(e))
-    _write_csv_gz(base / "raw" / "edge.csv.gz", edges)
-    _write_csv_gz(base / "raw" / "edge-feat.csv.gz", [[0, 0, 0]] * len(edges))
-    _write_csv_gz(base / "raw" / "node-feat.csv.gz",
+    write_csv_gz(base / "raw" / "edge.csv.gz", edges)
+    write_csv_gz(base / "raw" / "edge-feat.csv.gz", [[0, 0, 0]] * len(edges))
+    write_csv_gz(base / "raw" / "node-feat.csv.gz",
                   [[i % 3] + [0] * 8 for i in range(sum(sizes))])
-    _write_csv_gz(base / "raw" / "graph-label.csv.gz", [[i % 2] for i in range(6)])
-    _write_csv_gz(base / "raw" / "num-node-list.csv.gz", [[s] for s in sizes])
-    _write_csv_gz(base / "raw" / "num-edge-list.csv.gz", [[c] for c in counts])
+    write_csv_gz(base / "raw" / "graph-label.csv.gz", [[i % 2] for i in range(6)])
+    write_csv_gz(base / "raw" / "num-node-list.csv.gz", [[s] for s in sizes])
+    write_csv_gz(base / "raw" / "num-edge-list.csv.gz", [[c] for c in counts])
     for k, idx in (("train", [0, 1, 2, 3]), ("valid", [4, 1]), ("test", [5, 0])):
-        _write_csv_gz(base / "split" / "scaffold" / f"{k}.csv.gz", [[i] for i in idx])
+        write_csv_gz(base / "split" / "scaffold" / f"{k}.csv.gz", [[i] for i in idx])
     data = load_graphs(get_info("ogbg-molhiv"), root=tmp_path)
     assert data.num_graphs == 6 and data.ogb_name == "ogbg-molhiv"
     assert data.test_mask.nonzero().view(-1).tolist() == [0, 5]
