@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,8 @@ from gnnmask.reproduce import (
 )
 from gnnmask.train import train
 from gnnmask.train.config import resolve_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_entries_name_their_paper_value_and_tolerance():
@@ -89,6 +92,33 @@ def test_a_result_run_with_other_settings_is_stale(tmp_path):
         del r["config"]["calibration_bins"]
     write_result(e, records, tmp_path)
     assert status(e, load_result(e, tmp_path))["status"] == "reproduced"
+
+
+def test_a_node_result_from_before_select_and_tasks_counts_as_selected_by_val_acc(tmp_path):
+    e = ENTRIES["gcn-cora"]
+    records = fake_records(e, [e.published] * 3)
+    for r in records:  # as stored before --select and --task existed
+        for key in ("select", "task", "decoder", "hits_k", "readout", "link_loss"):
+            del r["config"][key]
+    write_result(e, records, tmp_path)
+    assert status(e, load_result(e, tmp_path))["status"] == "reproduced"
+    e_loss = ENTRIES["gcnii-cora-64"]  # an entry that selects otherwise stays stale
+    records = fake_records(e_loss, [e_loss.published] * 3)
+    for r in records:
+        del r["config"]["select"]
+    write_result(e_loss, records, tmp_path)
+    assert status(e_loss, load_result(e_loss, tmp_path))["stale"] == "select"
+
+
+def test_every_committed_result_was_run_with_its_entrys_current_settings():
+    """A committed result that no longer matches its entry is shown as "not
+    run" in docs/results/reproduce.md: re-run it (or delete it) with the
+    change that made it stale."""
+    folder = REPO / "docs" / "results" / "reproduce"
+    stale = {name: s["stale"] for name, e in ENTRIES.items()
+             if (result := load_result(e, folder)) is not None
+             and (s := status(e, result)).get("stale")}
+    assert not stale, f"stale committed results (entry: setting): {stale}"
 
 
 def test_an_entry_can_be_one_round_of_a_pruning_run(tmp_path):

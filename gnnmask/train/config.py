@@ -248,11 +248,13 @@ FALLBACKS: dict[str, Any] = {
 
 def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored record's config with the settings it predates filled in with
-    the values its run used: ``task`` ``node`` (before tasks existed), the
-    task heads unset, and link prediction's sampled loss (before
-    ``link_loss`` existed). Comparisons with a stored config go through
-    this, so older records stay valid for resuming and reporting."""
+    the values its run used: ``select`` ``val_acc`` (before ``--select``
+    existed), ``task`` ``node`` (before tasks existed), the task heads unset,
+    and link prediction's sampled loss (before ``link_loss`` existed).
+    Comparisons with a stored config go through this, so older records stay
+    valid for resuming and reporting."""
     out = dict(stored)
+    out.setdefault("select", "val_acc")
     out.setdefault("task", "node")
     for key in ("decoder", "hits_k", "readout"):
         out.setdefault(key, None)
