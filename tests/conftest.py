@@ -71,3 +71,17 @@ def write_csv_gz():
             f.writelines(",".join(map(str, r)) + "\n" for r in rows)
 
     return write
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv)`` runs ``gnnmask ARGV`` in this process and returns
+    ``(exit code, stdout, stderr)``; arguments are passed through ``str``."""
+    from gnnmask.cli import main
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -15,12 +15,6 @@ from gnnmask.errors import UserError
 TINY = ["--epochs", "3", "--hidden", "8", "--layer-metrics", "none"]
 
 
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def assert_one_line_error(code, err, fragment):
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("gnnmask: error:"), err
@@ -58,78 +52,78 @@ def corrupt_root(tmp_path, data_root):
 
 
 # row 1: corrupt dataset files
-def test_corrupt_dataset_files_are_named_and_nothing_is_written(capsys, tmp_path, corrupt_root):
+def test_corrupt_dataset_files_are_named_and_nothing_is_written(cli, tmp_path, corrupt_root):
     out = tmp_path / "o" / "x"
-    code, _, err = run_cli(capsys, "train", "--dataset", "cora", "--data-root", corrupt_root,
+    code, _, err = cli("train", "--dataset", "cora", "--data-root", corrupt_root,
                            "--out", out, *TINY)
     assert_one_line_error(code, err, "ind.cora.allx")
     assert not out.exists()
-    code, stdout, _ = run_cli(capsys, "datasets", "--data-root", corrupt_root, "--check")
+    code, stdout, _ = cli("datasets", "--data-root", corrupt_root, "--check")
     assert code == 2
     assert "ind.cora.allx: unreadable" in stdout
     cora = next(line for line in stdout.splitlines() if line.startswith("cora "))
     assert cora.split()[-1] == "no"
     (corrupt_root / "planetoid" / "Cora" / "raw" / "ind.cora.graph").write_bytes(b"\x00junk")
-    code, stdout, _ = run_cli(capsys, "datasets", "--data-root", corrupt_root, "--check")
+    code, stdout, _ = cli("datasets", "--data-root", corrupt_root, "--check")
     assert "ind.cora.graph: unreadable" in stdout
 
 
-def test_datasets_check_verifies_the_manifest(capsys, data_root):
-    code, stdout, _ = run_cli(capsys, "datasets", "--data-root", data_root, "--check", "--json")
+def test_datasets_check_verifies_the_manifest(cli, data_root):
+    code, stdout, _ = cli("datasets", "--data-root", data_root, "--check", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(stdout)}
     assert rows["cora"]["available"] and rows["cora"]["problems"] == []
 
 
 # row 2 and 12: --out a file, --data-root a file, a read-only --out
-def test_out_and_data_root_that_are_files(capsys, tmp_path):
+def test_out_and_data_root_that_are_files(cli, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    code, _, err = run_cli(capsys, "train", "--out", f, *TINY)
+    code, _, err = cli("train", "--out", f, *TINY)
     assert_one_line_error(code, err, "is a file; allowed: a folder")
-    code, _, err = run_cli(capsys, "train", "--dataset", "cora", "--data-root", f, "--out",
+    code, _, err = cli("train", "--dataset", "cora", "--data-root", f, "--out",
                            tmp_path / "o", *TINY)
     assert_one_line_error(code, err, "is a file, not a folder")
     assert f.read_text() == "x" and not (tmp_path / "o").exists()
 
 
-def test_read_only_out(capsys):
+def test_read_only_out(cli):
     ro = read_only_dir()
     if ro is None:
         pytest.skip("no read-only folder on this machine")
-    code, _, err = run_cli(capsys, "train", "--out", ro / "run", *TINY)
+    code, _, err = cli("train", "--out", ro / "run", *TINY)
     assert_one_line_error(code, err, "is not writable")
 
 
 # row 3: report on a folder it cannot write into, and --out
-def test_report_out_elsewhere(capsys, tmp_path):
+def test_report_out_elsewhere(cli, tmp_path):
     run = tmp_path / "run"
-    assert run_cli(capsys, "train", "--out", run, "--quiet", *TINY)[0] == 0
+    assert cli("train", "--out", run, "--quiet", *TINY)[0] == 0
     before = tree(run)
-    code, out, err = run_cli(capsys, "report", run, "--out", tmp_path / "rep")
+    code, out, err = cli("report", run, "--out", tmp_path / "rep")
     assert code == 0, err
     assert (tmp_path / "rep" / "report.md").is_file() and tree(run) == before
     ro = read_only_dir()
     if ro is not None:
-        code, _, err = run_cli(capsys, "report", run, "--out", ro / "rep")
+        code, _, err = cli("report", run, "--out", ro / "rep")
         assert_one_line_error(code, err, "is not writable")
 
 
 # rows 4, 5: --save-ticket paths and methods, refused before training
-def test_save_ticket_paths(capsys, tmp_path):
+def test_save_ticket_paths(cli, tmp_path):
     out = tmp_path / "run"
     (tmp_path / "adir").mkdir()
-    code, _, err = run_cli(capsys, "train", "--method", "ugt", "--save-ticket",
+    code, _, err = cli("train", "--method", "ugt", "--save-ticket",
                            tmp_path / "adir", "--out", out, *TINY)
     assert_one_line_error(code, err, "--save-ticket")
     assert "is a folder" in err and not out.exists()
-    code, _, err = run_cli(capsys, "train", "--method", "dense", "--save-ticket",
+    code, _, err = cli("train", "--method", "dense", "--save-ticket",
                            tmp_path / "t.ticket", "--out", out, *TINY)
     assert_one_line_error(code, err, "needs a masked method")
     assert not out.exists()
     # a missing folder is created; the record names the ticket
     ticket = tmp_path / "new" / "deeper" / "t.ticket"
-    code, _, err = run_cli(capsys, "train", "--method", "ugt", "--save-ticket", ticket,
+    code, _, err = cli("train", "--method", "ugt", "--save-ticket", ticket,
                            "--out", out, "--quiet", *TINY)
     assert code == 0, err
     assert json.loads((out / "seed_0.json").read_text())["ticket"] == str(ticket)
@@ -137,58 +131,58 @@ def test_save_ticket_paths(capsys, tmp_path):
 
 
 # row 6: a failed start leaves nothing that blocks the corrected command
-def test_failed_start_does_not_block_the_corrected_command(capsys, tmp_path):
+def test_failed_start_does_not_block_the_corrected_command(cli, tmp_path):
     out = tmp_path / "o" / "x"
-    code, _, err = run_cli(capsys, "train", "--dataset", "coraa", "--out", out, *TINY)
+    code, _, err = cli("train", "--dataset", "coraa", "--out", out, *TINY)
     assert_one_line_error(code, err, "unknown dataset 'coraa'")
     assert not out.exists()
-    code, _, err = run_cli(capsys, "train", "--dataset", "cora", "--data-root",
+    code, _, err = cli("train", "--dataset", "cora", "--data-root",
                            tmp_path / "nowhere", "--out", out, *TINY)
     assert_one_line_error(code, err, "does not exist")
     out.mkdir(parents=True)
     (out / "config.json").write_text('{"dataset": "coraa"}')  # left by an older version
-    code, _, err = run_cli(capsys, "train", "--out", out, "--quiet", *TINY)
+    code, _, err = cli("train", "--out", out, "--quiet", *TINY)
     assert code == 0, err
     sweep_out = tmp_path / "s"
-    code, _, err = run_cli(capsys, "sweep", "--dataset", "coraa", "--depths", "2",
+    code, _, err = cli("sweep", "--dataset", "coraa", "--depths", "2",
                            "--out", sweep_out, *TINY)
     assert_one_line_error(code, err, "unknown dataset 'coraa'")
     assert not (sweep_out / "sweep.json").exists()
-    code, _, err = run_cli(capsys, "sweep", "--depths", "2", "--out", sweep_out, "--quiet",
+    code, _, err = cli("sweep", "--depths", "2", "--out", sweep_out, "--quiet",
                            "--no-report", *TINY)
     assert code == 0, err
 
 
 # row 7: the dataset's spelling does not make a different config
-def test_dataset_name_is_normalised(capsys, tmp_path):
+def test_dataset_name_is_normalised(cli, tmp_path):
     out = tmp_path / "r"
-    assert run_cli(capsys, "train", "--dataset", "CSBM", "--out", out, "--quiet", *TINY)[0] == 0
+    assert cli("train", "--dataset", "CSBM", "--out", out, "--quiet", *TINY)[0] == 0
     assert json.loads((out / "config.json").read_text())["dataset"] == "csbm"
-    code, stdout, err = run_cli(capsys, "train", "--dataset", "csbm", "--out", out, *TINY)
+    code, stdout, err = cli("train", "--dataset", "csbm", "--out", out, *TINY)
     assert code == 0, err
     assert "seed(s) 0 finished earlier, skipped" in stdout
 
 
 # row 8: a summary is not a seed record
-def test_metrics_of_a_summary_file(capsys, tmp_path):
+def test_metrics_of_a_summary_file(cli, tmp_path):
     out = tmp_path / "r"
-    assert run_cli(capsys, "train", "--out", out, "--quiet", *TINY)[0] == 0
-    code, _, err = run_cli(capsys, "metrics", "--run", out / "summary.json")
+    assert cli("train", "--out", out, "--quiet", *TINY)[0] == 0
+    code, _, err = cli("metrics", "--run", out / "summary.json")
     assert_one_line_error(code, err, "is not a seed record")
     (out / "broken.json").write_text('{"config": {}, "test')
-    code, _, err = run_cli(capsys, "metrics", "--run", out / "broken.json")
+    code, _, err = cli("metrics", "--run", out / "broken.json")
     assert_one_line_error(code, err, "is not a seed record")
 
 
 # row 9: report names a truncated cell record and reports the rest
-def test_report_names_unreadable_cells(capsys, tmp_path):
+def test_report_names_unreadable_cells(cli, tmp_path):
     out = tmp_path / "s"
-    code, _, err = run_cli(capsys, "sweep", "--depths", "2,3", "--out", out, "--quiet",
+    code, _, err = cli("sweep", "--depths", "2,3", "--out", out, "--quiet",
                            "--no-report", "--epochs", "3", "--hidden", "8")
     assert code == 0, err
     cell = out / "cells" / "dense" / "L3" / "seed_0.json"
     cell.write_text(cell.read_text()[:200])
-    code, stdout, err = run_cli(capsys, "report", out)
+    code, stdout, err = cli("report", out)
     assert code == 0, err
     assert str(cell) in err and str(cell) not in stdout  # a warning: on stderr
     assert str(cell) in (out / "report.md").read_text()
@@ -197,19 +191,19 @@ def test_report_names_unreadable_cells(capsys, tmp_path):
 
 
 # row 11: undefined metric columns are left out with a note
-def test_metrics_of_a_ticket_leave_out_undefined_columns(capsys, tmp_path):
+def test_metrics_of_a_ticket_leave_out_undefined_columns(cli, tmp_path):
     ticket = tmp_path / "t.ticket"
-    code, _, err = run_cli(capsys, "train", "--method", "ugt", "--save-ticket", ticket,
+    code, _, err = cli("train", "--method", "ugt", "--save-ticket", ticket,
                            "--out", tmp_path / "r", "--quiet", *TINY)
     assert code == 0, err
     # a ticket on another dataset is refused by the name it was found on (issue 24)
-    code, _, err = run_cli(capsys, "evaluate", "--ticket", ticket, "--dataset", "csbm-arxiv")
+    code, _, err = cli("evaluate", "--ticket", ticket, "--dataset", "csbm-arxiv")
     assert_one_line_error(code, err, "csbm")
     assert "shape" not in err
-    code, stdout, err = run_cli(capsys, "metrics", "--ticket", ticket, "--dataset", "csbm")
+    code, stdout, err = cli("metrics", "--ticket", ticket, "--dataset", "csbm")
     assert code == 0, err
     assert "nan" not in stdout
-    code, stdout, err = run_cli(capsys, "evaluate", "--ticket", ticket, "--dataset", "csbm",
+    code, stdout, err = cli("evaluate", "--ticket", ticket, "--dataset", "csbm",
                                 "--json")
     assert code == 0, err
     row = json.loads(stdout)
@@ -219,25 +213,25 @@ def test_metrics_of_a_ticket_leave_out_undefined_columns(capsys, tmp_path):
 
 
 # row 13: a sweep checks every cell before writing anything
-def test_sweep_checks_before_writing(capsys, tmp_path):
+def test_sweep_checks_before_writing(cli, tmp_path):
     import torch
 
     out = tmp_path / "s"
     if not torch.cuda.is_available():
-        code, _, err = run_cli(capsys, "sweep", "--device", "cuda", "--depths", "2",
+        code, _, err = cli("sweep", "--device", "cuda", "--depths", "2",
                                "--out", out, *TINY)
         assert_one_line_error(code, err, "CUDA is not available")
-    code, _, err = run_cli(capsys, "sweep", "--methods", "dense,magic", "--depths", "2",
+    code, _, err = cli("sweep", "--methods", "dense,magic", "--depths", "2",
                            "--out", out, *TINY)
     assert_one_line_error(code, err, "unknown method 'magic'")
     assert not out.exists()
 
 
 # row 14: progress in a log that is not a terminal, and what a resumed run skipped
-def test_progress_lines_when_stdout_is_not_a_terminal(capsys, tmp_path):
+def test_progress_lines_when_stdout_is_not_a_terminal(cli, tmp_path):
     out = tmp_path / "r"
     log = tmp_path / "train.log"
-    code, stdout, err = run_cli(capsys, "train", "--epochs", "20", "--hidden", "8",
+    code, stdout, err = cli("train", "--epochs", "20", "--hidden", "8",
                                 "--seeds", "0,1", "--out", out, "--log-file", log,
                                 "--layer-metrics", "none")
     assert code == 0, err
@@ -246,7 +240,7 @@ def test_progress_lines_when_stdout_is_not_a_terminal(capsys, tmp_path):
     assert sum("seed 0: test" in line or "seed 1: test" in line
                for line in stdout.splitlines()) == 2
     assert "epoch 20/20" in log.read_text()
-    code, stdout, _ = run_cli(capsys, "train", "--epochs", "20", "--hidden", "8",
+    code, stdout, _ = cli("train", "--epochs", "20", "--hidden", "8",
                               "--seeds", "0-2", "--out", out, "--layer-metrics", "none",
                               "--log-every", "0")
     assert code == 0 and "seed(s) 0,1 finished earlier, skipped" in stdout
@@ -268,31 +262,31 @@ def test_save_ticket_into_a_missing_folder_is_a_user_error(tmp_path):
 
 
 # --overwrite and --resume
-def test_overwrite_says_what_it_removes_and_resume_needs_a_run(capsys, tmp_path):
+def test_overwrite_says_what_it_removes_and_resume_needs_a_run(cli, tmp_path):
     out = tmp_path / "r"
-    assert run_cli(capsys, "train", "--out", out, "--quiet", *TINY)[0] == 0
-    code, _, err = run_cli(capsys, "train", "--out", out, "--lr", "0.02", *TINY)
+    assert cli("train", "--out", out, "--quiet", *TINY)[0] == 0
+    code, _, err = cli("train", "--out", out, "--lr", "0.02", *TINY)
     assert_one_line_error(code, err, "use --overwrite")
-    assert run_cli(capsys, "report", out)[0] == 0
+    assert cli("report", out)[0] == 0
     assert (out / "report.md").is_file() and (out / "results.csv").is_file()
-    code, stdout, err = run_cli(capsys, "train", "--out", out, "--lr", "0.02", "--overwrite",
+    code, stdout, err = cli("train", "--out", out, "--lr", "0.02", "--overwrite",
                                 *TINY)
     assert code == 0, err
     # said on stderr (a warning), and the old report goes with the records it described
     assert "removing 4 file(s): seed_0.json, summary.json, report.md, results.csv" in err
     assert not (out / "report.md").exists() and not (out / "results.csv").exists()
     assert json.loads((out / "config.json").read_text())["lr"] == 0.02
-    code, _, err = run_cli(capsys, "train", "--out", tmp_path / "empty", "--resume", *TINY)
+    code, _, err = cli("train", "--out", tmp_path / "empty", "--resume", *TINY)
     assert_one_line_error(code, err, "nothing to resume")
 
 
 # --config round trip and --dry-run
-def test_config_file_round_trip_is_bit_identical(capsys, tmp_path):
+def test_config_file_round_trip_is_bit_identical(cli, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     args = ["--method", "ugt", "--epochs", "6", "--hidden", "8", "--seeds", "3",
             "--label-smoothing", "0.1", "--extra", "mask_scale=none", "--quiet"]
-    assert run_cli(capsys, "train", "--out", a, *args)[0] == 0
-    code, _, err = run_cli(capsys, "train", "--config", a / "config.json", "--out", b,
+    assert cli("train", "--out", a, *args)[0] == 0
+    code, _, err = cli("train", "--config", a / "config.json", "--out", b,
                            "--quiet")
     assert code == 0, err
     ra, rb = (json.loads((d / "seed_3.json").read_text()) for d in (a, b))
@@ -301,7 +295,7 @@ def test_config_file_round_trip_is_bit_identical(capsys, tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('method = "ugt"\nepochs = 4\nhidden = 8\nseeds = [0, 1]\n'
                     '[extra]\nmask_scale = "keep"\n')
-    code, stdout, err = run_cli(capsys, "train", "--config", toml, "--epochs", "5",
+    code, stdout, err = cli("train", "--config", toml, "--epochs", "5",
                                 "--dry-run", "--json", "--out", tmp_path / "c")
     assert code == 0, err
     shown = json.loads(stdout)
@@ -309,12 +303,12 @@ def test_config_file_round_trip_is_bit_identical(capsys, tmp_path):
     assert shown["config"]["extra"] == {"mask_scale": "keep"}
     assert not (tmp_path / "c").exists()
     toml.write_text("epoch = 4\n")
-    code, _, err = run_cli(capsys, "train", "--config", toml)
+    code, _, err = cli("train", "--config", toml)
     assert_one_line_error(code, err, "unknown key 'epoch'")
 
 
-def test_sweep_dry_run_lists_cells(capsys, tmp_path):
-    code, stdout, err = run_cli(capsys, "sweep", "--methods", "dense,ugt", "--depths", "2,4",
+def test_sweep_dry_run_lists_cells(cli, tmp_path):
+    code, stdout, err = cli("sweep", "--methods", "dense,ugt", "--depths", "2,4",
                                 "--sparsity", "0.5", "--dry-run", "--json",
                                 "--out", tmp_path / "s")
     assert code == 0, err
@@ -326,11 +320,11 @@ def test_sweep_dry_run_lists_cells(capsys, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_methods_and_list_describe_every_choice(capsys):
-    code, stdout, _ = run_cli(capsys, "methods")
+def test_methods_and_list_describe_every_choice(cli, capsys):
+    code, stdout, _ = cli("methods")
     assert code == 0 and "ugt: Untrained GNN tickets" in stdout
     assert "--extra mask_scale=...:" in stdout
-    code, stdout, _ = run_cli(capsys, "list", "rules")
+    code, stdout, _ = cli("list", "rules")
     assert code == 0 and "global" in stdout and "fixed" in stdout
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -340,9 +334,9 @@ def test_methods_and_list_describe_every_choice(capsys):
 
 
 # issue 24: a diverged run is a result; strict types; every refusal before any write
-def test_diverging_seeds_are_written_and_exit_3(capsys, tmp_path):
+def test_diverging_seeds_are_written_and_exit_3(cli, tmp_path):
     out = tmp_path / "d"
-    code, stdout, err = run_cli(capsys, "train", "--layers", "2", "--hidden", "8", "--epochs",
+    code, stdout, err = cli("train", "--layers", "2", "--hidden", "8", "--epochs",
                                 "2", "--seeds", "0,1", "--lr", "1e38", "--out", out)
     assert code == 3, err
     assert "x contains NaN" not in err and "Traceback" not in err
@@ -351,14 +345,14 @@ def test_diverging_seeds_are_written_and_exit_3(capsys, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diverged_seeds"] == [0, 1] and summary["seeds"] == []
     assert "diverged: seed(s) 0, 1" in stdout
-    code, stdout, _ = run_cli(capsys, "train", "--layers", "2", "--hidden", "8", "--epochs",
+    code, stdout, _ = cli("train", "--layers", "2", "--hidden", "8", "--epochs",
                               "2", "--lr", "1e38", "--out", tmp_path / "j", "--json")
     assert code == 3 and json.loads(stdout)["diverged_seeds"] == [0]
 
 
-def test_a_sweep_finishes_the_cells_beside_a_diverged_one(capsys, tmp_path):
+def test_a_sweep_finishes_the_cells_beside_a_diverged_one(cli, tmp_path):
     out = tmp_path / "s"
-    code, stdout, err = run_cli(capsys, "sweep", "--methods", "dense,ugt", "--depths", "2",
+    code, stdout, err = cli("sweep", "--methods", "dense,ugt", "--depths", "2",
                                 "--lr", "1e38", "--out", out, "--quiet", *TINY)
     assert code == 3, err
     cells = {m: json.loads((out / "cells" / m / "L2" / "seed_0.json").read_text())
@@ -376,18 +370,18 @@ def test_a_sweep_finishes_the_cells_beside_a_diverged_one(capsys, tmp_path):
     ("amp = 1", "amp = 1 is invalid"),
     ("seeds = true", "seeds = true is invalid"),
 ])
-def test_config_file_types_are_strict_and_named(capsys, tmp_path, line, fragment):
+def test_config_file_types_are_strict_and_named(cli, tmp_path, line, fragment):
     toml = tmp_path / "c.toml"
     toml.write_text(line + "\n")
-    code, _, err = run_cli(capsys, "train", "--config", toml, "--out", tmp_path / "o")
+    code, _, err = cli("train", "--config", toml, "--out", tmp_path / "o")
     assert_one_line_error(code, err, f"--config '{toml}': {fragment}")
     assert not (tmp_path / "o").exists()
 
 
-def test_config_file_takes_a_single_seed(capsys, tmp_path):
+def test_config_file_takes_a_single_seed(cli, tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text("seeds = 3\n")
-    code, stdout, err = run_cli(capsys, "train", "--config", toml, "--dry-run", "--json")
+    code, stdout, err = cli("train", "--config", toml, "--dry-run", "--json")
     assert code == 0, err
     assert json.loads(stdout)["seeds"] == [3]
 
@@ -406,29 +400,29 @@ def test_config_file_takes_a_single_seed(capsys, tmp_path):
     (["--holdout-rounding", "floor"], "--holdout-rounding floor is not used without"),
     (["--holdout-rounding", "round", "--holdout-classes", "0.4"], "--holdout-rounding"),
 ])
-def test_refusals_leave_no_file(capsys, tmp_path, argv, fragment):
+def test_refusals_leave_no_file(cli, tmp_path, argv, fragment):
     for command in ("train", "sweep"):
         out = tmp_path / command
-        code, _, err = run_cli(capsys, command, *argv, "--out", out, *TINY)
+        code, _, err = cli(command, *argv, "--out", out, *TINY)
         assert_one_line_error(code, err, fragment)
         assert not out.exists()
 
 
-def test_an_uncreatable_out_is_refused_before_the_data_loads(capsys, monkeypatch, tmp_path):
+def test_an_uncreatable_out_is_refused_before_the_data_loads(cli, monkeypatch, tmp_path):
     import gnnmask.experiments.runs
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the dataset was loaded before --out was checked")
 
     monkeypatch.setattr(gnnmask.experiments.runs, "load_data", no_loading)
-    code, _, err = run_cli(capsys, "train", "--out", "/proc/gnnmask-test/out", *TINY)
+    code, _, err = cli("train", "--out", "/proc/gnnmask-test/out", *TINY)
     assert_one_line_error(code, err, "/proc/gnnmask-test/out")
 
 
-def test_dry_runs_print_settings_for_people_and_json_when_asked(capsys, tmp_path):
-    code, stdout, _ = run_cli(capsys, "train", "--dry-run", "--lr", "0.02")
+def test_dry_runs_print_settings_for_people_and_json_when_asked(cli, tmp_path):
+    code, stdout, _ = cli("train", "--dry-run", "--lr", "0.02")
     assert code == 0 and "lr = 0.02" in " ".join(stdout.split())
-    code, stdout, _ = run_cli(capsys, "sweep", "--methods", "dense,ugt", "--dry-run",
+    code, stdout, _ = cli("sweep", "--methods", "dense,ugt", "--dry-run",
                               "--out", tmp_path / "s")
     assert code == 0 and "ugt/L2/seed_0" in stdout and not stdout.lstrip().startswith("{")
     assert not (tmp_path / "s").exists()

@@ -7,21 +7,14 @@ import sys
 
 import pytest
 
-from gnnmask.cli import main
 from gnnmask.cli.args import parse_seeds
 from gnnmask.data import DATASETS
 from gnnmask.errors import UserError
 
 
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_train_cora_end_to_end_json(capsys, data_root, tmp_path):
-    code, out, err = run_cli(
-        capsys, "train", "--dataset", "cora", "--data-root", str(data_root), "--model", "gcn",
+def test_train_cora_end_to_end_json(cli, data_root, tmp_path):
+    code, out, err = cli(
+        "train", "--dataset", "cora", "--data-root", str(data_root), "--model", "gcn",
         "--layers", "2", "--hidden", "16", "--epochs", "30", "--seeds", "0,1", "--json",
         "--out", str(tmp_path / "run"),
     )
@@ -41,19 +34,19 @@ def test_train_cora_end_to_end_json(capsys, data_root, tmp_path):
     assert rec["config"]["dataset"] == "cora" and "torch" in rec["versions"]
 
 
-def test_train_table_output_and_resume(capsys, tmp_path):
+def test_train_table_output_and_resume(cli, tmp_path):
     args = ["train", "--epochs", "5", "--hidden", "8", "--out", str(tmp_path / "r"), "--quiet"]
-    code, out, _ = run_cli(capsys, *args)
+    code, out, _ = cli(*args)
     assert code == 0 and "test acc" in out and "seed" in out
     first = (tmp_path / "r" / "seed_0.json").read_text()
-    code, _, _ = run_cli(capsys, *args)  # finished seeds are reused, not re-run
+    code, _, _ = cli(*args)  # finished seeds are reused, not re-run
     assert code == 0 and (tmp_path / "r" / "seed_0.json").read_text() == first
-    code, _, err = run_cli(capsys, *args[:-3], "--hidden", "9", "--out", str(tmp_path / "r"))
+    code, _, err = cli(*args[:-3], "--hidden", "9", "--out", str(tmp_path / "r"))
     assert code == 2 and "different config" in err and "hidden" in err
 
 
-def test_datasets_lists_all_shared(capsys, data_root):
-    code, out, _ = run_cli(capsys, "datasets", "--data-root", str(data_root), "--json")
+def test_datasets_lists_all_shared(cli, data_root):
+    code, out, _ = cli("datasets", "--data-root", str(data_root), "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     shared = ["cora", "citeseer", "pubmed", "texas", "wisconsin", "cornell", "actor",
               "amazon-computers", "amazon-photo", "coauthor-cs", "coauthor-physics"]
@@ -61,7 +54,7 @@ def test_datasets_lists_all_shared(capsys, data_root):
     arxiv = DATASETS["ogbn-arxiv"]  # present or not, the listing says which
     assert rows["csbm"]["available"] and rows["ogbn-arxiv"]["available"] == all(
         (data_root / arxiv.directory / f).is_file() for f in arxiv.files)
-    code, out, _ = run_cli(capsys, "datasets", "--data-root", str(data_root))
+    code, out, _ = cli("datasets", "--data-root", str(data_root))
     assert code == 0 and "cora" in out and "2,708" in out
 
 
@@ -91,8 +84,8 @@ def test_datasets_lists_all_shared(capsys, data_root):
         (["frobnicate"], "frobnicate"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, fragment):
-    code, out, err = run_cli(capsys, *argv, *(["--out", str(tmp_path / "x")]
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, argv, fragment):
+    code, out, err = cli(*argv, *(["--out", str(tmp_path / "x")]
                                               if argv[0] == "train" else []))
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("gnnmask: error:")
@@ -123,13 +116,13 @@ def test_python_dash_m_entry_point():
     (["--deterministic", "false"], (False, None)), (["--no-deterministic"], (False, None)),
     (["--no-bias"], (False, False)), (["--bias", "true"], (False, True)),
 ])
-def test_boolean_settings_are_flags(capsys, argv, expected):
+def test_boolean_settings_are_flags(cli, argv, expected):
     from gnnmask.cli.args import add_run_arguments
 
     p = argparse.ArgumentParser()
     add_run_arguments(p)
     args = p.parse_args(argv)
     assert (args.deterministic, args.bias) == expected
-    code, out, _ = run_cli(capsys, "train", "--method", "rigl", "--sparsity", "0.5", "--itop",
+    code, out, _ = cli("train", "--method", "rigl", "--sparsity", "0.5", "--itop",
                            "--dry-run", "--json")
     assert code == 0 and json.loads(out)["config"]["itop"] is True
