@@ -6,6 +6,10 @@
 #
 #   scripts/depth_sparsity.sh [DATASET ...]      (default: cora citeseer pubmed actor)
 #   BACKBONES="gcnii gcn" SEEDS=0,1,2 scripts/depth_sparsity.sh cora
+#   OUT=docs/results/gin_mean BACKBONES=gin EXTRA="--aggr mean" scripts/depth_sparsity.sh cora
+#
+# EXTRA adds flags to every sweep (after the backbone's own recipe); give such
+# a variant its own OUT, since a sweep folder holds one configuration.
 #
 # Every (dataset, backbone) pair is one resumable `gnnmask sweep` whose compact
 # records (--no-history: config, versions, seed, final and per-layer metrics)
@@ -28,6 +32,7 @@ SEEDS=${SEEDS:-0}
 DEPTHS=${DEPTHS:-2,8,16,32,64}
 SPARSITIES=${SPARSITIES:-0.5,0.9,0.99}
 BACKBONES=${BACKBONES:-gcnii gcn appnp resgcn jknet dagnn gprgnn}
+EXTRA=${EXTRA:-}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ROOT=${DATA_ROOT:+--data-root $DATA_ROOT}
 datasets=${*:-cora citeseer pubmed actor}
@@ -49,6 +54,6 @@ for dataset in $datasets; do
       --epochs 400 --lr 0.01 --depths "$DEPTHS" --methods dense,ugt,rigl \
       --sparsities "$SPARSITIES" --seeds "$SEEDS" --no-history \
       --layer-metrics mad,dirichlet,effective_rank,norm --no-report --quiet \
-      --out "$OUT/$dataset/$backbone" $(recipe "$backbone")
+      --out "$OUT/$dataset/$backbone" $(recipe "$backbone") $EXTRA
   done
 done

@@ -271,7 +271,7 @@ MODELS: Registry = Registry("--model")
 #: Model options and their defaults (the values a model that does not read an
 #: option accepts for it).
 OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual="none",
-               heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat")
+               heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat", aggr="sum")
 
 
 def _positive_int(value) -> bool:
@@ -316,6 +316,7 @@ class DeepGNN(nn.Module):
         attention_dropout: GAT's dropout on the normalised attention
             coefficients (in training).
         jk: JKNet's layer aggregation (``cat``, ``max``, ``lstm``).
+        aggr: GIN's neighbourhood aggregation (``sum``, ``mean``, ``max``).
 
     An option the backbone does not read (:attr:`reads`) must keep its default
     (:data:`OPTIONS`); anything else is a :class:`~gnnmask.errors.UserError`.

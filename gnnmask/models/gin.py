@@ -6,17 +6,38 @@ from __future__ import annotations
 from torch import nn
 from torch_geometric.nn import GINConv
 
+from gnnmask.errors import UserError
 from gnnmask.models.deep import DeepGNN
+
+#: ``--aggr`` values and the PyG aggregation each one names.
+AGGREGATIONS = {"sum": "add", "mean": "mean", "max": "max"}
 
 
 class GIN(DeepGNN):
     """Graph isomorphism network (Xu et al. 2019): ``layers``
     :class:`~torch_geometric.nn.conv.GINConv` layers, each a two-layer MLP
-    (linear, ReLU, linear) of the summed neighbourhood."""
+    (linear, ReLU, linear) of ``(1 + eps) h_i + AGG_j h_j`` with ``eps = 0``.
+
+    ``aggr`` is the neighbourhood aggregation: ``sum``, GIN's (the injective
+    one of the paper), or ``mean`` / ``max``. The untrained-tickets code (Huang
+    et al. 2022) builds its GIN with the mean, so ``--aggr mean`` is the GIN of
+    its figures; with the sum over frozen random weights the hidden states of
+    a deep stack grow with the degrees layer after layer."""
 
     name = "gin"
+    reads = (*DeepGNN.reads, "aggr")
+
+    @classmethod
+    def check_options(cls, options: dict, spell=lambda key: key,
+                      hidden: int | None = None) -> None:
+        super().check_options(options, spell, hidden)
+        aggr = options.get("aggr", "sum")
+        if aggr not in AGGREGATIONS:
+            raise UserError(f"{spell('aggr')} {aggr!r} is invalid; allowed: "
+                            f"{', '.join(AGGREGATIONS)}")
 
     def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
         bias = options["bias"]
         return GINConv(nn.Sequential(nn.Linear(in_dim, out_dim, bias=bias), nn.ReLU(),
-                                     nn.Linear(out_dim, out_dim, bias=bias)))
+                                     nn.Linear(out_dim, out_dim, bias=bias)),
+                       aggr=AGGREGATIONS[options["aggr"]])

@@ -227,10 +227,9 @@ def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
     field added to RunConfig later leaves old results valid), else ``None``."""
     now = {k: v for k, v in resolve_config(entry_config(entry)).to_dict().items()
            if k not in ("seed", "data_root")}
-    defaults = RunConfig().to_dict()
     stored = upgrade_config(result.get("config", {}))
     for key, value in now.items():
-        if json.dumps(stored.get(key, defaults.get(key))) != json.dumps(value):
+        if json.dumps(stored.get(key)) != json.dumps(value):
             return key
     return None
 

@@ -87,6 +87,8 @@ class RunConfig:
                         "log(theta / l + 1) (the GCNII paper's lambda)")
     jk: str = _opt("cat", "model", "jknet: aggregation of the layers' outputs (cat, max, "
                    "lstm)", lambda: ("cat", "max", "lstm"))
+    aggr: str = _opt("sum", "model", "gin: neighbourhood aggregation (sum: GIN's; mean: the "
+                     "untrained-tickets code's GIN)", lambda: ("sum", "mean", "max"))
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
     # task heads
@@ -236,7 +238,7 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 #: Fields that are model options (each model declares which it reads,
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
 MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
-                "theta", "attention_dropout", "jk")
+                "theta", "attention_dropout", "jk", "aggr")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {
@@ -250,15 +252,18 @@ def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored record's config with the settings it predates filled in with
     the values its run used: ``select`` ``val_acc`` (before ``--select``
     existed), ``task`` ``node`` (before tasks existed), the task heads unset,
-    and link prediction's sampled loss (before ``link_loss`` existed).
-    Comparisons with a stored config go through this, so older records stay
-    valid for resuming and reporting."""
+    and link prediction's sampled loss (before ``link_loss`` existed); any
+    other field it lacks takes its default (a field is added with the default
+    that keeps the old behaviour). Comparisons with a stored config go
+    through this, so older records stay valid for resuming and reporting."""
     out = dict(stored)
     out.setdefault("select", "val_acc")
     out.setdefault("task", "node")
     for key in ("decoder", "hits_k", "readout"):
         out.setdefault(key, None)
     out.setdefault("link_loss", "sampled" if out["task"] == "link" else None)
+    for key, value in RunConfig().to_dict().items():  # later fields: their defaults
+        out.setdefault(key, value)
     return out
 
 

@@ -184,3 +184,18 @@ def test_a_sweep_of_compact_records_resumes_as_the_same_sweep(tmp_path):
     sweep(base(), [1], ["dense"], [0, 1], out)
     now = cell_files(out)
     assert {k: now[k] for k in files} == files and len(now) == 2
+
+
+def test_records_from_before_a_setting_existed_resume_as_its_default(tmp_path):
+    """A setting added to RunConfig later counts as its default in records
+    that lack it, so an older study resumes instead of being refused."""
+    out = tmp_path / "sw"
+    sweep(base(history=False, model="gin"), [1], ["dense"], [0], out)
+    path = out / "cells" / "dense" / "L1" / "seed_0.json"
+    record = json.loads(path.read_text())
+    del record["config"]["aggr"]  # as written before the field existed
+    path.write_text(json.dumps(record))
+    sweep(base(history=False, model="gin"), [1], ["dense"], [0], out)
+    assert json.loads(path.read_text()) == record  # skipped, not re-run
+    with pytest.raises(UserError, match="differs in aggr"):
+        sweep(base(history=False, model="gin", aggr="mean"), [1], ["dense"], [0], out)

@@ -138,6 +138,30 @@ def test_every_backbone_is_a_ticket_with_bit_identical_frozen_weights(name):
     assert record["method"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.02)
 
 
+@pytest.mark.parametrize("aggr", ["sum", "mean", "max"])
+def test_gin_applies_its_mlp_to_itself_plus_the_aggregated_neighbours(graph, aggr):
+    x, ei, _ = graph
+    model = build_model("gin", 5, 8, 3, 1, aggr=aggr).eval()
+    a = to_dense_adj(ei, max_num_nodes=20)[0].T  # a[i, j]: message j -> i
+    if aggr == "sum":
+        agg = a @ x
+    elif aggr == "mean":
+        agg = a @ x / a.sum(1, keepdim=True).clamp(min=1)
+    else:
+        agg = torch.stack([x[a[i] > 0].max(0).values if a[i].any() else torch.zeros(5)
+                           for i in range(20)])
+    assert torch.allclose(model(x, ei), model.convs[0].nn(x + agg), atol=1e-5)
+    if aggr != "sum":
+        assert not torch.allclose(model(x, ei), model.convs[0].nn(x + a @ x), atol=1e-3)
+
+
+def test_aggr_is_read_by_gin_only_and_checked():
+    with pytest.raises(UserError, match="aggr 'mean' is not read by model 'gcn'"):
+        build_model("gcn", 5, 8, 3, 2, aggr="mean")
+    with pytest.raises(UserError, match="aggr 'median' is invalid; allowed: sum, mean, max"):
+        build_model("gin", 5, 8, 3, 2, aggr="median")
+
+
 def test_group_norm_is_pygs_diff_group_norm(graph):
     from torch_geometric.nn import DiffGroupNorm
 
