@@ -20,9 +20,12 @@ class GIN(DeepGNN):
 
     ``aggr`` is the neighbourhood aggregation: ``sum``, GIN's (the injective
     one of the paper), or ``mean`` / ``max``. The untrained-tickets code (Huang
-    et al. 2022) builds its GIN with the mean, so ``--aggr mean`` is the GIN of
-    its figures; with the sum over frozen random weights the hidden states of
-    a deep stack grow with the degrees layer after layer."""
+    et al. 2022) aggregates with the mean; its GIN differs further from this
+    one in that each layer applies one linear layer instead of a two-layer
+    MLP and its output averages a linear read-out of the last hidden state
+    with the last layer's output. Without normalisation the hidden states of
+    a deep stack grow layer after layer (``h + AGG h`` doubles them even with
+    the mean), so deep GIN needs ``--norm``."""
 
     name = "gin"
     reads = (*DeepGNN.reads, "aggr")

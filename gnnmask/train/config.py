@@ -88,7 +88,7 @@ class RunConfig:
     jk: str = _opt("cat", "model", "jknet: aggregation of the layers' outputs (cat, max, "
                    "lstm)", lambda: ("cat", "max", "lstm"))
     aggr: str = _opt("sum", "model", "gin: neighbourhood aggregation (sum: GIN's; mean: the "
-                     "untrained-tickets code's GIN)", lambda: ("sum", "mean", "max"))
+                     "untrained-tickets code's)", lambda: ("sum", "mean", "max"))
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
     # task heads
