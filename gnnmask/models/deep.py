@@ -336,6 +336,9 @@ class DeepGNN(nn.Module):
     always_reads: ClassVar[tuple[str, ...]] = ()
     #: The ``residual`` values it supports.
     residuals: ClassVar[tuple[str, ...]] = tuple(RESIDUALS)
+    #: Options of its own that take one of a fixed set of values (e.g. JKNet's
+    #: ``jk``): each is checked against its set.
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Graph input of every layer: ``"edges"`` (``edge_index``), ``"normalized"``
     #: (:func:`normalized_adjacency`) or ``"gcn"`` (:func:`gcn_adjacency`).
     graph_input: ClassVar[str] = "edges"
@@ -378,6 +381,11 @@ class DeepGNN(nn.Module):
             if key not in cls.reads and value != OPTIONS[key]:
                 raise UserError(f"{spell(key)} {value!r} is not read by model {cls.name!r}; "
                                 f"it reads: {', '.join(cls.reads)}")
+        for key, allowed in cls.choices.items():
+            value = options.get(key, OPTIONS[key])
+            if value not in allowed:
+                raise UserError(f"{spell(key)} {value!r} is invalid; allowed: "
+                                f"{', '.join(allowed)}")
         residual = options.get("residual", OPTIONS["residual"])
         if "residual" in cls.reads and residual not in cls.residuals:
             raise UserError(f"{spell('residual')} {residual!r} is not supported by model "

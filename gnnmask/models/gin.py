@@ -6,7 +6,6 @@ from __future__ import annotations
 from torch import nn
 from torch_geometric.nn import GINConv
 
-from gnnmask.errors import UserError
 from gnnmask.models.deep import DeepGNN
 
 #: ``--aggr`` values and the PyG aggregation each one names.
@@ -29,15 +28,7 @@ class GIN(DeepGNN):
 
     name = "gin"
     reads = (*DeepGNN.reads, "aggr")
-
-    @classmethod
-    def check_options(cls, options: dict, spell=lambda key: key,
-                      hidden: int | None = None) -> None:
-        super().check_options(options, spell, hidden)
-        aggr = options.get("aggr", "sum")
-        if aggr not in AGGREGATIONS:
-            raise UserError(f"{spell('aggr')} {aggr!r} is invalid; allowed: "
-                            f"{', '.join(AGGREGATIONS)}")
+    choices = {"aggr": tuple(AGGREGATIONS)}
 
     def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
         bias = options["bias"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.nn import JumpingKnowledge
 
-from gnnmask.errors import UserError
 from gnnmask.models.deep import DeepGNN, GCNLayer, dropout
 
 #: Jumping-knowledge aggregations (PyG's ``JumpingKnowledge`` modes).
@@ -23,16 +22,9 @@ class JKNet(DeepGNN):
 
     name = "jknet"
     reads = (*DeepGNN.reads, "jk")
+    choices = {"jk": JK_MODES}
     graph_input = "gcn"
     sparse_input = True
-
-    @classmethod
-    def check_options(cls, options: dict, spell=lambda key: key,
-                      hidden: int | None = None) -> None:
-        super().check_options(options, spell, hidden)
-        jk = options.get("jk", "cat")
-        if jk not in JK_MODES:
-            raise UserError(f"{spell('jk')} {jk!r} is invalid; allowed: {', '.join(JK_MODES)}")
 
     def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
         dims = [in_dim] + [hidden] * layers
