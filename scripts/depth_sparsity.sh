@@ -4,7 +4,7 @@
 # (ugt) and RigL at weight sparsities 0.5 / 0.9 / 0.99, with per-layer MAD,
 # Dirichlet energy, effective rank and mean norm of the final model.
 #
-#   scripts/depth_sparsity.sh [DATASET ...]      (default: cora citeseer pubmed actor)
+#   scripts/depth_sparsity.sh [DATASET ...]      (default: cora citeseer texas pubmed actor)
 #   BACKBONES="gcnii gcn" SEEDS=0,1,2 scripts/depth_sparsity.sh cora
 #   OUT=docs/results/gin_mean BACKBONES=gin EXTRA="--aggr mean" scripts/depth_sparsity.sh cora
 #
@@ -22,8 +22,8 @@
 # each backbone (RECIPE below) are shared by all three methods, so a ticket is
 # compared with the same network trained. Cost, measured alone on one core
 # (one thread): a Cora sweep of one backbone and seed takes 16 (appnp) to 40
-# (gcnii) CPU minutes; CiteSeer about 1.3x Cora, Actor about 2.5x, PubMed about
-# 6x. Run it in the background at one thread (OMP_NUM_THREADS=1, the default here).
+# (gcnii) CPU minutes; CiteSeer about 1.3x Cora, Texas about 0.1x (183 nodes),
+# Actor about 2.5x, PubMed about 6x. Run it in the background at one thread (OMP_NUM_THREADS=1, the default here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GNNMASK=${GNNMASK:-.venv/bin/gnnmask}
@@ -35,7 +35,7 @@ BACKBONES=${BACKBONES:-gcnii gcn appnp resgcn jknet dagnn gprgnn}
 EXTRA=${EXTRA:-}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ROOT=${DATA_ROOT:+--data-root $DATA_ROOT}
-datasets=${*:-cora citeseer pubmed actor}
+datasets=${*:-cora citeseer texas pubmed actor}
 
 recipe() {  # the architecture flags of a backbone, shared by dense, ugt and rigl
   case "$1" in

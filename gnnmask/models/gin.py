@@ -17,6 +17,15 @@ class GIN(DeepGNN):
     :class:`~torch_geometric.nn.conv.GINConv` layers, each a two-layer MLP
     (linear, ReLU, linear) of ``(1 + eps) h_i + AGG_j h_j`` with ``eps = 0``.
 
+    Every MLP is ``hidden`` units wide inside, as in the GIN paper, the last
+    one too: ``hidden -> hidden -> classes``. PyG's ``GIN`` model narrows the
+    last MLP to the class count (``hidden -> classes -> classes``), which puts
+    a ReLU over as many units as classes just before the logits: one step
+    that drives those few units negative on every node makes the output
+    constant, the loss stays at ``ln C`` with no gradient, and an untrained
+    ticket finds that step within a few epochs (docs/RESULTS.md, "GAT and
+    GIN tickets at 2 and 16 layers").
+
     ``aggr`` is the neighbourhood aggregation: ``sum``, GIN's (the injective
     one of the paper), or ``mean`` / ``max``. The untrained-tickets code (Huang
     et al. 2022) aggregates with the mean; its GIN differs further from this
@@ -30,8 +39,11 @@ class GIN(DeepGNN):
     reads = (*DeepGNN.reads, "aggr")
     choices = {"aggr": tuple(AGGREGATIONS)}
 
-    def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
-        bias = options["bias"]
-        return GINConv(nn.Sequential(nn.Linear(in_dim, out_dim, bias=bias), nn.ReLU(),
-                                     nn.Linear(out_dim, out_dim, bias=bias)),
-                       aggr=AGGREGATIONS[options["aggr"]])
+    def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
+        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+        bias, aggr = options["bias"], AGGREGATIONS[options["aggr"]]
+        self.convs = nn.ModuleList(
+            GINConv(nn.Sequential(nn.Linear(dims[i], hidden, bias=bias), nn.ReLU(),
+                                  nn.Linear(hidden, dims[i + 1], bias=bias)), aggr=aggr)
+            for i in range(layers))
+        return layers - 1

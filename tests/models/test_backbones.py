@@ -155,6 +155,17 @@ def test_gin_applies_its_mlp_to_itself_plus_the_aggregated_neighbours(graph, agg
         assert not torch.allclose(model(x, ei), model.convs[0].nn(x + a @ x), atol=1e-3)
 
 
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_every_gin_mlp_is_hidden_units_wide_inside_the_last_too(layers):
+    # A last MLP narrowed to the class count puts a 3-unit ReLU before the
+    # logits, which a ticket kills within a few epochs (constant output).
+    model = build_model("gin", 5, 8, 3, layers)
+    widths = [(c.nn[0].in_features, c.nn[0].out_features, c.nn[2].out_features)
+              for c in model.convs]
+    dims = [5] + [8] * (layers - 1) + [3]
+    assert widths == [(dims[i], 8, dims[i + 1]) for i in range(layers)]
+
+
 def test_aggr_is_read_by_gin_only_and_checked():
     with pytest.raises(UserError, match="aggr 'mean' is not read by model 'gcn'"):
         build_model("gcn", 5, 8, 3, 2, aggr="mean")
