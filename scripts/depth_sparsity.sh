@@ -23,7 +23,8 @@
 # compared with the same network trained. Cost, measured alone on one core
 # (one thread): a Cora sweep of one backbone and seed takes 16 (appnp) to 40
 # (gcnii) CPU minutes; CiteSeer about 1.3x Cora, Texas about 0.1x (183 nodes),
-# Actor about 2.5x, PubMed about 6x. Run it in the background at one thread (OMP_NUM_THREADS=1, the default here).
+# Actor about 2.5x, PubMed about 6x. Run it in the background at one thread
+# (OMP_NUM_THREADS=1, the default here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GNNMASK=${GNNMASK:-.venv/bin/gnnmask}

@@ -39,11 +39,8 @@ class GIN(DeepGNN):
     reads = (*DeepGNN.reads, "aggr")
     choices = {"aggr": tuple(AGGREGATIONS)}
 
-    def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
-        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-        bias, aggr = options["bias"], AGGREGATIONS[options["aggr"]]
-        self.convs = nn.ModuleList(
-            GINConv(nn.Sequential(nn.Linear(dims[i], hidden, bias=bias), nn.ReLU(),
-                                  nn.Linear(hidden, dims[i + 1], bias=bias)), aggr=aggr)
-            for i in range(layers))
-        return layers - 1
+    def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
+        width, bias = self.config["hidden"], options["bias"]
+        return GINConv(nn.Sequential(nn.Linear(in_dim, width, bias=bias), nn.ReLU(),
+                                     nn.Linear(width, out_dim, bias=bias)),
+                       aggr=AGGREGATIONS[options["aggr"]])

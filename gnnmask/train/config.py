@@ -86,9 +86,9 @@ class RunConfig:
     theta: float = _opt(0.5, "model", "gcnii: strength of the identity mapping, beta_l = "
                         "log(theta / l + 1) (the GCNII paper's lambda)")
     jk: str = _opt("cat", "model", "jknet: aggregation of the layers' outputs (cat, max, "
-                   "lstm)", lambda: ("cat", "max", "lstm"))
+                   "lstm)", lambda: get_model_class("jknet").choices["jk"])
     aggr: str = _opt("sum", "model", "gin: neighbourhood aggregation (sum: GIN's; mean: the "
-                     "untrained-tickets code's)", lambda: ("sum", "mean", "max"))
+                     "untrained-tickets code's)", lambda: get_model_class("gin").choices["aggr"])
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
     # task heads
