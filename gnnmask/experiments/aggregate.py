@@ -104,6 +104,7 @@ def expand_rounds(records: Sequence[dict]) -> list[dict]:
         for rd in rounds[:-1]:
             out.append({**r, "status": "finished", "diverged": None,
                         "config": {**r["config"], "sparsity": rd["sparsity"]},
+                        "predicted_classes": rd.get("predicted_classes"),
                         **{k: rd[k] for k in rd if k.startswith(("train_", "val_", "test_"))
                            or k in ("best_epoch", "nonzero_params")},
                         "method": {**r.get("method", {}),

@@ -26,7 +26,9 @@ are both higher, ``more smoothed`` when both are lower, ``mixed`` otherwise.
 The Dirichlet energy is shown beside them with the mean norm, since it grows
 with the scale of the states (a ticket cannot rescale its frozen weights, a
 trained network can). Means are over the seeds each cell has; the number of
-seeds is in every row.
+seeds is in every row. A cell whose network predicts one class for every test
+node (the record's ``predicted_classes``) is flagged in the table and the
+statement: its accuracy is the share of that class, not something learnt.
 """
 
 from __future__ import annotations
@@ -125,6 +127,15 @@ def smoothing_verdict(ticket: dict[str, float], trained: dict[str, float]) -> st
     return "less smoothed" if all(higher) else "more smoothed" if not any(higher) else "mixed"
 
 
+def one_class(group: dict | None) -> tuple[int, int]:
+    """``(k, n)``: of the ``n`` records of ``group`` that count their predicted
+    classes (records from before the field have none), ``k`` predict one class
+    for every test node."""
+    said = [r["predicted_classes"]["test"] for r in (group or {}).get("records", ())
+            if isinstance(r.get("predicted_classes"), dict)]
+    return sum(k == 1 for k in said), len(said)
+
+
 def compare(study: Sequence[dict]) -> list[dict[str, Any]]:
     """One row per (dataset, backbone, depth): the trained, ticket and sparse
     groups (see the module docstring), the ticket's difference and verdicts."""
@@ -146,7 +157,8 @@ def compare(study: Sequence[dict]) -> list[dict[str, Any]]:
                                 and g["layers"] == depth and g["records"]],
                 "diff": diff, "verdict": verdict(diff),
                 "ticket_metrics": t_metrics, "trained_metrics": d_metrics,
-                "smoothing": smoothing_verdict(t_metrics, d_metrics)})
+                "smoothing": smoothing_verdict(t_metrics, d_metrics),
+                "ticket_one_class": one_class(ticket), "trained_one_class": one_class(trained)})
     return rows
 
 
@@ -180,7 +192,8 @@ def _table(rows: Sequence[dict]) -> list[str]:
     head = ["backbone", "depth", "trained (dense)", "ticket (ugt), best val", "ticket - trained",
             "verdict", "rigl, best val", "MAD ticket / trained",
             "eff. rank ticket / trained", "Dirichlet ticket / trained",
-            "norm ticket / trained", "over-smoothing", "ticket's MACs (of trained)"]
+            "norm ticket / trained", "over-smoothing", "one class ticket / trained",
+            "ticket's MACs (of trained)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         t, d = r["ticket_metrics"], r["trained_metrics"]
@@ -189,13 +202,23 @@ def _table(rows: Sequence[dict]) -> list[str]:
             "" if r["diff"] is None else f"{100 * r['diff']:+.1f}", r["verdict"],
             _sparse_cell(r["sparse"]),
             *(f"{_metric(t, k)} / {_metric(d, k)}" for k in SMOOTHING),
-            r["smoothing"], _macs(r["ticket"], r["trained"])]) + " |")
+            r["smoothing"],
+            f"{_one_class(r['ticket_one_class'])} / {_one_class(r['trained_one_class'])}",
+            _macs(r["ticket"], r["trained"])]) + " |")
     return lines
 
 
-def _depths(rows: Sequence[dict], key: str, value: str) -> str:
-    """``"depth 8"`` or ``"depths 2, 8"`` of the rows whose ``key`` is ``value``."""
-    depths = [str(r["depth"]) for r in rows if r[key] == value]
+def _one_class(counts: tuple[int, int]) -> str:
+    """``k/n`` seeds predicting one class (``-`` when no record counts them)."""
+    k, n = counts
+    return f"{k}/{n}" if n else "-"
+
+
+def _depths(rows: Sequence[dict], key: str, value) -> str:
+    """``"depth 8"`` or ``"depths 2, 8"`` of the rows whose ``key`` is
+    ``value`` (or, for a callable, satisfies it)."""
+    depths = [str(r["depth"]) for r in rows
+              if (value(r[key]) if callable(value) else r[key] == value)]
     return "" if not depths else ("depths " if len(depths) > 1 else "depth ") + \
         ", ".join(depths)
 
@@ -214,8 +237,13 @@ def statement(rows: Sequence[dict]) -> list[str]:
         smooth = [f"{v} at {d}" for v in ("less smoothed", "more smoothed", "mixed")
                   if (d := _depths(mine, "smoothing", v))]
         seeds = sorted({len(r["ticket"]["seeds"]) for r in mine})
+        flat = [f"{who} at {d}" for who, key in (("the ticket", "ticket_one_class"),
+                                                 ("the trained network", "trained_one_class"))
+                if (d := _depths(mine, key, lambda c: c[0] > 0))]
         out.append(f"- **{model}**: the ticket {'; '.join(parts)}"
                    + (f". Its last hidden state is {'; '.join(smooth)}" if smooth else "")
+                   + (f". One class for every test node (in at least one seed): "
+                      f"{'; '.join(flat)}" if flat else "")
                    + f" ({'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}).")
     return out
 
@@ -227,7 +255,8 @@ def _csv(rows: Sequence[dict]) -> str:
                 "ugt_sparsity", "ugt_test_acc", "ugt_std", "ugt_seeds", "ugt_minus_dense",
                 "verdict", "rigl_sparsity", "rigl_test_acc", "rigl_std",
                 *(f"ugt_{m}" for m in SMOOTHING), *(f"dense_{m}" for m in SMOOTHING),
-                "over_smoothing", "ugt_inference_macs", "dense_inference_macs"])
+                "over_smoothing", "ugt_inference_macs", "dense_inference_macs",
+                "ugt_one_class_seeds", "dense_one_class_seeds"])
 
     def g3(g):
         return ["", "", ""] if g is None else [score(g, "test"), score_std(g, "test"),
@@ -240,7 +269,8 @@ def _csv(rows: Sequence[dict]) -> str:
                     "" if s is None else s["sparsity"], *g3(s)[:2],
                     *(r["ticket_metrics"].get(m, "") for m in SMOOTHING),
                     *(r["trained_metrics"].get(m, "") for m in SMOOTHING), r["smoothing"],
-                    *(_round((g or {}).get("inference_macs")) for g in (t, r["trained"]))])
+                    *(_round((g or {}).get("inference_macs")) for g in (t, r["trained"])),
+                    *(_one_class(r[k]) for k in ("ticket_one_class", "trained_one_class"))])
     return buf.getvalue()
 
 

@@ -141,6 +141,14 @@ class Task:
         the node outputs of the whole ``data`` in eval mode."""
         raise NotImplementedError
 
+    def predictions(self, out: Tensor, data) -> dict:
+        """Extra record fields that describe the final predictions themselves
+        (``{}``: none). Classification tasks give ``predicted_classes``, the
+        number of distinct classes predicted on each split, so a report can
+        tell a network that predicts one class for every node apart from one
+        that learnt something."""
+        return {}
+
     # -- over-smoothing -------------------------------------------------------
     def trace_groups(self, data) -> Tensor | None:
         """Node -> graph index when the layer metrics are per graph, else None."""
@@ -148,6 +156,13 @@ class Task:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def predicted_classes(pred: Tensor, data) -> dict[str, int]:
+    """``{split: number of distinct classes in pred[split_mask]}`` for the
+    training, validation and test splits (1: one class for every example)."""
+    return {split: int(pred[getattr(data, f"{split}_mask")].unique().numel())
+            for split in ("train", "val", "test")}
 
 
 TASKS: Registry = Registry("--task")

@@ -14,7 +14,7 @@ from gnnmask.data.graphs import graph_split, load_graphs, union
 from gnnmask.errors import UserError
 from gnnmask.metrics.evaluation import auroc
 from gnnmask.registry import Registry, resolve
-from gnnmask.tasks.base import Objective, Task, register_task
+from gnnmask.tasks.base import Objective, Task, predicted_classes, register_task
 
 #: Readouts: node outputs ``[N, C]`` -> one row per graph ``[G, C]``.
 READOUTS = Registry("--readout", {"mean": global_mean_pool, "sum": global_add_pool,
@@ -134,6 +134,10 @@ class GraphTask(Task):
             mask = getattr(data, f"{split}_mask")
             result[f"{split}_{self.metric}"] = self._score(data, logits[mask], data.y[mask])
         return result, val_loss
+
+    def predictions(self, out: Tensor, data):
+        pred = self.pooled(out.float(), data).argmax(dim=-1)
+        return {"predicted_classes": predicted_classes(pred, data)}
 
     def _score(self, data, logits: Tensor, y: Tensor) -> float:
         if self.metric == "acc":

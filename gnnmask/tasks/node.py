@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnmask.data import evaluate_accuracy, load_dataset
-from gnnmask.tasks.base import Objective, Task, register_task
+from gnnmask.tasks.base import Objective, Task, predicted_classes, register_task
 
 
 @register_task
@@ -52,3 +52,7 @@ class NodeTask(Task):
         pred = out.argmax(dim=-1)
         return {f"{split}_acc": evaluate_accuracy(data, pred, getattr(data, f"{split}_mask"))
                 for split in ("train", "val", "test")}, val_loss
+
+    def predictions(self, out: Tensor, data):
+        return {"predicted_classes": predicted_classes(out.argmax(dim=-1), data)}
+

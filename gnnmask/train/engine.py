@@ -286,6 +286,15 @@ def _evaluate(model, method, data, task: Task) -> tuple[dict[str, float], float]
         return task.evaluate(model, model(*method.inputs(data)), data)
 
 
+def _final(model, method, data, task: Task) -> dict[str, Any]:
+    """The record's metrics of the final state: the task's metrics of every
+    split and what it says of the predictions (:meth:`Task.predictions`)."""
+    model.eval()
+    with torch.no_grad(), method.evaluating(model):
+        out = model(*method.inputs(data))
+        return {**task.evaluate(model, out, data)[0], **task.predictions(out, data)}
+
+
 def _layer_metrics(model, method, data, which: str, label: str | None = None,
                    groups=None) -> list[dict[str, Any]]:
     """Over-smoothing metrics of every layer's output (``[]`` for ``"none"``),
@@ -601,7 +610,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
             for key, values in phase_probes.items():
                 probes[key] += values
             if phase.reported and (diverged is None or diverged["restored"]):
-                final, _ = _evaluate(model, method, data, task)
+                final = _final(model, method, data, task)
                 rounds.append({"round": phase.round, "phase": phase.name, **final,
                                "best_epoch": best_epoch, "epochs_run": len(phase_history),
                                "nonzero_params": count_parameters(model)[1],
@@ -618,7 +627,7 @@ def _train(config: RunConfig, data, device: torch.device, progress, log_every,
     # its metrics are those of the best finite epoch of the phase that diverged.
     usable = diverged is None or diverged["restored"]
     if usable:
-        final, _ = _evaluate(model, method, data, task)
+        final = _final(model, method, data, task)
         label = f"{config.dataset} {config.method} L{config.layers} seed {config.seed}"
         layers = _layer_metrics(model, method, data, config.layer_metrics,
                                 label=label if log_every else None,

@@ -12,7 +12,9 @@ from gnnmask.experiments.study import (
     compare,
     is_study,
     last_hidden,
+    one_class,
     smoothing_verdict,
+    statement,
     study_report,
     verdict,
 )
@@ -64,6 +66,27 @@ def test_over_smoothing_compares_the_last_hidden_state():
     assert smoothing_verdict({"mad": 2, "dirichlet": 5}, {"mad": 1, "dirichlet": 1}) == ""
 
 
+def test_cells_that_predict_one_class_are_flagged():
+    ticket = group("ugt", 2, 0.5, 0.6, 0.65, seeds=(0, 1, 2))
+    for r, k in zip(ticket["records"], (1, 1, 3)):
+        r["predicted_classes"] = {"train": k, "val": k, "test": k}
+    trained = group("dense", 2, None, 0.5, 0.5)  # a record from before the field
+    assert one_class(ticket) == (2, 3) and one_class(trained) == (0, 0)
+    assert one_class(None) == (0, 0)
+    deeper = [group("dense", 8, None, 0.5, 0.5), group("ugt", 8, 0.5, 0.5, 0.5)]
+    deeper[0]["records"][0]["predicted_classes"] = {"train": 1, "val": 1, "test": 1}
+    rows = compare([{"dataset": "d", "model": "m", "groups": [trained, ticket, *deeper]}])
+    assert [(r["ticket_one_class"], r["trained_one_class"]) for r in rows] == \
+        [((2, 3), (0, 0)), ((0, 0), (1, 1))]
+    (line,) = statement(rows)
+    assert line.endswith("One class for every test node (in at least one seed): the ticket "
+                         "at depth 2; the trained network at depth 8 (1/3 seeds).")
+    for r in rows:
+        for g in ("ticket", "trained"):
+            r[f"{g}_one_class"] = (0, 1)
+    assert "One class" not in statement(rows)[0]
+
+
 def test_report_of_a_folder_of_sweeps_writes_the_study(tmp_path, capsys):
     root = tmp_path / "study"
     for model in ("gcn", "appnp"):
@@ -87,6 +110,7 @@ def test_report_of_a_folder_of_sweeps_writes_the_study(tmp_path, capsys):
         assert r["verdict"] in ("beats", "matches", "below")
         assert r["ugt_sparsity"] in ("0.5", "0.9") and r["rigl_sparsity"] in ("0.5", "0.9")
         assert 0 < int(r["ugt_inference_macs"]) < int(r["dense_inference_macs"])
+        assert r["ugt_one_class_seeds"] in ("0/1", "1/1")
     text = (root / "study.md").read_text()
     assert "## csbm" in text and "- **gcn**: the ticket" in text and "- **appnp**" in text
     cell = json.loads(next((root / "csbm" / "gcn" / "cells").glob("ugt/L2/s0.5/seed_0.json"))

@@ -79,6 +79,39 @@ def test_link_task_records_auc_and_hits():
     assert not hasattr(data, "train_pos")  # the caller's graph is left as it was
 
 
+def test_predicted_classes_count_each_splits_distinct_predictions():
+    from gnnmask.tasks import get_task_class
+    from gnnmask.tasks.base import predicted_classes
+
+    data = Data(train_mask=torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool),
+                val_mask=torch.tensor([0, 0, 1, 1, 0, 0], dtype=torch.bool),
+                test_mask=torch.tensor([0, 0, 0, 0, 1, 1], dtype=torch.bool))
+    pred = torch.tensor([2, 2, 0, 1, 1, 1])
+    assert predicted_classes(pred, data) == {"train": 1, "val": 2, "test": 1}
+    out = torch.nn.functional.one_hot(pred, 3).float()  # logits whose argmax is pred
+    task = get_task_class("node")(RunConfig())
+    assert task.predictions(out, data) == {"predicted_classes": {"train": 1, "val": 2,
+                                                                 "test": 1}}
+
+
+def test_records_count_the_classes_the_final_model_predicts():
+    data = _small_graph()
+    record, model = train(RunConfig(dataset="csbm", epochs=3, hidden=8, layer_metrics="none"),
+                          data=data, return_model=True)
+    model.eval()
+    with torch.no_grad():
+        pred = model(data.x, data.edge_index).argmax(dim=-1)
+    assert record["predicted_classes"] == {
+        split: len(set(pred[getattr(data, f"{split}_mask")].tolist()))
+        for split in ("train", "val", "test")}
+    graphs = train(RunConfig(task="graph", dataset="sbm-graphs", epochs=2, hidden=8,
+                             layer_metrics="none"), data=_graphs())
+    assert 1 <= graphs["predicted_classes"]["test"] <= graphs["dataset_stats"]["classes"]
+    links = train(RunConfig(task="link", dataset="mine", method="dense", epochs=2, hidden=8,
+                            layer_metrics="none"), data=data)
+    assert "predicted_classes" not in links  # scores of pairs, not classes
+
+
 def _settings(method: str) -> dict:
     """Small settings under which ``method`` runs (sparse ones at 50%)."""
     from gnnmask.methods import get_method_class
