@@ -181,28 +181,43 @@ class LinkTask(Task):
         return z @ z.t()
 
     def _gae_target(self, data) -> tuple[Tensor, float, float]:
-        """GAE's target, the training adjacency with self-loops ``[N, N]``,
-        and its positive weight ``(N^2 - P) / P`` and normaliser
-        ``N^2 / (2 (N^2 - P))``, with ``P`` the training adjacency's entries
-        *without* the self-loops, as the GAE code counts them (computed once
-        per run)."""
+        """GAE's target, the training adjacency with self-loops, as the flat
+        indices ``i * N + j`` of its ones, and its positive weight
+        ``(N^2 - P) / P`` and normaliser ``N^2 / (2 (N^2 - P))``, with ``P``
+        the training adjacency's entries *without* the added self-loops, as
+        the GAE code counts them (computed once per run)."""
         if getattr(self, "gae_target", None) is None:
             n = data.num_nodes
             if n > GAE_MAX_NODES:
                 raise UserError(f"--link-loss gae scores all N^2 node pairs each step; this "
                                 f"graph has {n:,} nodes; allowed: up to {GAE_MAX_NODES:,}, or "
                                 "--link-loss sampled")
-            adj = torch.zeros(n, n, device=data.edge_index.device)
-            adj[data.edge_index[0], data.edge_index[1]] = 1.0
-            p, total = float(adj.sum()), float(n) * n
-            adj.fill_diagonal_(1.0)
-            self.gae_target = (adj, (total - p) / p, total / (2 * (total - p)))
+            row, col = data.edge_index
+            p, total = float((row * n + col).unique().numel()), float(n) * n
+            loops = torch.arange(n, device=row.device) * (n + 1)
+            ones = torch.cat([row * n + col, loops]).unique()
+            self.gae_target = (ones, (total - p) / p, total / (2 * (total - p)))
         return self.gae_target
 
     def _gae_loss(self, logits: Tensor, data) -> Tensor:
-        adj, pos_weight, norm = self._gae_target(data)
-        return norm * F.binary_cross_entropy_with_logits(
-            logits.float(), adj, pos_weight=torch.tensor(pos_weight, device=adj.device))
+        """GAE's loss, ``norm`` times the mean over all N^2 pairs of the binary
+        cross-entropy with ``pos_weight`` w on the ones of the target A:
+
+        .. math::
+            \\ell(s, 1) = w\\,\\mathrm{softplus}(-s), \\quad
+            \\ell(s, 0) = \\mathrm{softplus}(s).
+
+        Since :math:`\\mathrm{softplus}(-s) = \\mathrm{softplus}(s) - s`, the sum
+        is :math:`\\sum_{ij} \\mathrm{softplus}(s_{ij}) + \\sum_{A_{ij}=1}
+        [(w - 1)\\,\\mathrm{softplus}(s_{ij}) - w\\,s_{ij}]`: one pass over the
+        pairs and one over the ones, with no dense target (equal to
+        ``binary_cross_entropy_with_logits`` against the dense adjacency, as
+        the GAE code computes it; Kipf & Welling, 2016)."""
+        ones, w, norm = self._gae_target(data)
+        logits = logits.float()
+        kept = logits.reshape(-1)[ones]
+        total = F.softplus(logits).sum() + ((w - 1) * F.softplus(kept) - w * kept).sum()
+        return norm * total / logits.numel()
 
     def loss(self, model: nn.Module, out: Tensor, data, split: str = "train") -> Tensor:
         if split == "train" and self.config.link_loss == "gae":

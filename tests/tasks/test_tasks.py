@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
@@ -373,13 +374,38 @@ def test_gae_loss_by_hand():
     expected = 0.0
     for i in range(n):
         for j in range(n):
-            s, y = torch.sigmoid(logits[i, j]), float(target[i, j])
-            expected -= ((n * n - p) / p) * y * torch.log(s) + (1 - y) * torch.log(1 - s)
+            s = torch.sigmoid(logits[i, j].double())
+            expected -= ((n * n - p) / p) * torch.log(s) if target[i, j] else torch.log(1 - s)
     expected = expected / (n * n) * (n * n) / (2 * (n * n - p))
     assert float(task.loss(None, z, data)) == pytest.approx(float(expected), rel=1e-4)
     record = train(RunConfig(task="link", dataset="mine", link_loss="gae", epochs=3, hidden=8,
                              layer_metrics="none"), data=_small_graph())
     assert record["config"]["link_loss"] == "gae" and 0.0 <= record["test_auc"] <= 1.0
+
+
+def test_gae_loss_equals_the_dense_weighted_cross_entropy_and_its_gradient():
+    """Without a dense target: the value and gradient of the weighted binary
+    cross-entropy against the adjacency (duplicate edges and a self-loop
+    given, as the GAE code counts them)."""
+    from gnnmask.tasks import LinkTask
+
+    data = link_split(_small_graph(n=110))
+    data.edge_index = torch.cat([data.edge_index, data.edge_index[:, :3],
+                                 torch.tensor([[5], [5]])], dim=1)
+    config = resolve_config(RunConfig(task="link", dataset="mine", link_loss="gae"), data=data)
+    n = data.num_nodes
+    adj = torch.zeros(n, n)
+    adj[data.edge_index[0], data.edge_index[1]] = 1.0
+    p, total = float(adj.sum()), float(n * n)
+    adj.fill_diagonal_(1.0)
+    z = (3 * torch.randn(n, 6, generator=torch.Generator().manual_seed(0))).requires_grad_()
+    expected = total / (2 * (total - p)) * F.binary_cross_entropy_with_logits(
+        z @ z.t(), adj, pos_weight=torch.tensor((total - p) / p))
+    (want,) = torch.autograd.grad(expected, z)
+    loss = LinkTask(config).loss(None, z, data)
+    (got,) = torch.autograd.grad(loss, z)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("settings, message", [
