@@ -107,11 +107,20 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     if edges:  # graph sparsity (graph lottery tickets), beside the weights'
         out["edge_sparsity"] = statistics.fmean(edges)
     out["best_epochs"] = [r["best_epoch"] for r in kept]
+    # seeds whose final model predicts one class for every test example
+    out["one_class_seeds"] = [r["seed"] for r in kept if one_class(r)]
     for key in COST_KEYS:  # records from before the cost fields have none
         values = [r[key] for r in kept if r.get(key) is not None]
         if values:
             out[key] = statistics.fmean(values)
     return out
+
+
+def one_class(record: dict[str, Any]) -> bool:
+    """Whether the record's final model predicts one class for every test
+    example (``predicted_classes``; records from before the field: False)."""
+    counts = record.get("predicted_classes")
+    return isinstance(counts, dict) and counts.get("test") == 1
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -120,6 +129,8 @@ def describe(record: dict[str, Any]) -> str:
         return "-" if v is None else f"{v:.4f}"
 
     text = f"test {num(score(record, 'test'))}  val {num(score(record, 'val'))}"
+    if one_class(record):
+        text += "  (one class for every test node)"
     if diverged(record):
         d = record["diverged"]
         where = f" in {d['phase']}" if "phase" in d else ""

@@ -44,7 +44,7 @@ from typing import Any
 from gnnmask.atomic import write_atomic
 from gnnmask.errors import UserError
 from gnnmask.experiments.aggregate import layer_means, load_records, summarize_groups
-from gnnmask.experiments.runs import score, score_std
+from gnnmask.experiments.runs import one_class, score, score_std
 from gnnmask.experiments.store import check_output_dir
 
 #: Accuracy difference (a fraction) within which a ticket matches the trained network.
@@ -127,13 +127,13 @@ def smoothing_verdict(ticket: dict[str, float], trained: dict[str, float]) -> st
     return "less smoothed" if all(higher) else "more smoothed" if not any(higher) else "mixed"
 
 
-def one_class(group: dict | None) -> tuple[int, int]:
+def one_class_counts(group: dict | None) -> tuple[int, int]:
     """``(k, n)``: of the ``n`` records of ``group`` that count their predicted
     classes (records from before the field have none), ``k`` predict one class
     for every test node."""
-    said = [r["predicted_classes"]["test"] for r in (group or {}).get("records", ())
+    said = [r for r in (group or {}).get("records", ())
             if isinstance(r.get("predicted_classes"), dict)]
-    return sum(k == 1 for k in said), len(said)
+    return sum(one_class(r) for r in said), len(said)
 
 
 def compare(study: Sequence[dict]) -> list[dict[str, Any]]:
@@ -158,7 +158,8 @@ def compare(study: Sequence[dict]) -> list[dict[str, Any]]:
                 "diff": diff, "verdict": verdict(diff),
                 "ticket_metrics": t_metrics, "trained_metrics": d_metrics,
                 "smoothing": smoothing_verdict(t_metrics, d_metrics),
-                "ticket_one_class": one_class(ticket), "trained_one_class": one_class(trained)})
+                "ticket_one_class": one_class_counts(ticket),
+                "trained_one_class": one_class_counts(trained)})
     return rows
 
 

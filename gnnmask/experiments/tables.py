@@ -51,8 +51,12 @@ def _acc(mean: float, std: float, n: int = 2) -> str:
 
 def _cell(g: dict) -> str:
     """A group's test accuracy, mean ± std over its finished seeds, with the
-    number of diverged seeds beside it (they are never averaged in)."""
+    number of seeds that predict one class for every test node and of
+    diverged seeds beside it (those are never averaged in)."""
     text = _acc(score(g, "test"), score_std(g, "test"), len(g["seeds"]))
+    flat = len(g.get("one_class_seeds") or [])
+    if flat:
+        text += f" (one class: {flat}/{len(g['seeds'])})"
     lost = len(g.get("diverged_seeds") or [])
     if not lost:
         return text

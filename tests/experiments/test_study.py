@@ -12,7 +12,7 @@ from gnnmask.experiments.study import (
     compare,
     is_study,
     last_hidden,
-    one_class,
+    one_class_counts,
     smoothing_verdict,
     statement,
     study_report,
@@ -71,8 +71,8 @@ def test_cells_that_predict_one_class_are_flagged():
     for r, k in zip(ticket["records"], (1, 1, 3)):
         r["predicted_classes"] = {"train": k, "val": k, "test": k}
     trained = group("dense", 2, None, 0.5, 0.5)  # a record from before the field
-    assert one_class(ticket) == (2, 3) and one_class(trained) == (0, 0)
-    assert one_class(None) == (0, 0)
+    assert one_class_counts(ticket) == (2, 3) and one_class_counts(trained) == (0, 0)
+    assert one_class_counts(None) == (0, 0)
     deeper = [group("dense", 8, None, 0.5, 0.5), group("ugt", 8, 0.5, 0.5, 0.5)]
     deeper[0]["records"][0]["predicted_classes"] = {"train": 1, "val": 1, "test": 1}
     rows = compare([{"dataset": "d", "model": "m", "groups": [trained, ticket, *deeper]}])
