@@ -193,9 +193,10 @@ class LinkTask(Task):
                                 f"graph has {n:,} nodes; allowed: up to {GAE_MAX_NODES:,}, or "
                                 "--link-loss sampled")
             row, col = data.edge_index
-            p, total = float((row * n + col).unique().numel()), float(n) * n
+            edges = row * n + col
+            p, total = float(edges.unique().numel()), float(n) * n
             loops = torch.arange(n, device=row.device) * (n + 1)
-            ones = torch.cat([row * n + col, loops]).unique()
+            ones = torch.cat([edges, loops]).unique()
             self.gae_target = (ones, (total - p) / p, total / (2 * (total - p)))
         return self.gae_target
 

@@ -55,4 +55,3 @@ class NodeTask(Task):
 
     def predictions(self, out: Tensor, data):
         return {"predicted_classes": predicted_classes(out.argmax(dim=-1), data)}
-
