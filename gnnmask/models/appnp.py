@@ -7,12 +7,27 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.nn import APPNP as APPNPConv
 
-from gnnmask.models.deep import AdjDtype, DeepGNN, dropout
+from gnnmask.models.deep import AdjDtype, Adjacency, DeepGNN, dropout, propagate
 
 
 class APPNPPropagation(AdjDtype, APPNPConv):
     """PyG's :class:`~torch_geometric.nn.conv.APPNP` (Gasteiger et al. 2019)
-    with the sparse product in the adjacency's dtype under autocast."""
+    with the sparse product in the adjacency's dtype under autocast, that also
+    accepts an :class:`~gnnmask.models.deep.Adjacency`: ``K`` steps
+    :math:`z \\leftarrow (1 - \\alpha)\\,\\hat A z + \\alpha\\,z^{(0)}` in
+    ``APPNP``'s order of operations, each backward step through the
+    precomputed transpose. Any other graph input, and edge dropout, take
+    ``APPNP``'s own path."""
+
+    def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
+        if not isinstance(edge_index, Adjacency) or (self.dropout > 0 and self.training):
+            return super().forward(x, edge_index, edge_weight)
+        h = x
+        for _ in range(self.K):
+            x = propagate(x, edge_index)
+            x = x * (1 - self.alpha)
+            x = x + self.alpha * h
+        return x
 
 
 class PredictThenPropagate(DeepGNN):
@@ -23,7 +38,7 @@ class PredictThenPropagate(DeepGNN):
     ``hidden`` holds ``x`` only (the propagation steps are not traced)."""
 
     reads = ("dropout", "activation", "bias")
-    graph_input = "normalized"
+    graph_input = "gcn"
 
     def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
         self.lin_in = nn.Linear(in_dim, hidden, bias=options["bias"])

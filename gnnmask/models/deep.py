@@ -14,11 +14,12 @@ when widths match) or the initial-residual mix
 ``h = (1-\\alpha)\\,\\rho(\\ldots) + \\alpha\\,h^{(1)}`` (``"initial"``, as in
 APPNP/GCNII, Chen et al. 2020).
 
-GCN-family models (``gcn``, ``gcnii``, ``appnp``) normalise the adjacency once
-per forward pass, :math:`\\hat A = \\tilde D^{-1/2}(A+I)\\tilde D^{-1/2}`
+GCN-family models (``gcn``, ``gcnii``, ``jknet``, ``resgcn`` and the
+predict-then-propagate ``appnp``, ``dagnn``, ``gprgnn``) normalise the adjacency
+once per forward pass, :math:`\\hat A = \\tilde D^{-1/2}(A+I)\\tilde D^{-1/2}`
 (Kipf & Welling 2017), and propagate through a CSR sparse matrix: on CPU this is
-several times faster than scattering over ``edge_index`` in every layer. ``gcn``
-also builds the transpose once per pass (:class:`Adjacency`), so the backward
+several times faster than scattering over ``edge_index`` in every layer. They
+also build the transpose once per pass (:class:`Adjacency`), so the backward
 pass of each layer does not re-transpose (sort) the matrix (figures in
 docs/RESULTS.md).
 
@@ -339,8 +340,8 @@ class DeepGNN(nn.Module):
     #: Options of its own that take one of a fixed set of values (e.g. JKNet's
     #: ``jk``): each is checked against its set.
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
-    #: Graph input of every layer: ``"edges"`` (``edge_index``), ``"normalized"``
-    #: (:func:`normalized_adjacency`) or ``"gcn"`` (:func:`gcn_adjacency`).
+    #: Graph input of every layer: ``"edges"`` (``edge_index``) or ``"gcn"``
+    #: (:func:`gcn_adjacency`, the normalised adjacency and its transpose).
     graph_input: ClassVar[str] = "edges"
     #: Whether the first layer consumes sparse CSR input features
     #: (:func:`sparse_features`).
@@ -489,8 +490,6 @@ class DeepGNN(nn.Module):
             return gcn_norm(edge_index, edge_weight, num_nodes=n, dtype=x.dtype)
         if self.graph_input == "gcn":
             return (gcn_adjacency(edge_index, n, x.dtype, edge_weight),)
-        if self.graph_input == "normalized":
-            return (normalized_adjacency(edge_index, n, x.dtype, edge_weight),)
         return (edge_index,)
 
     def mix(self, h: Tensor, prev: Tensor, first: Tensor | None, index: int = 0) -> Tensor:

@@ -3,15 +3,32 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCN2Conv
 
-from gnnmask.models.deep import AdjDtype, DeepGNN, dropout
+from gnnmask.models.deep import AdjDtype, Adjacency, DeepGNN, dropout, propagate
 
 
 class GCNIILayer(AdjDtype, GCN2Conv):
     """PyG's :class:`~torch_geometric.nn.conv.GCN2Conv` (Chen et al. 2020)
-    with the sparse product in the adjacency's dtype under autocast."""
+    with the sparse product in the adjacency's dtype under autocast, that
+    also accepts an :class:`~gnnmask.models.deep.Adjacency`:
+
+    .. math::
+        h' = (1 - \\beta)\\,p + \\beta\\,p\\,W, \\qquad
+        p = (1 - \\alpha)\\,\\hat A h + \\alpha\\,h^{(0)}
+
+    (shared weights), in ``GCN2Conv``'s order of operations, with the backward
+    pass through the precomputed transpose. Any other graph input takes
+    ``GCN2Conv``'s own path; parameters and ``state_dict`` keys are its own."""
+
+    def forward(self, x: Tensor, x_0: Tensor, edge_index, edge_weight: Tensor | None = None):
+        if not isinstance(edge_index, Adjacency) or self.weight2 is not None:
+            return super().forward(x, x_0, edge_index, edge_weight)
+        p = propagate(x, edge_index).mul_(1 - self.alpha)
+        p = p.add_(self.alpha * x_0)
+        return torch.addmm(p, p, self.weight1, beta=1.0 - self.beta, alpha=self.beta)
 
 
 class GCNII(DeepGNN):
@@ -26,7 +43,7 @@ class GCNII(DeepGNN):
     reads = ("dropout", "activation", "bias", "norm", "residual", "alpha", "theta")
     residuals = ("none", "plain")
     always_reads = ("alpha", "theta")
-    graph_input = "normalized"
+    graph_input = "gcn"
     conv_decay = True  # the paper's code: 0.01 on the convolutions, 5e-4 on the rest
 
     def build_layers(self, in_dim, hidden, out_dim, layers, options) -> int:
