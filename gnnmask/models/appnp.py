@@ -16,12 +16,14 @@ class APPNPPropagation(AdjDtype, APPNPConv):
     accepts an :class:`~gnnmask.models.deep.Adjacency`: ``K`` steps
     :math:`z \\leftarrow (1 - \\alpha)\\,\\hat A z + \\alpha\\,z^{(0)}` in
     ``APPNP``'s order of operations, each backward step through the
-    precomputed transpose. Any other graph input, and edge dropout, take
-    ``APPNP``'s own path."""
+    precomputed transpose. Any other graph input takes ``APPNP``'s own path,
+    and so does edge dropout (``dropout > 0``, on the CSR matrix ``adj_t``)."""
 
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
-        if not isinstance(edge_index, Adjacency) or (self.dropout > 0 and self.training):
+        if not isinstance(edge_index, Adjacency):
             return super().forward(x, edge_index, edge_weight)
+        if self.dropout > 0 and self.training:  # APPNP's edge dropout on the CSR matrix
+            return super().forward(x, edge_index.adj_t, edge_weight)
         h = x
         for _ in range(self.K):
             x = propagate(x, edge_index)

@@ -91,6 +91,21 @@ def test_adjacency_path_equals_pygs_own_layers_on_a_directed_graph(name):
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_appnp_edge_dropout_on_an_adjacency_takes_pygs_path(graph):
+    """PyG's APPNP edge dropout is kept when the graph is an Adjacency: the
+    same draws and output as APPNP on the CSR matrix itself."""
+    from gnnmask.models.appnp import APPNPPropagation
+    from gnnmask.models.deep import gcn_adjacency
+    x, edge_index = graph
+    adj = gcn_adjacency(edge_index, 30)
+    prop = APPNPPropagation(K=3, alpha=0.1, dropout=0.5, normalize=False).train()
+    torch.manual_seed(0)
+    out = prop(x, adj)
+    torch.manual_seed(0)
+    assert torch.equal(out, prop(x, adj.adj_t))
+    assert not torch.equal(out, prop.eval()(x, adj))  # the dropout did act
+
+
 def test_normalized_adjacency_is_symmetric_with_self_loops(graph):
     x, edge_index = graph
     a = normalized_adjacency(edge_index, 30).to_dense()
