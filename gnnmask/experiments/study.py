@@ -44,7 +44,7 @@ from typing import Any
 from gnnmask.atomic import write_atomic
 from gnnmask.errors import UserError
 from gnnmask.experiments.aggregate import layer_means, load_records, summarize_groups
-from gnnmask.experiments.runs import diverged, one_class, score, score_std
+from gnnmask.experiments.runs import one_class, score, score_std
 from gnnmask.experiments.store import check_output_dir
 
 #: Accuracy difference (a fraction) within which a ticket matches the trained network.
@@ -128,12 +128,11 @@ def smoothing_verdict(ticket: dict[str, float], trained: dict[str, float]) -> st
 
 
 def one_class_counts(group: dict | None) -> tuple[int, int]:
-    """``(k, n)``: of the ``n`` finished records of ``group`` that count their
-    predicted classes (records from before the field have none; diverged
-    seeds are left out, as in the group's accuracy), ``k`` predict one class
+    """``(k, n)``: of the ``n`` records of ``group`` that count their predicted
+    classes (records from before the field have none), ``k`` predict one class
     for every test node."""
     said = [r for r in (group or {}).get("records", ())
-            if isinstance(r.get("predicted_classes"), dict) and not diverged(r)]
+            if isinstance(r.get("predicted_classes"), dict)]
     return sum(one_class(r) for r in said), len(said)
 
 
