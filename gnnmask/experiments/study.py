@@ -17,12 +17,21 @@ How a row is judged (:func:`compare`): at each depth the trained network
 (``rigl``) each at the weight sparsity whose mean *validation* accuracy is
 best, so the choice never looks at test accuracy. The ticket ``beats`` the
 trained network when its mean test accuracy is more than :data:`MATCH` above
-dense's, ``matches`` it within :data:`MATCH`, and is ``below`` otherwise.
+dense's, ``matches`` it within :data:`MATCH`, and is ``below`` when more than
+:data:`MATCH` under it. Where both sides have two seeds or more, a difference
+beyond :data:`MATCH` must also pass Welch's t-test over the seeds at level
+:data:`ALPHA` (:func:`welch_p`); one that does not is ``within noise``.
 Over-smoothing compares the last hidden state (the input of the output layer;
 the logits for backbones that trace none, such as APPNP's propagation) of that
 ticket and of the trained network by the two scale-free measures: ``less
 smoothed`` when the ticket's mean average distance (MAD) and effective rank
-are both higher, ``more smoothed`` when both are lower, ``mixed`` otherwise.
+are both higher, ``more smoothed`` when both are lower, ``mixed`` otherwise;
+with two seeds or more on both sides each of the two differences must pass
+the same test, else ``no measurable difference``. A last hidden state that is
+exactly zero in some seed (every unit of a layer pruned or dead: a ticket can
+cut whole layers at high sparsity, while JKNet's or DAGNN's skip to the
+output still carries the earlier layers) has no direction, so its MAD and
+rank of 0 say nothing of smoothing: such a cell is ``zero state``.
 The Dirichlet energy is shown beside them with the mean norm, since it grows
 with the scale of the states (a ticket cannot rescale its frozen weights, a
 trained network can). Means are over the seeds each cell has; the number of
@@ -37,6 +46,7 @@ import csv
 import io
 import math
 import os
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +59,9 @@ from gnnmask.experiments.store import check_output_dir
 
 #: Accuracy difference (a fraction) within which a ticket matches the trained network.
 MATCH = 0.01
+#: Significance level of the test over seeds (:func:`welch_p`) that a
+#: difference beyond :data:`MATCH`, or in over-smoothing, must pass.
+ALPHA = 0.05
 #: The per-layer metrics the study shows (higher: less smoothed; the first two,
 #: scale-free, decide the over-smoothing verdict).
 SMOOTHING = ("mad", "effective_rank", "dirichlet", "norm")
@@ -110,21 +123,67 @@ def last_hidden(group: dict) -> dict[str, float]:
             and math.isfinite(row[m])}
 
 
-def verdict(diff: float | None) -> str:
-    """``beats``, ``matches`` or ``below`` for a test-accuracy difference."""
+def last_hidden_per_seed(group: dict | None) -> list[dict[str, float]]:
+    """:func:`last_hidden` of each of the group's records, one dict a seed."""
+    return [last_hidden({"records": [r]}) for r in (group or {}).get("records", ())
+            if r.get("layers")]
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` (values over
+    seeds) have the same mean; ``None`` with fewer than two values on either
+    side. Two constant samples give 1 when equal and 0 otherwise (the test's
+    statistic is undefined there, the difference exact)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
+        return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
+    from scipy.stats import ttest_ind  # only the study report needs scipy.stats
+
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def seed_p(ticket: dict | None, trained: dict | None) -> float | None:
+    """:func:`welch_p` of the two groups' per-seed test scores."""
+    if ticket is None or trained is None:
+        return None
+    return welch_p(*([v for r in g["records"] if (v := score(r, "test")) is not None]
+                     for g in (ticket, trained)))
+
+
+def verdict(diff: float | None, p: float | None = None) -> str:
+    """``beats``, ``matches``, ``below`` or ``within noise`` for a
+    test-accuracy difference and its seed test's p-value (``None``: one seed)."""
     if diff is None:
         return ""
-    return "beats" if diff > MATCH else "matches" if diff >= -MATCH else "below"
+    if abs(diff) <= MATCH:
+        return "matches"
+    if p is not None and p >= ALPHA:
+        return "within noise"
+    return "beats" if diff > 0 else "below"
 
 
-def smoothing_verdict(ticket: dict[str, float], trained: dict[str, float]) -> str:
+def smoothing_verdict(ticket: dict[str, float], trained: dict[str, float],
+                      seeds: tuple[Sequence[dict], Sequence[dict]] | None = None) -> str:
     """``less smoothed``, ``more smoothed`` or ``mixed`` (MAD and effective
-    rank of the ticket against the trained network); ``""`` without both."""
+    rank of the ticket against the trained network); ``""`` without both.
+    With ``seeds`` (the two sides' :func:`last_hidden_per_seed`): ``zero
+    state`` when either side's state is zero in some seed, and ``no measurable
+    difference`` when the two agree in direction but either fails
+    :func:`welch_p` at :data:`ALPHA`."""
     keys = [k for k in SMOOTHING[:2] if k in ticket and k in trained]
     if len(keys) < 2:
         return ""
+    if seeds and any(row.get("norm") == 0 for side in seeds for row in side):
+        return "zero state"
     higher = [ticket[k] > trained[k] for k in keys]
-    return "less smoothed" if all(higher) else "more smoothed" if not any(higher) else "mixed"
+    if any(higher) and not all(higher):
+        return "mixed"
+    if seeds:
+        ps = [welch_p(*([row[k] for row in side if k in row] for side in seeds)) for k in keys]
+        if any(p is not None and p >= ALPHA for p in ps):
+            return "no measurable difference"
+    return "less smoothed" if all(higher) else "more smoothed"
 
 
 def one_class_counts(group: dict | None) -> tuple[int, int]:
@@ -148,16 +207,18 @@ def compare(study: Sequence[dict]) -> list[dict[str, Any]]:
             sparse = best_by_validation(groups, SPARSE, depth)
             diff = None if trained is None or ticket is None else \
                 score(ticket, "test") - score(trained, "test")
+            p = seed_p(ticket, trained)
             t_metrics = last_hidden(ticket) if ticket else {}
             d_metrics = last_hidden(trained) if trained else {}
+            per_seed = (last_hidden_per_seed(ticket), last_hidden_per_seed(trained))
             rows.append({
                 "dataset": sweep["dataset"], "model": sweep["model"], "depth": depth,
                 "trained": trained, "ticket": ticket, "sparse": sparse,
                 "all_tickets": [g for g in groups if g["method"] == TICKET
                                 and g["layers"] == depth and g["records"]],
-                "diff": diff, "verdict": verdict(diff),
+                "diff": diff, "p": p, "verdict": verdict(diff, p),
                 "ticket_metrics": t_metrics, "trained_metrics": d_metrics,
-                "smoothing": smoothing_verdict(t_metrics, d_metrics),
+                "smoothing": smoothing_verdict(t_metrics, d_metrics, per_seed),
                 "ticket_one_class": one_class_counts(ticket),
                 "trained_one_class": one_class_counts(trained)})
     return rows
@@ -200,7 +261,8 @@ def _table(rows: Sequence[dict]) -> list[str]:
         t, d = r["ticket_metrics"], r["trained_metrics"]
         lines.append("| " + " | ".join([
             r["model"], str(r["depth"]), _acc(r["trained"]), _sparse_cell(r["ticket"]),
-            "" if r["diff"] is None else f"{100 * r['diff']:+.1f}", r["verdict"],
+            "" if r["diff"] is None else f"{100 * r['diff']:+.1f}",
+            r["verdict"] + ("" if r.get("p") is None else f" (p={r['p']:.2g})"),
             _sparse_cell(r["sparse"]),
             *(f"{_metric(t, k)} / {_metric(d, k)}" for k in SMOOTHING),
             r["smoothing"],
@@ -224,6 +286,12 @@ def _depths(rows: Sequence[dict], key: str, value) -> str:
         ", ".join(depths)
 
 
+#: How the statement words each over-smoothing verdict ("its last hidden state is ...").
+_STATE = {"less smoothed": "less smoothed", "more smoothed": "more smoothed", "mixed": "mixed",
+          "no measurable difference": "not measurably different",
+          "zero state": "zero in some seed (no direction to measure)"}
+
+
 def statement(rows: Sequence[dict]) -> list[str]:
     """Item 5 of the study, one bullet per backbone of one dataset's rows."""
     out = []
@@ -234,9 +302,10 @@ def statement(rows: Sequence[dict]) -> list[str]:
             continue
         parts = [f"{word} at {d}" for word, v in
                  (("beats the trained network", "beats"), ("matches it", "matches"),
-                  ("falls below it", "below")) if (d := _depths(mine, "verdict", v))]
-        smooth = [f"{v} at {d}" for v in ("less smoothed", "more smoothed", "mixed")
-                  if (d := _depths(mine, "smoothing", v))]
+                  ("falls below it", "below"),
+                  ("differs from it within the seeds' noise", "within noise"))
+                 if (d := _depths(mine, "verdict", v))]
+        smooth = [f"{_STATE[v]} at {d}" for v in _STATE if (d := _depths(mine, "smoothing", v))]
         seeds = sorted({len(r["ticket"]["seeds"]) for r in mine})
         flat = [f"{who} at {d}" for who, key in (("the ticket", "ticket_one_class"),
                                                  ("the trained network", "trained_one_class"))
@@ -257,7 +326,7 @@ def _csv(rows: Sequence[dict]) -> str:
                 "verdict", "rigl_sparsity", "rigl_test_acc", "rigl_std",
                 *(f"ugt_{m}" for m in SMOOTHING), *(f"dense_{m}" for m in SMOOTHING),
                 "over_smoothing", "ugt_inference_macs", "dense_inference_macs",
-                "ugt_one_class_seeds", "dense_one_class_seeds"])
+                "ugt_one_class_seeds", "dense_one_class_seeds", "verdict_p"])
 
     def g3(g):
         return ["", "", ""] if g is None else [score(g, "test"), score_std(g, "test"),
@@ -271,7 +340,8 @@ def _csv(rows: Sequence[dict]) -> str:
                     *(r["ticket_metrics"].get(m, "") for m in SMOOTHING),
                     *(r["trained_metrics"].get(m, "") for m in SMOOTHING), r["smoothing"],
                     *(_round((g or {}).get("inference_macs")) for g in (t, r["trained"])),
-                    *(_one_class(r[k]) for k in ("ticket_one_class", "trained_one_class"))])
+                    *(_one_class(r[k]) for k in ("ticket_one_class", "trained_one_class")),
+                    "" if r.get("p") is None else r["p"]])
     return buf.getvalue()
 
 

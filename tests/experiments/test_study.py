@@ -15,6 +15,7 @@ from gnnmask.experiments.study import (
     one_class_counts,
     smoothing_verdict,
     statement,
+    welch_p,
     study_report,
     verdict,
 )
@@ -44,6 +45,52 @@ def test_the_ticket_compared_is_the_one_with_the_best_validation_accuracy():
               if r["depth"] == 4]
     assert row["diff"] == pytest.approx(-0.10) and row["verdict"] == "below"
     assert row["sparse"] is None
+
+
+def test_welch_p_matches_the_hand_computed_test():
+    # means 2 and 5, sample variances 1 and 1: t = -3 / sqrt(2/3) = -3.674 with
+    # Welch's df = (2/3)^2 / (2 * (1/3)^2 / 2) = 4, two-sided p = 0.0213
+    assert welch_p([1, 2, 3], [4, 5, 6]) == pytest.approx(0.02131, abs=2e-4)
+    assert welch_p([1, 2, 3], [3, 2, 1]) == pytest.approx(1.0)
+    assert welch_p([0.5], [0.1, 0.2]) is None  # one seed: no test
+    assert welch_p([0.6, 0.6], [0.6, 0.6, 0.6]) == 1.0  # constants: the difference is exact
+    assert welch_p([0.65, 0.65], [0.6, 0.6]) == 0.0
+
+
+def test_a_difference_within_the_seeds_noise_is_not_a_verdict():
+    assert verdict(0.05, p=0.3) == "within noise" and verdict(-0.05, p=0.3) == "within noise"
+    assert verdict(0.05, p=0.01) == "beats" and verdict(-0.05, p=0.01) == "below"
+    assert verdict(0.005, p=0.9) == "matches"  # within MATCH whatever the test says
+    noisy = [group("dense", 2, None, 0.5, 0.50, seeds=(0, 1, 2)),
+             group("ugt", 2, 0.5, 0.6, 0.55, seeds=(0, 1, 2))]
+    for g, accs in zip(noisy, ([0.40, 0.50, 0.60], [0.45, 0.55, 0.65])):
+        for r, a in zip(g["records"], accs):
+            r["test_acc"] = a
+    (row,) = compare([{"dataset": "d", "model": "m", "groups": noisy}])
+    assert row["diff"] == pytest.approx(0.05) and row["p"] == pytest.approx(0.5724, abs=1e-3)
+    assert row["verdict"] == "within noise"
+    assert "differs from it within the seeds' noise at depth 2" in statement([row])[0]
+    for r, a in zip(noisy[1]["records"], [0.80, 0.81, 0.82]):  # now clearly above
+        r["test_acc"] = a
+    noisy[1]["test_acc"] = 0.81
+    (row,) = compare([{"dataset": "d", "model": "m", "groups": noisy}])
+    assert row["verdict"] == "beats" and row["p"] < 0.05
+
+
+def test_over_smoothing_must_be_measurable_over_seeds_and_a_zero_state_is_flagged():
+    one, two = {"mad": 1, "effective_rank": 1}, {"mad": 2, "effective_rank": 2}
+    apart = ([{"mad": 2.0, "effective_rank": 2.0, "norm": 1.0},
+              {"mad": 2.1, "effective_rank": 2.1, "norm": 1.0}],
+             [{"mad": 1.0, "effective_rank": 1.0, "norm": 1.0},
+              {"mad": 1.1, "effective_rank": 1.1, "norm": 1.0}])
+    assert smoothing_verdict(two, one, apart) == "less smoothed"
+    overlap = (apart[0], [{"mad": 0.1, "effective_rank": 0.1, "norm": 1.0},
+                          {"mad": 3.9, "effective_rank": 3.9, "norm": 1.0}])
+    assert smoothing_verdict(two, one, overlap) == "no measurable difference"
+    assert smoothing_verdict({"mad": 2, "effective_rank": 0}, one, overlap) == "mixed"
+    dead = ([{"mad": 0.0, "effective_rank": 0.0, "norm": 0.0}, apart[0][0]], apart[1])
+    assert smoothing_verdict(one, two, dead) == "zero state"  # not "more smoothed"
+    assert smoothing_verdict(one, two, ([apart[0][0]], [apart[1][0]])) == "more smoothed"
 
 
 def test_over_smoothing_compares_the_last_hidden_state():
