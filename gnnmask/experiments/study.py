@@ -132,8 +132,10 @@ def last_hidden_per_seed(group: dict | None) -> list[dict[str, float]]:
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Two-sided p-value of Welch's t-test that ``a`` and ``b`` (values over
     seeds) have the same mean; ``None`` with fewer than two values on either
-    side. Two constant samples give 1 when equal and 0 otherwise (the test's
-    statistic is undefined there, the difference exact)."""
+    side, non-finite values left out. Two constant samples give 1 when equal
+    and 0 otherwise (the test's statistic is undefined there, the difference
+    exact)."""
+    a, b = ([v for v in side if math.isfinite(v)] for side in (a, b))
     if len(a) < 2 or len(b) < 2:
         return None
     if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
@@ -158,7 +160,7 @@ def verdict(diff: float | None, p: float | None = None) -> str:
         return ""
     if abs(diff) <= MATCH:
         return "matches"
-    if p is not None and p >= ALPHA:
+    if p is not None and not p < ALPHA:
         return "within noise"
     return "beats" if diff > 0 else "below"
 
@@ -168,20 +170,21 @@ def smoothing_verdict(ticket: dict[str, float], trained: dict[str, float],
     """``less smoothed``, ``more smoothed`` or ``mixed`` (MAD and effective
     rank of the ticket against the trained network); ``""`` without both.
     With ``seeds`` (the two sides' :func:`last_hidden_per_seed`): ``zero
-    state`` when either side's state is zero in some seed, and ``no measurable
+    state`` when either side's state is zero in some seed (its mean ``norm``
+    is 0; records without ``norm`` are not checked), and ``no measurable
     difference`` when the two agree in direction but either fails
     :func:`welch_p` at :data:`ALPHA`."""
+    if seeds and any(row.get("norm") == 0 for side in seeds for row in side):
+        return "zero state"
     keys = [k for k in SMOOTHING[:2] if k in ticket and k in trained]
     if len(keys) < 2:
         return ""
-    if seeds and any(row.get("norm") == 0 for side in seeds for row in side):
-        return "zero state"
     higher = [ticket[k] > trained[k] for k in keys]
     if any(higher) and not all(higher):
         return "mixed"
     if seeds:
         ps = [welch_p(*([row[k] for row in side if k in row] for side in seeds)) for k in keys]
-        if any(p is not None and p >= ALPHA for p in ps):
+        if any(p is not None and not p < ALPHA for p in ps):
             return "no measurable difference"
     return "less smoothed" if all(higher) else "more smoothed"
 
@@ -262,7 +265,8 @@ def _table(rows: Sequence[dict]) -> list[str]:
         lines.append("| " + " | ".join([
             r["model"], str(r["depth"]), _acc(r["trained"]), _sparse_cell(r["ticket"]),
             "" if r["diff"] is None else f"{100 * r['diff']:+.1f}",
-            r["verdict"] + ("" if r.get("p") is None else f" (p={r['p']:.2g})"),
+            r["verdict"] + ("" if r.get("p") is None or r["verdict"] == "matches"
+                            else f" (p={r['p']:.2g})"),
             _sparse_cell(r["sparse"]),
             *(f"{_metric(t, k)} / {_metric(d, k)}" for k in SMOOTHING),
             r["smoothing"],

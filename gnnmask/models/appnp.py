@@ -17,7 +17,9 @@ class APPNPPropagation(AdjDtype, APPNPConv):
     :math:`z \\leftarrow (1 - \\alpha)\\,\\hat A z + \\alpha\\,z^{(0)}` in
     ``APPNP``'s order of operations, each backward step through the
     precomputed transpose. Any other graph input takes ``APPNP``'s own path,
-    and so does edge dropout (``dropout > 0``, on the CSR matrix ``adj_t``)."""
+    and so does edge dropout (``dropout > 0``, on the CSR matrix ``adj_t``).
+    An :class:`~gnnmask.models.deep.Adjacency` is already normalised: build
+    the layer with ``normalize=False``."""
 
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
         if not isinstance(edge_index, Adjacency):

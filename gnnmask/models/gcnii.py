@@ -21,13 +21,18 @@ class GCNIILayer(AdjDtype, GCN2Conv):
 
     (shared weights), in ``GCN2Conv``'s order of operations, with the backward
     pass through the precomputed transpose. Any other graph input takes
-    ``GCN2Conv``'s own path; parameters and ``state_dict`` keys are its own."""
+    ``GCN2Conv``'s own path, and so do separate weights (``shared_weights=False``,
+    on the CSR matrix ``adj_t``); parameters and ``state_dict`` keys are its
+    own. An :class:`~gnnmask.models.deep.Adjacency` is already normalised:
+    build the layer with ``normalize=False``."""
 
     def forward(self, x: Tensor, x_0: Tensor, edge_index, edge_weight: Tensor | None = None):
-        if not isinstance(edge_index, Adjacency) or self.weight2 is not None:
+        if not isinstance(edge_index, Adjacency):
             return super().forward(x, x_0, edge_index, edge_weight)
+        if self.weight2 is not None:  # separate weights: GCN2Conv's path on the CSR matrix
+            return super().forward(x, x_0, edge_index.adj_t, edge_weight)
         p = propagate(x, edge_index).mul_(1 - self.alpha)
-        p = p.add_(self.alpha * x_0)
+        p = p.add_(self.alpha * x_0[:p.size(0)])
         return torch.addmm(p, p, self.weight1, beta=1.0 - self.beta, alpha=self.beta)
 
 

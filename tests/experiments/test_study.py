@@ -55,6 +55,8 @@ def test_welch_p_matches_the_hand_computed_test():
     assert welch_p([0.5], [0.1, 0.2]) is None  # one seed: no test
     assert welch_p([0.6, 0.6], [0.6, 0.6, 0.6]) == 1.0  # constants: the difference is exact
     assert welch_p([0.65, 0.65], [0.6, 0.6]) == 0.0
+    assert welch_p([0.5, float("nan")], [0.6, 0.7]) is None  # NaN left out: one value
+    assert verdict(0.1, p=float("nan")) == "within noise"  # never significant by accident
 
 
 def test_a_difference_within_the_seeds_noise_is_not_a_verdict():

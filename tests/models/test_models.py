@@ -91,6 +91,35 @@ def test_adjacency_path_equals_pygs_own_layers_on_a_directed_graph(name):
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_adjacency_path_is_bit_identical_to_the_csr_path():
+    """The precomputed transpose changes no bit: GCN2Conv (shared and
+    separate weights) and APPNP on an Adjacency give the same outputs and
+    gradients as on its CSR matrix ``adj_t`` alone (PyG's spmm, whose
+    backward transposes), here on a directed graph."""
+    from gnnmask.models.appnp import APPNPPropagation
+    from gnnmask.models.deep import gcn_adjacency
+    from gnnmask.models.gcnii import GCNIILayer
+    g = torch.Generator().manual_seed(3)
+    edge_index = torch.randint(0, 40, (2, 160), generator=g)
+    adj = gcn_adjacency(edge_index, 40)
+    x, x0 = torch.randn(40, 8, generator=g), torch.randn(40, 8, generator=g)
+    torch.manual_seed(0)
+    layers = [GCNIILayer(8, 0.1, 0.5, layer=2, normalize=False),
+              GCNIILayer(8, 0.1, 0.5, layer=2, shared_weights=False, normalize=False),
+              APPNPPropagation(K=4, alpha=0.1, normalize=False)]
+    for layer in layers:
+        results = []
+        for graph in (adj, adj.adj_t):
+            inputs = [x.clone().requires_grad_(), x0.clone().requires_grad_()]
+            out = layer(*inputs, graph) if isinstance(layer, GCNIILayer) else \
+                layer(inputs[0], graph)
+            wrt = [*inputs, *layer.parameters()]
+            grads = torch.autograd.grad(out.square().sum(), wrt, allow_unused=True)
+            results.append([out, *(gr for gr in grads if gr is not None)])
+        assert len(results[0]) == len(results[1]) > 1
+        assert all(torch.equal(a, b) for a, b in zip(*results)), layer
+
+
 def test_appnp_edge_dropout_on_an_adjacency_takes_pygs_path(graph):
     """PyG's APPNP edge dropout is kept when the graph is an Adjacency: the
     same draws and output as APPNP on the CSR matrix itself."""
