@@ -4,7 +4,7 @@
 # (ugt) and RigL at weight sparsities 0.5 / 0.9 / 0.99, with per-layer MAD,
 # Dirichlet energy, effective rank and mean norm of the final model.
 #
-#   scripts/depth_sparsity.sh [DATASET ...]      (default: cora citeseer texas pubmed actor)
+#   scripts/depth_sparsity.sh [DATASET ...]      (default: cora citeseer texas pubmed)
 #   BACKBONES="gcnii gcn" SEEDS=0,1,2 scripts/depth_sparsity.sh cora
 #   OUT=docs/results/gin_mean BACKBONES=gin EXTRA="--aggr mean" scripts/depth_sparsity.sh cora
 #
@@ -20,11 +20,14 @@
 # Width 64, 400 epochs, lr 0.01, each method's own defaults otherwise (dense and
 # RigL: dropout 0.5, weight decay 5e-4; ugt: neither). The architecture flags of
 # each backbone (RECIPE below) are shared by all three methods, so a ticket is
-# compared with the same network trained. Cost, measured alone on one core
-# (one thread): a Cora sweep of one backbone and seed takes 16 (appnp) to 40
-# (gcnii) CPU minutes; CiteSeer about 1.3x Cora, Texas about 0.1x (183 nodes),
-# Actor about 2.5x, PubMed about 6x. Run it in the background at one thread
-# (OMP_NUM_THREADS=1, the default here).
+# compared with the same network trained. Cost at one thread: a Cora sweep of
+# one backbone and seed took 14 (gprgnn) to 40 (gcnii) CPU minutes before
+# gcnii, appnp, dagnn and gprgnn propagated through the precomputed
+# transpose (25% off a GCNII step, 55-65% off the other three); CiteSeer
+# costs about 1.3x Cora, Texas about 0.1x (183 nodes), PubMed about 6x,
+# Actor about 2.5x (an optional heterophilous graph beside Texas: name it).
+# Run it in the background at one thread (OMP_NUM_THREADS=1, the default
+# here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GNNMASK=${GNNMASK:-.venv/bin/gnnmask}
@@ -36,7 +39,7 @@ BACKBONES=${BACKBONES:-gcnii gcn appnp resgcn jknet dagnn gprgnn}
 EXTRA=${EXTRA:-}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ROOT=${DATA_ROOT:+--data-root $DATA_ROOT}
-datasets=${*:-cora citeseer texas pubmed actor}
+datasets=${*:-cora citeseer texas pubmed}
 
 recipe() {  # the architecture flags of a backbone, shared by dense, ugt and rigl
   case "$1" in
