@@ -7,7 +7,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.nn import APPNP as APPNPConv
 
-from gnnmask.models.deep import AdjDtype, Adjacency, DeepGNN, dropout, propagate
+from gnnmask.models.deep import Adjacency, AdjDtype, DeepGNN, dropout, propagate
 
 
 class APPNPPropagation(AdjDtype, APPNPConv):

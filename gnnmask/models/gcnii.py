@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCN2Conv
 
-from gnnmask.models.deep import AdjDtype, Adjacency, DeepGNN, dropout, propagate
+from gnnmask.models.deep import Adjacency, AdjDtype, DeepGNN, dropout, propagate
 
 
 class GCNIILayer(AdjDtype, GCN2Conv):

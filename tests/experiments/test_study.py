@@ -15,9 +15,9 @@ from gnnmask.experiments.study import (
     one_class_counts,
     smoothing_verdict,
     statement,
-    welch_p,
     study_report,
     verdict,
+    welch_p,
 )
 
 
