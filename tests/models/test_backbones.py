@@ -180,3 +180,30 @@ def test_group_norm_is_pygs_diff_group_norm(graph):
     model = build_model("gcn", 5, 20, 3, 3, norm="group")
     assert all(isinstance(n, DiffGroupNorm) and n.groups == 10 for n in model.norms)
     assert model(x, ei).shape == (20, 3)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_gin_ugt_is_the_untrained_tickets_codes_layout(graph, layers):
+    """One linear layer of ``h + mean_j h_j`` per layer, ReLU after each (the
+    last too), and the logits averaged with a read-out of the last hidden
+    state (``x`` with one layer)."""
+    x, ei, _ = graph
+    model = build_model("gin-ugt", 5, 8, 3, layers, bias=False).eval()
+    a = to_dense_adj(ei, max_num_nodes=20)[0].T  # a[i, j]: message j -> i
+    h = x
+    for conv in model.convs[:-1]:
+        h = torch.relu(conv.nn(h + a @ h / a.sum(1, keepdim=True).clamp(min=1)))
+    last = torch.relu(model.convs[-1].nn(h + a @ h / a.sum(1, keepdim=True).clamp(min=1)))
+    out, hidden = model(x, ei, return_hidden=True)
+    assert torch.allclose(out, (model.lin_out(h) + last) / 2, atol=1e-6)
+    assert len(hidden) == layers and torch.allclose(hidden[-1], h)
+    assert all(isinstance(conv.nn, torch.nn.Linear) and conv.nn.bias is None
+               for conv in model.convs)
+    assert model.lin_out.in_features == (5 if layers == 1 else 8)
+
+
+def test_gin_ugt_refuses_what_its_layout_does_not_have():
+    for key, value in (("aggr", "max"), ("norm", "layer"), ("residual", "plain"),
+                       ("activation", "elu")):
+        with pytest.raises(UserError, match=f"{key} {value!r} is not read by model 'gin-ugt'"):
+            build_model("gin-ugt", 8, 8, 3, 2, **{key: value})
