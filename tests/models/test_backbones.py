@@ -190,13 +190,13 @@ def test_gin_ugt_is_the_untrained_tickets_codes_layout(graph, layers):
     x, ei, _ = graph
     model = build_model("gin-ugt", 5, 8, 3, layers, bias=False).eval()
     a = to_dense_adj(ei, max_num_nodes=20)[0].T  # a[i, j]: message j -> i
-    h = x
-    for conv in model.convs[:-1]:
-        h = torch.relu(conv.nn(h + a @ h / a.sum(1, keepdim=True).clamp(min=1)))
-    last = torch.relu(model.convs[-1].nn(h + a @ h / a.sum(1, keepdim=True).clamp(min=1)))
+    degree = a.sum(1, keepdim=True).clamp(min=1)
+    states = [x]
+    for conv in model.convs:
+        states.append(torch.relu(conv.nn(states[-1] + a @ states[-1] / degree)))
     out, hidden = model(x, ei, return_hidden=True)
-    assert torch.allclose(out, (model.lin_out(h) + last) / 2, atol=1e-6)
-    assert len(hidden) == layers and torch.allclose(hidden[-1], h)
+    assert torch.allclose(out, (model.lin_out(states[-2]) + states[-1]) / 2, atol=1e-6)
+    assert len(hidden) == layers and torch.allclose(hidden[-1], states[-2])
     assert all(isinstance(conv.nn, torch.nn.Linear) and conv.nn.bias is None
                for conv in model.convs)
     assert model.lin_out.in_features == (5 if layers == 1 else 8)
