@@ -85,8 +85,11 @@ def cmd_run(args) -> int:
         if args.epochs is None:
             path = write_result(entry, records, args.results)
             s = status(entry, load_result(entry, args.results))
-            log.info("%s: %.4f +- %.4f against %.3f: %s (%s)", entry.name, s["measured"],
-                     s["std"], entry.published, s["status"], path)
+            if s["measured"] is None:  # every seed diverged
+                log.warning("%s: no finished seed to measure (%s)", entry.name, path)
+            else:
+                log.info("%s: %.4f +- %.4f against %.3f: %s (%s)", entry.name,
+                         s["measured"], s["std"], entry.published, s["status"], path)
         else:
             log.info("%s: smoke run of %d epochs, %s %.4f (not stored)", entry.name,
                      args.epochs, entry.metric, summary[entry.metric])

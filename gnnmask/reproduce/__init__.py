@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
+from gnnmask.experiments.store import IGNORED
 from gnnmask.registry import Registry
 from gnnmask.train import write_json_atomic
 from gnnmask.train.config import RunConfig, preset_config, resolve_config, upgrade_config
@@ -224,9 +225,12 @@ def load_result(entry: Entry, folder: str | Path) -> dict[str, Any] | None:
 def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
     """The first setting in which ``result`` was run otherwise than ``entry``
     now asks (a setting the stored config lacks counts as its default, so a
-    field added to RunConfig later leaves old results valid), else ``None``."""
+    field added to RunConfig later leaves old results valid), else ``None``.
+    The keys a resumed run ignores (:data:`gnnmask.experiments.store.IGNORED`:
+    seed, device, data root, per-epoch history) are ignored here too, so the
+    records ``reproduce run`` accepts give a result that counts."""
     now = {k: v for k, v in resolve_config(entry_config(entry)).to_dict().items()
-           if k not in ("seed", "data_root")}
+           if k not in IGNORED}
     stored = upgrade_config(result.get("config", {}))
     for key, value in now.items():
         if json.dumps(stored.get(key)) != json.dumps(value):
