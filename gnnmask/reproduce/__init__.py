@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
-from gnnmask.experiments.store import IGNORED
+from gnnmask.experiments.store import comparable
 from gnnmask.registry import Registry
 from gnnmask.train import write_json_atomic
-from gnnmask.train.config import RunConfig, preset_config, resolve_config, upgrade_config
+from gnnmask.train.config import RunConfig, preset_config, resolve_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -226,12 +226,12 @@ def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
     """The first setting in which ``result`` was run otherwise than ``entry``
     now asks (a setting the stored config lacks counts as its default, so a
     field added to RunConfig later leaves old results valid), else ``None``.
-    The keys a resumed run ignores (:data:`gnnmask.experiments.store.IGNORED`:
-    seed, device, data root, per-epoch history) are ignored here too, so the
-    records ``reproduce run`` accepts give a result that counts."""
-    now = {k: v for k, v in resolve_config(entry_config(entry)).to_dict().items()
-           if k not in IGNORED}
-    stored = upgrade_config(result.get("config", {}))
+    Both sides go through :func:`gnnmask.experiments.store.comparable`, as a
+    resumed run's check does (seed, device, data root and per-epoch history
+    ignored), so the records ``reproduce run`` accepts give a result that
+    counts."""
+    now = comparable(resolve_config(entry_config(entry)).to_dict())
+    stored = comparable(result.get("config", {}))
     for key, value in now.items():
         if json.dumps(stored.get(key)) != json.dumps(value):
             return key
