@@ -107,6 +107,42 @@ def test_what_a_resumed_run_ignores_does_not_make_a_result_stale(tmp_path):
     assert s["status"] == "reproduced" and "stale" not in s
 
 
+def test_a_number_given_as_int_on_the_command_line_matches_the_entrys_float(tmp_path):
+    # `--extra weight_gain=5` records 5, an entry's `weight_gain = 5.0` asks
+    # 5.0: the resume check takes such records, so the result must count too
+    e = ENTRIES["ugt-gain-gcn-cora-s50"]
+    assert e.settings["extra"]["weight_gain"] == 5.0
+    records = fake_records(e, [e.published] * 3)
+    for r in records:
+        r["config"]["extra"] = {**r["config"]["extra"], "weight_gain": 5}
+    write_result(e, records, tmp_path)
+    s = status(e, load_result(e, tmp_path))
+    assert s["status"] == "reproduced" and "stale" not in s
+
+
+def test_run_names_the_stale_setting_instead_of_claiming_divergence(tmp_path, monkeypatch,
+                                                                     caplog):
+    import gnnmask.cli.reproduce as cli_reproduce
+    from gnnmask.cli.main import parse
+
+    e = ENTRIES["gcn-cora"]
+
+    def other_lr_runs(config, seeds, folder, **kwargs):  # finished, but another lr
+        folder.mkdir(parents=True)
+        for r in fake_records(e, [e.published] * 3):
+            r["config"]["lr"] = 0.5
+            (folder / f"seed_{r['seed']}.json").write_text(json.dumps(r))
+        return {}
+
+    monkeypatch.setattr(cli_reproduce, "run_seeds", other_lr_runs)
+    args = parse(["reproduce", "run", "gcn-cora", "--out", str(tmp_path / "runs"),
+                  "--results", str(tmp_path / "results")])
+    with caplog.at_level("INFO", logger="gnnmask"):
+        assert args.func(args) == 0
+    assert "gcn-cora: its records were run with another lr than the entry asks" in caplog.text
+    assert "no finished seed" not in caplog.text
+
+
 def test_run_says_so_when_no_seed_finished(tmp_path, monkeypatch, caplog, capsys):
     import gnnmask.cli.reproduce as cli_reproduce
     from gnnmask.cli.main import parse

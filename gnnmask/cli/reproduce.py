@@ -85,7 +85,10 @@ def cmd_run(args) -> int:
         if args.epochs is None:
             path = write_result(entry, records, args.results)
             s = status(entry, load_result(entry, args.results))
-            if s["measured"] is None:  # every seed diverged
+            if s.get("stale"):
+                log.warning("%s: its records were run with another %s than the entry asks "
+                            "(%s)", entry.name, s["stale"], path)
+            elif s["measured"] is None:  # every seed diverged
                 log.warning("%s: no finished seed to measure (%s)", entry.name, path)
             else:
                 log.info("%s: %.4f +- %.4f against %.3f: %s (%s)", entry.name,

@@ -11,6 +11,7 @@ plain weights and removes them.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Sequence
 
 import torch
@@ -203,10 +204,12 @@ def mask_model(
     mask_bias: bool = False,
     scale: str = "auto",
     seed: int = 0,
+    weight_gain: float = 1.0,
 ) -> nn.Module:
     """Mask ``model`` in place (and return it): every selected weight ``w`` is
-    re-drawn from ``(seed, weight_init)`` and frozen, and the module computes
-    with ``c * w ⊙ m(scores)``; the scores are the only trainable tensors.
+    re-drawn from ``(seed, weight_init)``, multiplied by ``weight_gain`` and
+    frozen, and the module computes with ``c * w ⊙ m(scores)``; the scores
+    are the only trainable tensors.
 
     Args:
         model: any module (e.g. a PyG model). Lazy layers (``in_channels=-1``)
@@ -224,6 +227,12 @@ def mask_model(
         scale: ``"keep"`` (multiply kept weights by ``1/sqrt(1 - sparsity)``),
             ``"none"`` or ``"auto"`` (see :func:`resolve_scale`).
         seed: seeds the weight and score generators.
+        weight_gain: a constant ``g > 0`` the drawn weights are multiplied by
+            (the ``init_scale`` of the untrained-tickets code, Huang et al.
+            2022, and of the iterand code it builds on). In a ReLU network
+            without biases it multiplies the logits of an ``L``-layer stack by
+            ``g^L``: a temperature the binary mask cannot learn. Unlike
+            ``scale="keep"`` it does not depend on the sparsity.
 
     Every parameter that is not masked (biases, norms, ...) is frozen too; the
     original ``requires_grad`` flags come back with :func:`unmask_model`. The
@@ -239,15 +248,23 @@ def mask_model(
                         "a score rule, e.g. global or topk (fixed masks: see sparsify)")
     check_choice("weight init", weight_init, WEIGHT_INITS)
     check_choice("score init", score_init, SCORE_INITS)
+    if isinstance(weight_gain, bool) or not isinstance(weight_gain, (int, float)) \
+            or not math.isfinite(weight_gain) or weight_gain <= 0:
+        raise UserError(f"weight_gain {weight_gain!r} is invalid; allowed: a finite number > 0")
     resolved = resolve_scale(scale, rule, weight_init)
     targets = select_targets(model, include, exclude, mask_bias)
     recipe = dict(
         kind="mask_model", rule=rule.name, sparsity=sparsity, weight_init=weight_init,
         score_init=score_init, scale=resolved, mask_bias=bool(mask_bias), seed=int(seed),
         include=_patterns("include", include), exclude=_patterns("exclude", exclude),
+        **({"weight_gain": float(weight_gain)} if weight_gain != 1 else {}),
     )
     weights = [p for *_, p in targets]
     init_weights_(weights, weight_init, seed, sparsity)
+    if weight_gain != 1:
+        with torch.no_grad():
+            for w in weights:
+                w.mul_(weight_gain)
     scores = init_scores(weights, score_init, seed)
     group = attach(model, targets, rule, sparsity, resolved, recipe, scores, freeze=True)
     group.refresh()

@@ -54,6 +54,9 @@ class MaskedMethod(Method):
                              "binary mask only; layer / unit: by sqrt(n / kept) of each "
                              "tensor / output unit; auto: keep, except for learnt-sparsity "
                              "rules and scaled weights", "choice", "auto", SCALES),
+        "weight_gain": Option("constant the frozen weights are multiplied by after they are "
+                              "drawn (the untrained-tickets code's init_scale); it scales "
+                              "the logits like a temperature", "positive", 1.0),
         "mask_include": Option("glob patterns of the parameters to mask", "globs"),
         "mask_exclude": Option("glob patterns of parameters not to mask", "globs"),
         "mask_bias": Option("also mask biases", "bool", False),
@@ -98,6 +101,7 @@ class MaskedMethod(Method):
             mask_bias=bool(self.extra("mask_bias")),
             scale=self.extra("mask_scale"),
             seed=self.config.seed,
+            weight_gain=float(self.extra("weight_gain")),
         )
 
     def parameters(self, model: nn.Module):
@@ -165,6 +169,7 @@ class MaskedMethod(Method):
             "schedule": repr(self.schedule),
             "weight_init": group.recipe["weight_init"],
             "score_init": group.recipe["score_init"],
+            "weight_gain": group.recipe.get("weight_gain", 1.0),
             "masked_weights": sum(m.numel() for m in group.masks().values()),
         }
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
-from gnnmask.experiments.store import comparable
+from gnnmask.experiments.store import config_diff
 from gnnmask.registry import Registry
 from gnnmask.train import write_json_atomic
 from gnnmask.train.config import RunConfig, preset_config, resolve_config
@@ -226,16 +226,13 @@ def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
     """The first setting in which ``result`` was run otherwise than ``entry``
     now asks (a setting the stored config lacks counts as its default, so a
     field added to RunConfig later leaves old results valid), else ``None``.
-    Both sides go through :func:`gnnmask.experiments.store.comparable`, as a
-    resumed run's check does (seed, device, data root and per-epoch history
-    ignored), so the records ``reproduce run`` accepts give a result that
-    counts."""
-    now = comparable(resolve_config(entry_config(entry)).to_dict())
-    stored = comparable(result.get("config", {}))
-    for key, value in now.items():
-        if json.dumps(stored.get(key)) != json.dumps(value):
-            return key
-    return None
+    Both sides are compared by :func:`gnnmask.experiments.store.config_diff`,
+    the resumed run's own check (seed, device, data root and per-epoch
+    history ignored; values compared as Python values, so ``5`` from the
+    command line and ``5.0`` from an entry agree), so the records ``reproduce
+    run`` accepts give a result that counts."""
+    diff = config_diff(result.get("config", {}), resolve_config(entry_config(entry)).to_dict())
+    return diff[0] if diff else None
 
 
 def status(entry: Entry, result: dict[str, Any] | None) -> dict[str, Any]:

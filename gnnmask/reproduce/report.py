@@ -11,6 +11,7 @@ beside gnnmask's means (with their std over seeds).
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ def plot_figure(rows: list[dict[str, Any]], title: str, path: Path) -> Path:
     else:
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize="small")
     ax.set_ylabel(rows[0]["metric"].replace("_", " "))
-    ax.set_title(title, fontsize="medium")
+    ax.set_title(textwrap.fill(title, 75), fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")
     return _save(fig, path)

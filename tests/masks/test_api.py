@@ -247,6 +247,9 @@ def test_sparsity_out_of_range(stack, bad):
         ({"scale": "half"}, "unknown scale 'half'"),
         ({"include": ["nothing*"]}, "include pattern 'nothing\\*' matches no"),
         ({"exclude": ["*"]}, "no parameters to mask"),
+        ({"weight_gain": 0}, "weight_gain 0 is invalid; allowed: a finite number > 0"),
+        ({"weight_gain": float("inf")}, "weight_gain inf is invalid"),
+        ({"weight_gain": True}, "weight_gain True is invalid"),
     ],
 )
 def test_bad_arguments_are_user_errors(stack, kwargs, match):
@@ -256,6 +259,23 @@ def test_bad_arguments_are_user_errors(stack, kwargs, match):
         mask_model(model, **kwargs)
     assert not is_masked(model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_weight_gain_multiplies_the_drawn_weights_and_a_bias_free_relu_stack_exactly(
+        graph, stack):
+    plain = mask_model(stack(bias=False), sparsity=0.5, seed=3)
+    gained = mask_model(stack(bias=False), sparsity=0.5, seed=3, weight_gain=2.0)
+    w1, w2 = originals(plain), originals(gained)
+    assert w1.keys() == w2.keys() and all(torch.equal(2 * w1[k], w2[k]) for k in w1)
+    assert all(torch.equal(a, b) for a, b in zip(score_parameters(plain),
+                                                 score_parameters(gained)))
+    assert get_mask_group(gained).masks().keys() == get_mask_group(plain).masks().keys()
+    assert all(torch.equal(m, get_mask_group(plain).masks()[k])
+               for k, m in get_mask_group(gained).masks().items())
+    # three masked layers, ReLU, no bias: the logits times 2^3
+    assert torch.allclose(gained(*graph), 8 * plain(*graph), rtol=1e-6, atol=0)
+    assert get_mask_group(gained).recipe["weight_gain"] == 2.0
+    assert "weight_gain" not in get_mask_group(plain).recipe  # old tickets read the same
 
 
 def test_masking_twice_or_a_plain_model_is_a_user_error(stack):

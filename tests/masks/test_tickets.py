@@ -103,6 +103,13 @@ def test_ticket_with_builder_string_keep_scale_and_header(tmp_path, graph):
     assert torch.equal(load_ticket(path)(*graph), model(*graph))
 
 
+def test_ticket_redraws_weights_with_their_gain(tmp_path, graph):
+    model, kwargs = trained_ticket_model(graph, weight_gain=3.0)
+    path = save_ticket(tmp_path / "g.ticket", model, builder=build_stack, builder_kwargs=kwargs)
+    assert read_ticket(path)[0]["recipe"]["weight_gain"] == 3.0
+    assert torch.equal(load_ticket(path)(*graph), model(*graph))
+
+
 @pytest.mark.skipif(build_model is None, reason="gnnmask.models not available")
 def test_gnnmask_model_ticket_needs_no_builder(tmp_path, graph):
     torch.manual_seed(1)
