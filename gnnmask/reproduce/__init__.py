@@ -223,8 +223,8 @@ def load_result(entry: Entry, folder: str | Path) -> dict[str, Any] | None:
 
 
 def stale_setting(entry: Entry, result: dict[str, Any]) -> str | None:
-    """The first setting in which ``result`` was run otherwise than ``entry``
-    now asks (a setting the stored config lacks counts as its default, so a
+    """The first (by name) setting in which ``result`` was run otherwise than
+    ``entry`` now asks (a setting the stored config lacks counts as its default, so a
     field added to RunConfig later leaves old results valid), else ``None``.
     Both sides are compared by :func:`gnnmask.experiments.store.config_diff`,
     the resumed run's own check (seed, device, data root and per-epoch
