@@ -120,46 +120,38 @@ def test_a_number_given_as_int_on_the_command_line_matches_the_entrys_float(tmp_
     assert s["status"] == "reproduced" and "stale" not in s
 
 
-def test_run_names_the_stale_setting_instead_of_claiming_divergence(tmp_path, monkeypatch,
-                                                                     caplog):
+def run_cli_on_records(records, tmp_path, monkeypatch, caplog):
+    """`gnnmask reproduce run gcn-cora` where training writes ``records``."""
     import gnnmask.cli.reproduce as cli_reproduce
     from gnnmask.cli.main import parse
 
-    e = ENTRIES["gcn-cora"]
-
-    def other_lr_runs(config, seeds, folder, **kwargs):  # finished, but another lr
+    def fake_runs(config, seeds, folder, **kwargs):
         folder.mkdir(parents=True)
-        for r in fake_records(e, [e.published] * 3):
-            r["config"]["lr"] = 0.5
+        for r in records:
             (folder / f"seed_{r['seed']}.json").write_text(json.dumps(r))
         return {}
 
-    monkeypatch.setattr(cli_reproduce, "run_seeds", other_lr_runs)
+    monkeypatch.setattr(cli_reproduce, "run_seeds", fake_runs)
     args = parse(["reproduce", "run", "gcn-cora", "--out", str(tmp_path / "runs"),
                   "--results", str(tmp_path / "results")])
     with caplog.at_level("INFO", logger="gnnmask"):
         assert args.func(args) == 0
+
+
+def test_run_names_the_stale_setting_instead_of_claiming_divergence(tmp_path, monkeypatch,
+                                                                     caplog):
+    e = ENTRIES["gcn-cora"]
+    records = fake_records(e, [e.published] * 3)
+    for r in records:  # finished, but another lr
+        r["config"]["lr"] = 0.5
+    run_cli_on_records(records, tmp_path, monkeypatch, caplog)
     assert "gcn-cora: its records were run with another lr than the entry asks" in caplog.text
     assert "no finished seed" not in caplog.text
 
 
 def test_run_says_so_when_no_seed_finished(tmp_path, monkeypatch, caplog, capsys):
-    import gnnmask.cli.reproduce as cli_reproduce
-    from gnnmask.cli.main import parse
-
     e = ENTRIES["gcn-cora"]
-
-    def diverged_runs(config, seeds, folder, **kwargs):  # every seed diverges
-        folder.mkdir(parents=True)
-        for r in fake_records(e, [0.1] * 3, "diverged"):
-            (folder / f"seed_{r['seed']}.json").write_text(json.dumps(r))
-        return {}
-
-    monkeypatch.setattr(cli_reproduce, "run_seeds", diverged_runs)
-    args = parse(["reproduce", "run", "gcn-cora", "--out", str(tmp_path / "runs"),
-                  "--results", str(tmp_path / "results")])
-    with caplog.at_level("INFO", logger="gnnmask"):
-        assert args.func(args) == 0
+    run_cli_on_records(fake_records(e, [0.1] * 3, "diverged"), tmp_path, monkeypatch, caplog)
     assert "gcn-cora: no finished seed to measure" in caplog.text
     assert "Logging error" not in capsys.readouterr().err
 
