@@ -139,34 +139,6 @@ class _DropKeys(_BypassMasks):
             state_dict.pop(prefix + a, None)
 
 
-
-
-class _BypassMasks:
-    """State-dict pre-hook: make the masks of ``attrs`` no-ops while the module
-    writes its own entries (no compute, no RNG use).
-
-    Some modules (PyG's ``Linear``) write ``prefix + "weight"`` themselves;
-    with a parametrization that would save the masked product under a key
-    that loading rejects. :class:`_DropKeys` removes it again afterwards.
-    """
-
-    def __init__(self, attrs: Sequence[str]):
-        self.attrs = tuple(attrs)
-
-    def __call__(self, module, prefix, keep_vars):
-        for a in self.attrs:
-            module.parametrizations[a][0].bypass = True
-
-
-class _DropKeys(_BypassMasks):
-    """State-dict post-hook: end the bypass, drop ``prefix + attr`` entries."""
-
-    def __call__(self, module, state_dict, prefix, local_metadata):
-        for a in self.attrs:
-            module.parametrizations[a][0].bypass = False
-            state_dict.pop(prefix + a, None)
-
-
 def attach(model: nn.Module, targets, rule, sparsity: float, scale: str, recipe: dict,
            scores: list[Tensor] | None, freeze: bool = False) -> MaskGroup:
     """Register a :class:`MaskParametrization` on every target of
