@@ -48,10 +48,10 @@ def resolve_scale(scale: str, rule, weight_init: str) -> str:
 def _patterns(what: str, value) -> list[str] | None:
     if value is None:
         return None
-    value = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(p, str) for p in value):
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
         raise UserError(f"{what} {value!r} is invalid; allowed: a list of glob patterns")
-    return value
+    return list(value)
 
 
 def select_targets(
@@ -99,18 +99,25 @@ def select_targets(
             )
         prefix, _, attr = name.rpartition(".")
         targets.append((name, model.get_submodule(prefix), attr, p))
-    for pat in include or []:
-        if not any(fnmatch.fnmatchcase(n, pat) for n in candidates):
-            raise UserError(
-                f"include pattern {pat!r} matches no maskable parameter; allowed: globs over "
-                f"{', '.join(candidates[:8])}{', ...' if len(candidates) > 8 else ''}"
-            )
+    _matching("include", include or [], candidates, "maskable")
     if not targets:
         raise UserError(
             "no parameters to mask; allowed: a model with weights of dimension >= 2 "
             "not excluded by the include/exclude patterns"
         )
     return targets
+
+
+def _matching(what: str, patterns: list[str], names: list[str], kind: str = "masked") -> list[str]:
+    """The ``names`` matching one of ``patterns``; a pattern that matches
+    none of them is an error naming what it could match."""
+    for pat in patterns:
+        if not any(fnmatch.fnmatchcase(n, pat) for n in names):
+            raise UserError(
+                f"{what} pattern {pat!r} matches no {kind} parameter; allowed: globs over "
+                f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+            )
+    return [n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
 
 
 class _BypassMasks:
@@ -140,14 +147,17 @@ class _DropKeys(_BypassMasks):
 
 
 def attach(model: nn.Module, targets, rule, sparsity: float, scale: str, recipe: dict,
-           scores: list[Tensor] | None, freeze: bool = False) -> MaskGroup:
+           scores: list[Tensor] | None, freeze: bool = False,
+           unscaled: Sequence[str] = ()) -> MaskGroup:
     """Register a :class:`MaskParametrization` on every target of
     :func:`select_targets` (with its ``scores``, or none) and return their
     :class:`MaskGroup`, also reachable as ``get_mask_group(model)``. With
     ``freeze``, every parameter of the model stops requiring gradients (the
-    flags come back with :func:`unmask_model`). The masks are all-ones until
-    the caller refreshes or sets them."""
+    flags come back with :func:`unmask_model`). The targets named in
+    ``unscaled`` keep ``c = 1`` whatever the scale mode. The masks are
+    all-ones until the caller refreshes or sets them."""
     group = MaskGroup(rule, sparsity, scale, recipe)
+    group.unscaled = frozenset(unscaled)
     group.requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
     if freeze:
         for p in model.parameters():
@@ -177,6 +187,7 @@ def mask_model(
     scale: str = "auto",
     seed: int = 0,
     weight_gain: float = 1.0,
+    scale_exclude: Sequence[str] | None = None,
 ) -> nn.Module:
     """Mask ``model`` in place (and return it): every selected weight ``w`` is
     re-drawn from ``(seed, weight_init)``, multiplied by ``weight_gain`` and
@@ -205,6 +216,13 @@ def mask_model(
             without biases it multiplies the logits of an ``L``-layer stack by
             ``g^L``: a temperature the binary mask cannot learn. Unlike
             ``scale="keep"`` it does not depend on the sparsity.
+        scale_exclude: glob patterns over the masked parameters whose ``c``
+            stays 1 (the binary mask ``w ⊙ m``) whatever ``scale`` says,
+            e.g. ``["*att_src", "*att_dst"]``: GAT's attention logits are
+            ``a^T [W h_i || W h_j]``, so ``scale="keep"`` on both ``a`` and
+            ``W`` multiplies them by ``1 / (1 - s)``, a softmax temperature
+            (20 at ``s = 0.95``); excluding ``a`` leaves ``1 / sqrt(1 - s)``,
+            the factor of the transforms alone.
 
     Every parameter that is not masked (biases, norms, ...) is frozen too; the
     original ``requires_grad`` flags come back with :func:`unmask_model`. The
@@ -225,11 +243,14 @@ def mask_model(
         raise UserError(f"weight_gain {weight_gain!r} is invalid; allowed: a finite number > 0")
     resolved = resolve_scale(scale, rule, weight_init)
     targets = select_targets(model, include, exclude, mask_bias)
+    scale_exclude = _patterns("scale_exclude", scale_exclude)
+    unscaled = _matching("scale_exclude", scale_exclude or [], [name for name, *_ in targets])
     recipe = dict(
         kind="mask_model", rule=rule.name, sparsity=sparsity, weight_init=weight_init,
         score_init=score_init, scale=resolved, mask_bias=bool(mask_bias), seed=int(seed),
         include=_patterns("include", include), exclude=_patterns("exclude", exclude),
         **({"weight_gain": float(weight_gain)} if weight_gain != 1 else {}),
+        **({"scale_exclude": scale_exclude} if scale_exclude else {}),
     )
     weights = [p for *_, p in targets]
     init_weights_(weights, weight_init, seed, sparsity)
@@ -238,7 +259,8 @@ def mask_model(
             for w in weights:
                 w.mul_(weight_gain)
     scores = init_scores(weights, score_init, seed)
-    group = attach(model, targets, rule, sparsity, resolved, recipe, scores, freeze=True)
+    group = attach(model, targets, rule, sparsity, resolved, recipe, scores, freeze=True,
+                   unscaled=unscaled)
     group.refresh()
     return model
 

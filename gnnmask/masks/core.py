@@ -166,6 +166,8 @@ class MaskGroup:
         self.scale = scale
         self.recipe = recipe
         self.members: dict[str, MaskParametrization] = {}
+        #: Names of the members whose scale stays 1 (``scale_exclude``).
+        self.unscaled: frozenset[str] = frozenset()
         self.targets: dict[str, tuple[nn.Module, str]] = {}
         self.requires_grad: dict[str, bool] = {}  # flags to restore when unmasking
         #: While True, training passes record each member's ``dL/dW``
@@ -197,6 +199,8 @@ class MaskGroup:
 
     def _scale(self, member: MaskParametrization) -> Tensor | float:
         """``c`` of one member, from the target sparsity or its own mask."""
+        if member.name in self.unscaled:
+            return 1.0
         if self.scale in ("none", "keep"):
             return self.factor
         mask = member.mask

@@ -57,6 +57,9 @@ class MaskedMethod(Method):
         "weight_gain": Option("constant the frozen weights are multiplied by after they are "
                               "drawn (the untrained-tickets code's init_scale); it scales "
                               "the logits like a temperature", "positive", 1.0),
+        "mask_scale_exclude": Option("glob patterns of masked parameters that keep the "
+                                     "binary mask (scale 1) whatever mask_scale says, e.g. "
+                                     "GAT's attention vectors", "globs"),
         "mask_include": Option("glob patterns of the parameters to mask", "globs"),
         "mask_exclude": Option("glob patterns of parameters not to mask", "globs"),
         "mask_bias": Option("also mask biases", "bool", False),
@@ -102,6 +105,7 @@ class MaskedMethod(Method):
             scale=self.extra("mask_scale"),
             seed=self.config.seed,
             weight_gain=float(self.extra("weight_gain")),
+            scale_exclude=self.extra("mask_scale_exclude"),
         )
 
     def parameters(self, model: nn.Module):
@@ -170,6 +174,7 @@ class MaskedMethod(Method):
             "weight_init": group.recipe["weight_init"],
             "score_init": group.recipe["score_init"],
             "weight_gain": group.recipe.get("weight_gain", 1.0),
+            "unscaled": sorted(group.unscaled),
             "masked_weights": sum(m.numel() for m in group.masks().values()),
         }
 

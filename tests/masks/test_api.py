@@ -250,6 +250,13 @@ def test_sparsity_out_of_range(stack, bad):
         ({"weight_gain": 0}, "weight_gain 0 is invalid; allowed: a finite number > 0"),
         ({"weight_gain": float("inf")}, "weight_gain inf is invalid"),
         ({"weight_gain": True}, "weight_gain True is invalid"),
+        ({"include": 3}, "include 3 is invalid; allowed: a list of glob patterns"),
+        ({"scale_exclude": ["nothing*"]},
+         "scale_exclude pattern 'nothing\\*' matches no masked parameter; allowed: globs over "
+         "convs.0.lin.weight, "),
+        ({"exclude": ["convs.0.*"], "scale_exclude": ["convs.0.*"]},
+         "scale_exclude pattern 'convs.0.\\*' matches no masked parameter"),
+        ({"scale_exclude": [1]}, "scale_exclude \\[1\\] is invalid"),
     ],
 )
 def test_bad_arguments_are_user_errors(stack, kwargs, match):
@@ -276,6 +283,32 @@ def test_weight_gain_multiplies_the_drawn_weights_and_a_bias_free_relu_stack_exa
     assert torch.allclose(gained(*graph), 8 * plain(*graph), rtol=1e-6, atol=0)
     assert get_mask_group(gained).recipe["weight_gain"] == 2.0
     assert "weight_gain" not in get_mask_group(plain).recipe  # old tickets read the same
+
+
+@pytest.mark.parametrize("scale", ["keep", "layer", "unit"])
+def test_scale_exclude_keeps_the_binary_mask_on_the_named_tensors_only(graph, scale):
+    torch.manual_seed(0)
+    model = GAT(F_IN, 8, num_layers=2, out_channels=3)
+    att = ["*att_src", "*att_dst"]
+    masked = mask_model(model, sparsity=0.75, include=["*"], scale=scale, scale_exclude=att,
+                        seed=1)
+    group = get_mask_group(masked)
+    unscaled = {n for n in group.members if n.endswith(("att_src", "att_dst"))}
+    assert group.unscaled == unscaled and len(unscaled) == 4
+    for sparsity in (0.75, 0.5):  # every refresh, at any sparsity
+        group.refresh(sparsity)
+        for name, m in group.members.items():
+            if name in unscaled:
+                assert torch.all(m.scale == 1)
+                module, attr = group.targets[name]
+                w = module.parametrizations[attr].original
+                assert torch.equal(getattr(module, attr), w * m.mask)
+            else:
+                assert torch.any(m.scale > 1)
+    assert group.recipe["scale_exclude"] == att
+    plain = mask_model(GAT(F_IN, 8, num_layers=2, out_channels=3), include=["*"], scale=scale)
+    assert "scale_exclude" not in get_mask_group(plain).recipe  # old tickets read the same
+    assert get_mask_group(plain).unscaled == frozenset()
 
 
 def test_masking_twice_or_a_plain_model_is_a_user_error(stack):

@@ -110,6 +110,15 @@ def test_ticket_redraws_weights_with_their_gain(tmp_path, graph):
     assert torch.equal(load_ticket(path)(*graph), model(*graph))
 
 
+def test_ticket_keeps_the_tensors_its_recipe_leaves_unscaled(tmp_path, graph):
+    model, kwargs = trained_ticket_model(graph, scale="keep", scale_exclude=["convs.1.*"])
+    path = save_ticket(tmp_path / "u.ticket", model, builder=build_stack, builder_kwargs=kwargs)
+    assert read_ticket(path)[0]["recipe"]["scale_exclude"] == ["convs.1.*"]
+    loaded = load_ticket(path)
+    assert get_mask_group(loaded).unscaled == {"convs.1.lin.weight"}
+    assert torch.equal(loaded(*graph), model(*graph))
+
+
 @pytest.mark.skipif(build_model is None, reason="gnnmask.models not available")
 def test_gnnmask_model_ticket_needs_no_builder(tmp_path, graph):
     torch.manual_seed(1)

@@ -141,6 +141,18 @@ def test_the_papers_protocol_evaluates_target_masks_and_selects_from_every_epoch
         assert get_mask_group(plain).achieved_sparsity()["overall"] == before
 
 
+def test_mask_scale_exclude_reaches_the_masks_and_the_export():
+    config = resolve_config(RunConfig(method="ugt", sparsity=0.75, schedule="constant",
+                                      extra={"mask_scale_exclude": ["convs.1.*"]}))
+    m = get_method_class("ugt")(config)
+    model = m.prepare(Stack(), None)
+    group = get_mask_group(model)
+    assert group.unscaled == {"convs.1.lin.weight"}
+    assert group.members["convs.1.lin.weight"].scale == 1
+    assert group.members["convs.0.lin.weight"].scale == 2  # 1 / sqrt(1 - 0.75)
+    assert m.export(model)["unscaled"] == ["convs.1.lin.weight"]
+
+
 def test_records_hold_every_resolved_method_option():
     from gnnmask.train import train
 
