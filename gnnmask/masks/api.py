@@ -222,7 +222,8 @@ def mask_model(
             ``a^T [W h_i || W h_j]``, so ``scale="keep"`` on both ``a`` and
             ``W`` multiplies them by ``1 / (1 - s)``, a softmax temperature
             (20 at ``s = 0.95``); excluding ``a`` leaves ``1 / sqrt(1 - s)``,
-            the factor of the transforms alone.
+            the factor of the transforms alone. Refused where ``scale``
+            resolves to ``"none"`` (it would change nothing).
 
     Every parameter that is not masked (biases, norms, ...) is frozen too; the
     original ``requires_grad`` flags come back with :func:`unmask_model`. The
@@ -244,6 +245,9 @@ def mask_model(
     resolved = resolve_scale(scale, rule, weight_init)
     targets = select_targets(model, include, exclude, mask_bias)
     scale_exclude = _patterns("scale_exclude", scale_exclude)
+    if scale_exclude and resolved == "none":
+        raise UserError(f"scale_exclude {scale_exclude!r} has no effect: scale {scale!r} resolves "
+                        "to 'none'; allowed: scale keep, layer or unit")
     unscaled = _matching("scale_exclude", scale_exclude or [], [name for name, *_ in targets])
     recipe = dict(
         kind="mask_model", rule=rule.name, sparsity=sparsity, weight_init=weight_init,

@@ -257,6 +257,10 @@ def test_sparsity_out_of_range(stack, bad):
         ({"exclude": ["convs.0.*"], "scale_exclude": ["convs.0.*"]},
          "scale_exclude pattern 'convs.0.\\*' matches no masked parameter"),
         ({"scale_exclude": [1]}, "scale_exclude \\[1\\] is invalid"),
+        ({"scale": "none", "scale_exclude": ["*"]},
+         "scale_exclude \\['\\*'\\] has no effect: scale 'none' resolves to 'none'; "
+         "allowed: scale keep, layer or unit"),
+        ({"rule": "bernoulli", "scale_exclude": ["*"]}, "no effect: scale 'auto' resolves to"),
     ],
 )
 def test_bad_arguments_are_user_errors(stack, kwargs, match):
