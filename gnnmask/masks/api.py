@@ -156,8 +156,7 @@ def attach(model: nn.Module, targets, rule, sparsity: float, scale: str, recipe:
     flags come back with :func:`unmask_model`). The targets named in
     ``unscaled`` keep ``c = 1`` whatever the scale mode. The masks are
     all-ones until the caller refreshes or sets them."""
-    group = MaskGroup(rule, sparsity, scale, recipe)
-    group.unscaled = frozenset(unscaled)
+    group = MaskGroup(rule, sparsity, scale, recipe, unscaled)
     group.requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
     if freeze:
         for p in model.parameters():

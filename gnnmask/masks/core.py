@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
@@ -154,20 +155,21 @@ class MaskParametrization(nn.Module):
 class MaskGroup:
     """Everything the masks of one model share: the rule, the current
     sparsity, the scale mode and the recipe they were attached with.
+    Members named in ``unscaled`` keep ``c = 1`` whatever the scale mode.
 
     ``members`` maps each masked parameter's dotted name to its
     :class:`MaskParametrization`; ``targets`` to ``(module, attribute)``.
     """
 
-    def __init__(self, rule, sparsity: float, scale: str, recipe: dict):
+    def __init__(self, rule, sparsity: float, scale: str, recipe: dict,
+                 unscaled: Iterable[str] = ()):
         if scale not in SCALES[1:]:
             raise UserError(f"unknown scale {scale!r}; allowed: {', '.join(SCALES[1:])}")
         self.rule: MaskRule = resolve_rule(rule)
         self.scale = scale
         self.recipe = recipe
         self.members: dict[str, MaskParametrization] = {}
-        #: Names of the members whose scale stays 1 (``scale_exclude``).
-        self.unscaled: frozenset[str] = frozenset()
+        self.unscaled: frozenset[str] = frozenset(unscaled)
         self.targets: dict[str, tuple[nn.Module, str]] = {}
         self.requires_grad: dict[str, bool] = {}  # flags to restore when unmasking
         #: While True, training passes record each member's ``dL/dW``
