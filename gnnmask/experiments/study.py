@@ -15,7 +15,9 @@ folder). :func:`study_report` reads their records, never trains, and writes::
 How a row is judged (:func:`compare`): at each depth the trained network
 (``dense``) is compared with the ticket (``ugt``) and with sparse training
 (``rigl``) each at the weight sparsity whose mean *validation* accuracy is
-best, so the choice never looks at test accuracy. The ticket ``beats`` the
+best, so the choice never looks at test accuracy (the validation means
+compared are over the seeds every sparsity of the row has finished; a tie
+goes to the lowest sparsity: :func:`best_by_validation`). The ticket ``beats`` the
 trained network when its mean test accuracy is more than :data:`MATCH` above
 dense's, ``matches`` it within :data:`MATCH`, and is ``below`` when more than
 :data:`MATCH` under it. Where both sides have two seeds or more, a difference
@@ -102,12 +104,31 @@ def load_study(root: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
+def _seed_scores(group: dict, split: str) -> dict[int, float]:
+    """``{seed: score}`` of the group's records (diverged ones too) on ``split``."""
+    records = [*group["records"], *group.get("diverged_records", ())]
+    return {r["seed"]: v for r in records if (v := score(r, split)) is not None}
+
+
 def best_by_validation(groups: Sequence[dict], method: str, depth: int) -> dict | None:
     """The group of ``method`` at ``depth`` with the best mean validation
-    accuracy (over its sparsities), or ``None``."""
+    accuracy (over its sparsities), or ``None``.
+
+    The means compared are over the seeds that every candidate sparsity has
+    finished, so a sparsity with fewer seeds so far is not chosen for a
+    luckier subset (each group's own mean where they share none); a tie goes
+    to the lowest sparsity."""
     gs = [g for g in groups if g["method"] == method and g["layers"] == depth
           and g["records"]]
-    return max(gs, key=lambda g: score(g, "val"), default=None)
+    per_seed = [_seed_scores(g, "val") for g in gs]
+    common = set.intersection(*(set(v) for v in per_seed)) if per_seed else set()
+
+    def key(i: int) -> tuple[float, float]:
+        val = (statistics.fmean(per_seed[i][s] for s in common) if common
+               else score(gs[i], "val"))
+        return (-math.inf if val is None else val, -(gs[i]["sparsity"] or 0.0))
+
+    return gs[max(range(len(gs)), key=key)] if gs else None
 
 
 def last_hidden(group: dict) -> dict[str, float]:
@@ -410,10 +431,19 @@ def study_report(root: str | os.PathLike, out: str | os.PathLike | None = None
           "(ugt) and RigL are shown at the weight sparsity with the best mean validation "
           "accuracy; the ticket *beats* the trained network (dense, same architecture) when "
           f"its mean test accuracy is more than {100 * MATCH:g} point above, *matches* it "
-          f"within {100 * MATCH:g} point, and is *below* it otherwise. Over-smoothing "
+          f"within {100 * MATCH:g} point, and is *below* it otherwise; with two seeds or "
+          "more on both sides, a larger difference must also pass Welch's t-test over the "
+          f"seeds at the {100 * ALPHA:g}% level, else it is *within noise* (p in the "
+          "verdict; p = 0 where neither side varies over its seeds, so the difference is "
+          "exact). The sparsity is chosen by validation means over the seeds that all its "
+          "candidates have finished, a tie going to the lowest. Over-smoothing "
           "compares the last hidden state of that ticket with the trained network's: *less "
           "smoothed* when both its MAD and its effective rank (both scale-free) are higher, "
-          "*more smoothed* when both are lower. n: seeds.", ""]
+          "*more smoothed* when both are lower, *mixed* otherwise; with two seeds or more "
+          "each difference must pass the same test, else *no measurable difference*; a "
+          "last hidden state that is exactly zero in some seed on either side (a layer "
+          "pruned away or dead) makes the cell a *zero state*, whose MAD and rank say "
+          "nothing of smoothing. n: seeds.", ""]
     for dataset in dict.fromkeys(s["dataset"] for s in study):
         mine = [r for r in rows if r["dataset"] == dataset]
         name = f"study_{dataset}.png"

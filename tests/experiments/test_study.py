@@ -47,6 +47,33 @@ def test_the_ticket_compared_is_the_one_with_the_best_validation_accuracy():
     assert row["sparse"] is None
 
 
+def seeded_group(method, sparsity, vals, test=0.7):
+    """A group at depth 4 whose records hold one validation accuracy per seed."""
+    records = [{"seed": s, "val_acc": v, "test_acc": test, "layers": []}
+               for s, v in vals.items()]
+    return {"method": method, "layers": 4, "sparsity": sparsity,
+            "val_acc": sum(vals.values()) / len(vals), "test_acc": test,
+            "test_acc_std": 0.0, "seeds": list(vals), "records": records}
+
+
+def test_sparsities_are_compared_over_the_seeds_they_share():
+    # s 0.5 has seeds 0-2 (mean 0.767), s 0.9 only seeds 0-1 (mean 0.78): over
+    # the shared seeds 0 and 1, s 0.5 (0.80) is better than s 0.9 (0.78)
+    groups = [seeded_group("ugt", 0.5, {0: 0.80, 1: 0.80, 2: 0.70}),
+              seeded_group("ugt", 0.9, {0: 0.78, 1: 0.78})]
+    assert best_by_validation(groups, "ugt", 4)["sparsity"] == 0.5
+    # with no seed in common, each group's own mean decides
+    groups = [seeded_group("ugt", 0.5, {2: 0.70}), seeded_group("ugt", 0.9, {0: 0.78})]
+    assert best_by_validation(groups, "ugt", 4)["sparsity"] == 0.9
+
+
+def test_a_validation_tie_goes_to_the_lowest_sparsity_whatever_the_order():
+    groups = [seeded_group("ugt", 0.99, {0: 0.8}), seeded_group("ugt", 0.5, {0: 0.8}),
+              seeded_group("ugt", 0.9, {0: 0.8})]
+    assert best_by_validation(groups, "ugt", 4)["sparsity"] == 0.5
+    assert best_by_validation(groups[::-1], "ugt", 4)["sparsity"] == 0.5
+
+
 def test_welch_p_matches_the_hand_computed_test():
     # means 2 and 5, sample variances 1 and 1: t = -3 / sqrt(2/3) = -3.674 with
     # Welch's df = (2/3)^2 / (2 * (1/3)^2 / 2) = 4, two-sided p = 0.0213
