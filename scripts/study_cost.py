@@ -1,0 +1,98 @@
+"""What is left of the depth x sparsity study, and its cost, from its own records.
+
+    python scripts/study_cost.py [STUDY_DIR] [--seeds 0,1,2] [--datasets cora,...]
+
+Every cell of the design (scripts/depth_sparsity.sh: 7 backbones x depths
+2/8/16/32/64 x dense, and ugt and rigl at sparsities 0.5/0.9/0.99) that has no
+record yet is priced at the mean ``total_time_s`` of the same cell (dataset,
+backbone, method, depth, sparsity) at the seeds that finished it; a cell no
+seed has finished, at the same cell on Cora times the dataset's cost ratio to
+Cora (the median over the cells both have finished). The records' times are
+wall-clock seconds of one process at one thread while a second one ran beside
+it, so they read as CPU-seconds of this two-core machine. Prints the finished
+and missing cells and the estimated CPU-hours per dataset and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+BACKBONES = ("gcnii", "gcn", "appnp", "resgcn", "jknet", "dagnn", "gprgnn")
+DEPTHS = (2, 8, 16, 32, 64)
+SPARSITIES = (0.5, 0.9, 0.99)
+
+
+def design(dataset: str, seed: int):
+    """Every cell of the design for one dataset and seed."""
+    for backbone in BACKBONES:
+        for depth in DEPTHS:
+            yield (dataset, backbone, "dense", depth, None, seed)
+            for method in ("ugt", "rigl"):
+                for s in SPARSITIES:
+                    yield (dataset, backbone, method, depth, s, seed)
+
+
+def load(root: Path) -> dict[tuple, float]:
+    """``{cell: total_time_s}`` of every record below ``root``."""
+    out = {}
+    for f in root.glob("*/*/cells/**/seed_*.json"):
+        r = json.loads(f.read_text())
+        c = r["config"]
+        dataset, backbone = f.relative_to(root).parts[:2]
+        sparsity = None if c["method"] == "dense" else c["sparsity"]
+        out[(dataset, backbone, c["method"], c["layers"], sparsity, r["seed"])] = \
+            r["total_time_s"]
+    return out
+
+
+def estimate(done: dict[tuple, float], datasets: list[str], seeds: list[int]):
+    """``({(dataset, seed): (finished, cells, hours, unpriced)}, {dataset: ratio})``."""
+    by_cell = defaultdict(list)  # the cell without its seed -> times
+    for cell, t in done.items():
+        by_cell[cell[:-1]].append(t)
+    mean = {k: statistics.fmean(v) for k, v in by_cell.items()}
+    ratio = {}
+    for d in datasets:
+        pairs = [mean[k] / mean[("cora", *k[1:])] for k in mean
+                 if k[0] == d and ("cora", *k[1:]) in mean]
+        ratio[d] = statistics.median(pairs) if pairs else None
+    out = {}
+    for d in datasets:
+        for seed in seeds:
+            cells = list(design(d, seed))
+            missing = [c for c in cells if c not in done]
+            hours, unpriced = 0.0, 0
+            for c in missing:
+                if c[:-1] in mean:
+                    hours += mean[c[:-1]] / 3600
+                elif ratio[d] is not None and ("cora", *c[1:-1]) in mean:
+                    hours += ratio[d] * mean[("cora", *c[1:-1])] / 3600
+                else:
+                    unpriced += 1
+            out[(d, seed)] = (len(cells) - len(missing), len(cells), hours, unpriced)
+    return out, ratio
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("root", nargs="?", default="docs/results/study")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--datasets", default="cora,citeseer,pubmed,texas")
+    args = ap.parse_args()
+    rows, ratio = estimate(load(Path(args.root)), args.datasets.split(","),
+                           [int(s) for s in args.seeds.split(",")])
+    for (d, seed), (finished, cells, hours, unpriced) in rows.items():
+        note = f", {unpriced} cells unpriced" if unpriced else ""
+        print(f"{d:9s} seed {seed}: {finished:3d} of {cells} cells finished, "
+              f"{hours:5.1f} CPU-hours left{note}")
+    print("cost ratio to cora: " + ", ".join(
+        f"{d} {r:.2f}" for d, r in ratio.items() if r is not None and d != "cora"))
+    print(f"in all: {sum(r[2] for r in rows.values()):.1f} CPU-hours left")
+
+
+if __name__ == "__main__":
+    main()

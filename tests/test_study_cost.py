@@ -1,0 +1,44 @@
+"""scripts/study_cost.py: the study's remaining cost, priced from its own records."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "study_cost.py"
+spec = importlib.util.spec_from_file_location("study_cost", SCRIPT)
+study_cost = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(study_cost)
+
+CELLS = len(list(study_cost.design("cora", 0)))
+
+
+def test_the_design_has_every_cell_once():
+    cells = list(study_cost.design("cora", 0))
+    assert len(cells) == len(set(cells)) == 7 * 5 * (1 + 2 * 3)
+
+
+def test_missing_cells_are_priced_by_other_seeds_then_by_cora_times_the_ratio():
+    done = {("cora", "gcn", "dense", 2, None, 0): 3600.0,
+            ("cora", "gcn", "dense", 2, None, 1): 7200.0,  # mean 1.5 h
+            ("cora", "gcn", "ugt", 2, 0.5, 0): 1800.0,
+            ("pubmed", "gcn", "dense", 2, None, 0): 4 * 5400.0}  # ratio 4 to cora
+    rows, ratio = study_cost.estimate(done, ["cora", "pubmed"], [0, 1, 2])
+    assert ratio["pubmed"] == pytest.approx(4.0)
+    # cora seed 2: its dense cell at the mean of seeds 0 and 1, its ugt cell at seed 0's
+    finished, cells, hours, unpriced = rows[("cora", 2)]
+    assert (finished, cells) == (0, CELLS)
+    assert hours == pytest.approx(1.5 + 0.5)
+    assert unpriced == CELLS - 2
+    # pubmed seed 1: dense from pubmed's own seed 0 (6 h), ugt from cora's 0.5 h x 4
+    assert rows[("pubmed", 1)][2] == pytest.approx(6.0 + 2.0)
+    assert rows[("pubmed", 0)][0] == 1
+
+
+def test_the_records_are_read_from_the_study_layout(tmp_path):
+    f = tmp_path / "cora" / "gcn" / "cells" / "ugt" / "L2" / "s0.9" / "seed_1.json"
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"config": {"method": "ugt", "layers": 2, "sparsity": 0.9},
+                             "seed": 1, "total_time_s": 12.5}))
+    assert study_cost.load(tmp_path) == {("cora", "gcn", "ugt", 2, 0.9, 1): 12.5}
