@@ -36,16 +36,22 @@ def design(dataset: str, seed: int):
                     yield (dataset, backbone, method, depth, s, seed)
 
 
-def load(root: Path) -> dict[tuple, float]:
-    """``{cell: total_time_s}`` of every record below ``root``."""
+def load(root: Path) -> dict[tuple, float | None]:
+    """``{cell: total_time_s}`` of every readable record below ``root`` (``None``
+    where a record has no time: finished, but not a price)."""
     out = {}
     for f in root.glob("*/*/cells/**/seed_*.json"):
-        r = json.loads(f.read_text())
-        c = r["config"]
+        try:
+            r = json.loads(f.read_text())
+            c = r["config"]
+            seed = int(f.stem.removeprefix("seed_"))
+        except (OSError, ValueError, KeyError):
+            print(f"skipped (unreadable): {f}")
+            continue
         dataset, backbone = f.relative_to(root).parts[:2]
         sparsity = None if c["method"] == "dense" else c["sparsity"]
-        out[(dataset, backbone, c["method"], c["layers"], sparsity, r["seed"])] = \
-            r["total_time_s"]
+        out[(dataset, backbone, c["method"], c["layers"], sparsity, seed)] = \
+            r.get("total_time_s")
     return out
 
 
@@ -53,7 +59,8 @@ def estimate(done: dict[tuple, float], datasets: list[str], seeds: list[int]):
     """``({(dataset, seed): (finished, cells, hours, unpriced)}, {dataset: ratio})``."""
     by_cell = defaultdict(list)  # the cell without its seed -> times
     for cell, t in done.items():
-        by_cell[cell[:-1]].append(t)
+        if t is not None:
+            by_cell[cell[:-1]].append(t)
     mean = {k: statistics.fmean(v) for k, v in by_cell.items()}
     ratio = {}
     for d in datasets:

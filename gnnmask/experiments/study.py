@@ -105,9 +105,10 @@ def load_study(root: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _seed_scores(group: dict, split: str) -> dict[int, float]:
-    """``{seed: score}`` of the group's records (diverged ones too) on ``split``."""
-    records = [*group["records"], *group.get("diverged_records", ())]
-    return {r["seed"]: v for r in records if (v := score(r, split)) is not None}
+    """``{seed: score}`` on ``split`` of the group's finished (not diverged)
+    records, non-finite scores left out."""
+    return {r["seed"]: v for r in group["records"]
+            if (v := score(r, split)) is not None and math.isfinite(v)}
 
 
 def best_by_validation(groups: Sequence[dict], method: str, depth: int) -> dict | None:
@@ -115,9 +116,9 @@ def best_by_validation(groups: Sequence[dict], method: str, depth: int) -> dict 
     accuracy (over its sparsities), or ``None``.
 
     The means compared are over the seeds that every candidate sparsity has
-    finished, so a sparsity with fewer seeds so far is not chosen for a
-    luckier subset (each group's own mean where they share none); a tie goes
-    to the lowest sparsity."""
+    finished (diverged runs and non-finite scores left out), so a sparsity
+    with fewer seeds so far is not chosen for a luckier subset (each group's
+    own mean where they share none); a tie goes to the lowest sparsity."""
     gs = [g for g in groups if g["method"] == method and g["layers"] == depth
           and g["records"]]
     per_seed = [_seed_scores(g, "val") for g in gs]
@@ -126,7 +127,8 @@ def best_by_validation(groups: Sequence[dict], method: str, depth: int) -> dict 
     def key(i: int) -> tuple[float, float]:
         val = (statistics.fmean(per_seed[i][s] for s in common) if common
                else score(gs[i], "val"))
-        return (-math.inf if val is None else val, -(gs[i]["sparsity"] or 0.0))
+        val = -math.inf if val is None or not math.isfinite(val) else val
+        return (val, -(gs[i]["sparsity"] or 0.0))
 
     return gs[max(range(len(gs)), key=key)] if gs else None
 
@@ -436,7 +438,8 @@ def study_report(root: str | os.PathLike, out: str | os.PathLike | None = None
           f"seeds at the {100 * ALPHA:g}% level, else it is *within noise* (p in the "
           "verdict; p = 0 where neither side varies over its seeds, so the difference is "
           "exact). The sparsity is chosen by validation means over the seeds that all its "
-          "candidates have finished, a tie going to the lowest. Over-smoothing "
+          "candidates have finished (each one's own mean where they share none), a tie "
+          "going to the lowest. Over-smoothing "
           "compares the last hidden state of that ticket with the trained network's: *less "
           "smoothed* when both its MAD and its effective rank (both scale-free) are higher, "
           "*more smoothed* when both are lower, *mixed* otherwise; with two seeds or more "

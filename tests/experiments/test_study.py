@@ -67,6 +67,20 @@ def test_sparsities_are_compared_over_the_seeds_they_share():
     assert best_by_validation(groups, "ugt", 4)["sparsity"] == 0.9
 
 
+def test_diverged_runs_and_non_finite_scores_do_not_choose_the_sparsity():
+    # s 0.9's seed 1 diverged (its best finite epoch scored 0.95): over the
+    # finished seeds only, seed 0 is shared and s 0.5 (0.80) beats s 0.9 (0.79)
+    a, b = seeded_group("ugt", 0.5, {0: 0.80, 1: 0.80}), seeded_group("ugt", 0.9, {0: 0.79})
+    b["diverged_records"] = [{"seed": 1, "val_acc": 0.95, "test_acc": 0.7, "layers": []}]
+    assert best_by_validation([a, b], "ugt", 4)["sparsity"] == 0.5
+    # a NaN validation score never wins, whatever the order
+    nan = seeded_group("ugt", 0.5, {0: float("nan")})
+    nan["val_acc"] = float("nan")
+    ok = seeded_group("ugt", 0.9, {1: 0.6})
+    assert best_by_validation([nan, ok], "ugt", 4)["sparsity"] == 0.9
+    assert best_by_validation([ok, nan], "ugt", 4)["sparsity"] == 0.9
+
+
 def test_a_validation_tie_goes_to_the_lowest_sparsity_whatever_the_order():
     groups = [seeded_group("ugt", 0.99, {0: 0.8}), seeded_group("ugt", 0.5, {0: 0.8}),
               seeded_group("ugt", 0.9, {0: 0.8})]
