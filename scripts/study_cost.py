@@ -96,8 +96,9 @@ def main() -> None:
         note = f", {unpriced} cells unpriced" if unpriced else ""
         print(f"{d:9s} seed {seed}: {finished:3d} of {cells} cells finished, "
               f"{hours:5.1f} CPU-hours left{note}")
-    print("cost ratio to cora: " + ", ".join(
-        f"{d} {r:.2f}" for d, r in ratio.items() if r is not None and d != "cora"))
+    ratios = [f"{d} {r:.2f}" for d, r in ratio.items() if r is not None and d != "cora"]
+    if ratios:
+        print("cost ratio to cora: " + ", ".join(ratios))
     print(f"in all: {sum(r[2] for r in rows.values()):.1f} CPU-hours left")
 
 
