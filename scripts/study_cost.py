@@ -16,10 +16,11 @@ and missing cells and the estimated CPU-hours per dataset and seed.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
+
+from gnnmask.experiments.sweep import load_cells
 
 BACKBONES = ("gcnii", "gcn", "appnp", "resgcn", "jknet", "dagnn", "gprgnn")
 DEPTHS = (2, 8, 16, 32, 64)
@@ -37,21 +38,18 @@ def design(dataset: str, seed: int):
 
 
 def load(root: Path) -> dict[tuple, float | None]:
-    """``{cell: total_time_s}`` of every readable record below ``root`` (``None``
+    """``{cell: total_time_s}`` of every readable record below ``root`` (its
+    sweeps ``<dataset>/<backbone>``, read by the sweeps' own reader; ``None``
     where a record has no time: finished, but not a price)."""
     out = {}
-    for f in root.glob("*/*/cells/**/seed_*.json"):
-        try:
-            r = json.loads(f.read_text())
-            c = r["config"]
-            seed = int(f.stem.removeprefix("seed_"))
-        except (OSError, ValueError, KeyError):
-            print(f"skipped (unreadable): {f}")
-            continue
-        dataset, backbone = f.relative_to(root).parts[:2]
-        sparsity = None if c["method"] == "dense" else c["sparsity"]
-        out[(dataset, backbone, c["method"], c["layers"], sparsity, seed)] = \
-            r.get("total_time_s")
+    for sweep in sorted(root.glob("*/*/")):
+        cells, unreadable = load_cells(sweep)
+        for path in unreadable:
+            print(f"skipped (unreadable): {path}")
+        dataset, backbone = sweep.relative_to(root).parts
+        for cell, record in cells:
+            out[(dataset, backbone, cell.method, cell.depth, cell.sparsity, cell.seed)] = \
+                record.get("total_time_s")
     return out
 
 

@@ -40,13 +40,14 @@ def test_the_records_are_read_from_the_study_layout(tmp_path):
     f = tmp_path / "cora" / "gcn" / "cells" / "ugt" / "L2" / "s0.9" / "seed_1.json"
     f.parent.mkdir(parents=True)
     f.write_text(json.dumps({"config": {"method": "ugt", "layers": 2, "sparsity": 0.9},
-                             "seed": 1, "total_time_s": 12.5}))
+                             "seed": 1, "test_acc": 0.7, "total_time_s": 12.5}))
     bad = tmp_path / "cora" / "gcn" / "cells" / "dense" / "L2" / "seed_0.json"
     bad.parent.mkdir(parents=True)
     bad.write_text("{truncated")  # an unreadable record is skipped, not fatal
     untimed = tmp_path / "cora" / "gcn" / "cells" / "dense" / "L8" / "seed_0.json"
     untimed.parent.mkdir(parents=True)
-    untimed.write_text(json.dumps({"config": {"method": "dense", "layers": 8}, "seed": 0}))
+    untimed.write_text(json.dumps({"config": {"method": "dense", "layers": 8}, "seed": 0,
+                                   "test_acc": 0.7}))
     done = study_cost.load(tmp_path)
     assert done == {("cora", "gcn", "ugt", 2, 0.9, 1): 12.5,
                     ("cora", "gcn", "dense", 8, None, 0): None}

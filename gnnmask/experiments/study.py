@@ -172,8 +172,7 @@ def seed_p(ticket: dict | None, trained: dict | None) -> float | None:
     """:func:`welch_p` of the two groups' per-seed test scores."""
     if ticket is None or trained is None:
         return None
-    return welch_p(*([v for r in g["records"] if (v := score(r, "test")) is not None]
-                     for g in (ticket, trained)))
+    return welch_p(*(list(_seed_scores(g, "test").values()) for g in (ticket, trained)))
 
 
 def verdict(diff: float | None, p: float | None = None) -> str:
