@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -82,14 +83,26 @@ def estimate(done: dict[tuple, float], datasets: list[str], seeds: list[int]):
     return out, ratio
 
 
+def fail(message: str) -> None:
+    """One line on stderr, exit status 2 (bad input)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("root", nargs="?", default="docs/results/study")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--datasets", default="cora,citeseer,pubmed,texas")
     args = ap.parse_args()
-    rows, ratio = estimate(load(Path(args.root)), args.datasets.split(","),
-                           [int(s) for s in args.seeds.split(",")])
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        fail(f"--seeds {args.seeds!r} is invalid; allowed: comma-separated integers")
+    if not Path(args.root).is_dir():
+        fail(f"study folder {args.root!r} does not exist; allowed: a folder of "
+             "<dataset>/<backbone> sweeps")
+    rows, ratio = estimate(load(Path(args.root)), args.datasets.split(","), seeds)
     for (d, seed), (finished, cells, hours, unpriced) in rows.items():
         note = f", {unpriced} cells unpriced" if unpriced else ""
         print(f"{d:9s} seed {seed}: {finished:3d} of {cells} cells finished, "

@@ -53,3 +53,14 @@ def test_the_records_are_read_from_the_study_layout(tmp_path):
                     ("cora", "gcn", "dense", 8, None, 0): None}
     rows, _ = study_cost.estimate(done, ["cora"], [0])
     assert rows[("cora", 0)][0] == 1  # the untimed cell is finished, and prices nothing
+
+
+@pytest.mark.parametrize("argv, says", [(["--seeds", "a,b"], "--seeds 'a,b' is invalid"),
+                                        (["nowhere"], "study folder 'nowhere' does not exist")])
+def test_bad_input_is_one_line_and_exit_2(argv, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["study_cost.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        study_cost.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and err.count("\n") == 1
