@@ -24,8 +24,9 @@
 # one backbone and seed took 14 (gprgnn) to 40 (gcnii) CPU minutes before
 # gcnii, appnp, dagnn and gprgnn propagated through the precomputed
 # transpose (25% off a GCNII step, 55-65% off the other three); CiteSeer
-# costs about 1.9x Cora, Texas about 0.2x (183 nodes), PubMed about 5x (the
-# medians over the cells each has finished beside Cora's), Actor about 2.5x
+# costs about 2.1x Cora, Texas about 0.2x (183 nodes), PubMed about 6x (the
+# medians over the cell groups each has finished beside Cora's; PubMed's deep
+# GCN cells about 10x), Actor about 2.5x
 # (an optional heterophilous graph beside Texas: name it).
 # `python scripts/study_cost.py` prices what is left from the records.
 # Run it in the background at one thread (OMP_NUM_THREADS=1, the default

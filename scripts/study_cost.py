@@ -4,13 +4,18 @@
 
 Every cell of the design (scripts/depth_sparsity.sh: 7 backbones x depths
 2/8/16/32/64 x dense, and ugt and rigl at sparsities 0.5/0.9/0.99) that has no
-record yet is priced at the mean ``total_time_s`` of the same cell (dataset,
-backbone, method, depth, sparsity) at the seeds that finished it; a cell no
-seed has finished, at the same cell on Cora times the dataset's cost ratio to
-Cora (the median over the cells both have finished). The records' times are
-wall-clock seconds of one process at one thread while a second one ran beside
-it, so they read as CPU-seconds of this two-core machine. Prints the finished
-and missing cells and the estimated CPU-hours per dataset and seed.
+record yet is priced at the median ``total_time_s`` of its group (dataset,
+backbone, method, depth: the masks are dense tensors, so a step costs the same
+at every sparsity) over the sparsities and seeds that finished it; a group no
+cell has finished, at the same group on Cora times the dataset's cost ratio to
+Cora (the median over the groups both have finished). The median, not the
+mean: a cell timed while other work shared the two cores took up to 60x its
+neighbours (Cora, GCN, ugt, 32 layers: 2665 s at sparsity 0.5, 79 s at
+0.99), and one such record must not price a whole graph's cells. The
+records' times are wall-clock seconds of one process at one thread while a
+second one ran beside it, so they read as CPU-seconds of this two-core
+machine. Prints the finished and missing cells and the estimated CPU-hours
+per dataset and seed.
 """
 
 from __future__ import annotations
@@ -56,15 +61,15 @@ def load(root: Path) -> dict[tuple, float | None]:
 
 def estimate(done: dict[tuple, float], datasets: list[str], seeds: list[int]):
     """``({(dataset, seed): (finished, cells, hours, unpriced)}, {dataset: ratio})``."""
-    by_cell = defaultdict(list)  # the cell without its seed -> times
+    by_group = defaultdict(list)  # (dataset, backbone, method, depth) -> times
     for cell, t in done.items():
         if t is not None:
-            by_cell[cell[:-1]].append(t)
-    mean = {k: statistics.fmean(v) for k, v in by_cell.items()}
+            by_group[cell[:4]].append(t)
+    price = {k: statistics.median(v) for k, v in by_group.items()}
     ratio = {}
     for d in datasets:
-        pairs = [mean[k] / mean[("cora", *k[1:])] for k in mean
-                 if k[0] == d and ("cora", *k[1:]) in mean]
+        pairs = [price[k] / price[("cora", *k[1:])] for k in price
+                 if k[0] == d and ("cora", *k[1:]) in price]
         ratio[d] = statistics.median(pairs) if pairs else None
     out = {}
     for d in datasets:
@@ -73,10 +78,10 @@ def estimate(done: dict[tuple, float], datasets: list[str], seeds: list[int]):
             missing = [c for c in cells if c not in done]
             hours, unpriced = 0.0, 0
             for c in missing:
-                if c[:-1] in mean:
-                    hours += mean[c[:-1]] / 3600
-                elif ratio[d] is not None and ("cora", *c[1:-1]) in mean:
-                    hours += ratio[d] * mean[("cora", *c[1:-1])] / 3600
+                if c[:4] in price:
+                    hours += price[c[:4]] / 3600
+                elif ratio[d] is not None and ("cora", *c[1:4]) in price:
+                    hours += ratio[d] * price[("cora", *c[1:4])] / 3600
                 else:
                     unpriced += 1
             out[(d, seed)] = (len(cells) - len(missing), len(cells), hours, unpriced)

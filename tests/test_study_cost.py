@@ -19,21 +19,31 @@ def test_the_design_has_every_cell_once():
     assert len(cells) == len(set(cells)) == 7 * 5 * (1 + 2 * 3)
 
 
-def test_missing_cells_are_priced_by_other_seeds_then_by_cora_times_the_ratio():
+def test_missing_cells_are_priced_by_their_group_then_by_cora_times_the_ratio():
     done = {("cora", "gcn", "dense", 2, None, 0): 3600.0,
-            ("cora", "gcn", "dense", 2, None, 1): 7200.0,  # mean 1.5 h
+            ("cora", "gcn", "dense", 2, None, 1): 7200.0,  # median 1.5 h
             ("cora", "gcn", "ugt", 2, 0.5, 0): 1800.0,
             ("pubmed", "gcn", "dense", 2, None, 0): 4 * 5400.0}  # ratio 4 to cora
     rows, ratio = study_cost.estimate(done, ["cora", "pubmed"], [0, 1, 2])
     assert ratio["pubmed"] == pytest.approx(4.0)
-    # cora seed 2: its dense cell at the mean of seeds 0 and 1, its ugt cell at seed 0's
+    # cora seed 2: its dense cell at the median of seeds 0 and 1, its three ugt
+    # cells at depth 2 (sparsities 0.5, 0.9, 0.99) at seed 0's sparsity 0.5
     finished, cells, hours, unpriced = rows[("cora", 2)]
     assert (finished, cells) == (0, CELLS)
-    assert hours == pytest.approx(1.5 + 0.5)
-    assert unpriced == CELLS - 2
+    assert hours == pytest.approx(1.5 + 3 * 0.5)
+    assert unpriced == CELLS - 4
     # pubmed seed 1: dense from pubmed's own seed 0 (6 h), ugt from cora's 0.5 h x 4
-    assert rows[("pubmed", 1)][2] == pytest.approx(6.0 + 2.0)
+    assert rows[("pubmed", 1)][2] == pytest.approx(6.0 + 3 * 2.0)
     assert rows[("pubmed", 0)][0] == 1
+
+
+def test_one_cell_timed_under_contention_does_not_price_its_group():
+    # a cell timed while other work shared the cores took 60x its neighbours
+    done = {("cora", "gcn", "ugt", 32, 0.5, 0): 60 * 80.0,
+            ("cora", "gcn", "ugt", 32, 0.9, 0): 80.0,
+            ("cora", "gcn", "ugt", 32, 0.99, 0): 80.0}
+    rows, _ = study_cost.estimate(done, ["cora"], [1])
+    assert rows[("cora", 1)][2] == pytest.approx(3 * 80.0 / 3600)
 
 
 def test_the_records_are_read_from_the_study_layout(tmp_path):
