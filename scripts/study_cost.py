@@ -20,12 +20,13 @@ per dataset and seed.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from gnnmask.cli.args import Parser, parse_seeds
+from gnnmask.errors import UserError
 from gnnmask.experiments.sweep import load_cells
 
 BACKBONES = ("gcnii", "gcn", "appnp", "resgcn", "jknet", "dagnn", "gprgnn")
@@ -88,26 +89,33 @@ def estimate(done: dict[tuple, float], datasets: list[str], seeds: list[int]):
     return out, ratio
 
 
-def fail(message: str) -> None:
-    """One line on stderr, exit status 2 (bad input)."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse(argv=None) -> tuple[Path, list[str], list[int]]:
+    """The study folder, datasets and seeds; a :class:`UserError` for bad input."""
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("root", nargs="?", default="docs/results/study")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--datasets", default="cora,citeseer,pubmed,texas")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    seeds = parse_seeds(args.seeds)  # the CLI's own parser and message
+    root = Path(args.root)
+    if not root.is_dir():
+        raise UserError(f"study folder {args.root!r} does not exist; allowed: a folder of "
+                        "<dataset>/<backbone> sweeps")
+    datasets = args.datasets.split(",")
+    if unknown := [d for d in datasets if not (root / d).is_dir()]:
+        have = sorted(d.name for d in root.iterdir() if d.is_dir())
+        raise UserError(f"--datasets {','.join(unknown)!r} has no sweeps in {args.root!r}; "
+                        f"allowed: {', '.join(have)}")
+    return root, datasets, seeds
+
+
+def main(argv=None) -> None:
     try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        fail(f"--seeds {args.seeds!r} is invalid; allowed: comma-separated integers")
-    if not Path(args.root).is_dir():
-        fail(f"study folder {args.root!r} does not exist; allowed: a folder of "
-             "<dataset>/<backbone> sweeps")
-    rows, ratio = estimate(load(Path(args.root)), args.datasets.split(","), seeds)
+        root, datasets, seeds = parse(argv)
+    except UserError as err:  # one line on stderr, exit status 2 (bad input)
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    rows, ratio = estimate(load(root), datasets, seeds)
     for (d, seed), (finished, cells, hours, unpriced) in rows.items():
         note = f", {unpriced} cells unpriced" if unpriced else ""
         print(f"{d:9s} seed {seed}: {finished:3d} of {cells} cells finished, "

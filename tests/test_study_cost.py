@@ -65,10 +65,16 @@ def test_the_records_are_read_from_the_study_layout(tmp_path):
     assert rows[("cora", 0)][0] == 1  # the untimed cell is finished, and prices nothing
 
 
-@pytest.mark.parametrize("argv, says", [(["--seeds", "a,b"], "--seeds 'a,b' is invalid"),
-                                        (["nowhere"], "study folder 'nowhere' does not exist")])
+@pytest.mark.parametrize("argv, says", [
+    (["--seeds", "a,b"], "--seeds 'a,b' is malformed"),  # the CLI's own seed parser
+    (["nowhere"], "study folder 'nowhere' does not exist"),
+    (["--datasets", "cora,coraa"], "--datasets 'coraa' has no sweeps in 'study'; allowed: cora"),
+    (["--sedes", "0"], "unrecognized arguments: --sedes"),  # one line, not argparse's usage
+])
 def test_bad_input_is_one_line_and_exit_2(argv, says, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "study" / "cora").mkdir(parents=True)
+    argv = argv if argv[0] == "nowhere" else ["study", *argv]
     monkeypatch.setattr("sys.argv", ["study_cost.py", *argv])
     with pytest.raises(SystemExit) as e:
         study_cost.main()
