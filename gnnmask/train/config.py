@@ -169,9 +169,13 @@ class RunConfig:
                          "validation score (--select) (0: off)")
     select: str | None = _opt(None, "optimisation", "the final model is the epoch with the "
                               "best val_<metric> (the task's: val_acc, val_auc for link, "
-                              "val_rocauc for ogbg-*; the default) or val_loss (lowest "
-                              "validation loss, as the GCNII and DAGNN code select)",
-                              lambda: ("val_acc", "val_auc", "val_rocauc", "val_loss"))
+                              "val_rocauc for ogbg-*; the default), val_loss (lowest "
+                              "validation loss, as the GCNII and DAGNN code select) or "
+                              "val_acc_and_loss (the GAT code's rule: keep an epoch at "
+                              "least as good as the best so far on both; patience counts "
+                              "epochs better on neither)",
+                              lambda: ("val_acc", "val_auc", "val_rocauc", "val_loss",
+                                       "val_acc_and_loss"))
     grad_flow_every: int = _opt(0, "optimisation", "record the gradient norm per trained "
                                 "tensor at initialisation and every N epochs (0: off)")
     trace_every: int = _opt(0, "optimisation", "record the per-layer metrics of "
@@ -340,9 +344,10 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
     task_cls.fill(values)
     metric = task_cls.metric_for(values["dataset"])
     values["select"] = values["select"] or f"val_{metric}"
-    if values["select"] not in (f"val_{metric}", "val_loss"):
+    allowed = (f"val_{metric}", "val_loss") + (("val_acc_and_loss",) if metric == "acc" else ())
+    if values["select"] not in allowed:
         raise UserError(f"--select {values['select']} is not a metric of --task {config.task}"
-                        f" on {values['dataset']}; allowed: val_{metric}, val_loss")
+                        f" on {values['dataset']}; allowed: {', '.join(allowed)}")
     model_reads = get_model_class(config.model).reads
     for key, value in {**FALLBACKS, **method_cls.defaults}.items():
         unread = (key in METHOD_FIELDS and key not in method_cls.reads) or \

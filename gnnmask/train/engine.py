@@ -377,14 +377,56 @@ def _evaluations(config: RunConfig, model, method, data) -> dict[str, Any]:
     return evaluate_model(forward, data, names, seed=config.seed, bins=config.calibration_bins)
 
 
+class Selection:
+    r"""Which epoch's state a run keeps (``--select``), and whether an epoch
+    counts as progress for ``--patience``.
+
+    ``val_<metric>`` keeps the epoch of the highest validation metric and
+    ``val_loss`` that of the lowest validation loss (the GCNII and DAGNN
+    code); each resets the patience only when it keeps. ``val_acc_and_loss``
+    is the rule of the GAT code (Velickovic et al., ICLR 2018,
+    ``execute_cora.py``): with :math:`a^*` the best validation accuracy and
+    :math:`\ell^*` the lowest validation loss so far, an epoch with
+    :math:`a \ge a^*` or :math:`\ell \le \ell^*` resets the patience,
+    only one with both is kept, and both records then move.
+
+    >>> s = Selection("val_acc_and_loss")
+    >>> s.update({"val_acc": 0.5}, 1.0), s.update({"val_acc": 0.6}, 1.2)
+    ((True, True), (False, True))
+    """
+
+    def __init__(self, select: str):
+        self.select = select
+        self.acc, self.loss = -math.inf, math.inf
+
+    def update(self, accs: dict[str, float], val_loss: float) -> tuple[bool, bool]:
+        """``(keep, improved)`` for an epoch's validation metrics and loss."""
+        if self.select == "val_loss":
+            keep = val_loss < self.loss
+            self.loss = min(self.loss, val_loss)
+            return keep, keep
+        if self.select == "val_acc_and_loss":
+            acc = accs["val_acc"]
+            keep, improved = acc >= self.acc and val_loss <= self.loss, \
+                acc >= self.acc or val_loss <= self.loss
+            if improved:
+                self.acc, self.loss = max(self.acc, acc), min(self.loss, val_loss)
+            return keep, improved
+        keep = accs[self.select] > self.acc
+        self.acc = max(self.acc, accs[self.select])
+        return keep, keep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.select!r})"
+
+
 def _fit(config: RunConfig, model, method, data, phase, task: Task, *, tricks, loader,
          progress, log_every, sync) -> tuple[list[dict[str, Any]], dict[str, list], int, str,
                                               dict[str, Any] | None]:
     """One training phase: ``config.epochs`` epochs (or fewer, with
     ``patience``) from a fresh optimiser, keeping the state (model and
-    method) with the best validation score (``config.select``: the task's
-    ``val_<metric>``, or ``val_loss``: the
-    lowest validation loss) among the selectable epochs, restored at the end.
+    method) selected by ``config.select`` (:class:`Selection`) among the
+    selectable epochs, restored at the end.
     Returns the phase's history, its periodic probes (``gradient_flow``
     every ``config.grad_flow_every`` epochs, ``layer_trace`` every
     ``config.trace_every``), its best epoch, the optimiser
@@ -402,9 +444,8 @@ def _fit(config: RunConfig, model, method, data, phase, task: Task, *, tricks, l
     history: list[dict[str, Any]] = []
     flow = _flow_probe(config, method, data, task)
     metric = task.metric
-    # the selection criterion, as "higher is better"
-    sign = -1.0 if config.select == "val_loss" else 1.0
-    best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "state": None}
+    selection = Selection(config.select)
+    best: dict[str, Any] = {"epoch": -1, "state": None}
     # traces record the --layer-metrics (the default set when those are off)
     traced = "default" if config.layer_metrics == "none" else config.layer_metrics
     groups = task.trace_groups(data)
@@ -472,11 +513,11 @@ def _fit(config: RunConfig, model, method, data, phase, task: Task, *, tricks, l
             bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{accs[f'val_{metric}']:.3f}",
                             test=f"{accs[f'test_{metric}']:.3f}")
         if method.selectable(epoch) and tricks.selectable(epoch):
-            score = sign * (val_loss if config.select == "val_loss" else accs[config.select])
-            if score > best["score"]:
-                best = {"score": score, "epoch": epoch,
-                        "state": copy.deepcopy(model.state_dict()),
+            keep, improved = selection.update(accs, val_loss)
+            if keep:
+                best = {"epoch": epoch, "state": copy.deepcopy(model.state_dict()),
                         "method": copy.deepcopy(method.state())}
+            if improved:
                 bad_epochs = 0
             else:
                 bad_epochs += 1

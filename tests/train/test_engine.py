@@ -382,3 +382,51 @@ def test_selection_by_validation_loss_keeps_the_epoch_of_lowest_loss(csbm):
     losses = [r["val_loss"] for r in stopped["history"]]
     best = losses.index(min(losses))
     assert stopped["epochs_run"] == best + 1 + 5 < 400  # five epochs without a lower loss
+
+
+def _gat_rule(history):
+    """The GAT code's early stopping replayed by hand over a history: the
+    kept epoch and the epoch after which patience 5 stops."""
+    acc_best, loss_best, kept, bad = -1.0, float("inf"), None, 0
+    for r in history:
+        a, l = r["val_acc"], r["val_loss"]
+        if a >= acc_best or l <= loss_best:
+            if a >= acc_best and l <= loss_best:
+                kept = r["epoch"]
+            acc_best, loss_best, bad = max(acc_best, a), min(loss_best, l), 0
+        else:
+            bad += 1
+            if bad == 5:
+                return kept, r["epoch"]
+    return kept, None
+
+
+def test_selection_by_the_gat_rule_keeps_an_epoch_best_on_accuracy_and_loss_together(csbm):
+    rec = train(small(epochs=60, select="val_acc_and_loss"), data=csbm)
+    kept, _ = _gat_rule(rec["history"])
+    assert rec["best_epoch"] == kept
+    assert rec["test_acc"] == rec["history"][kept]["test_acc"]
+    by_loss = train(small(epochs=60, select="val_loss"), data=csbm)
+    assert rec["best_epoch"] != by_loss["best_epoch"]  # the rules differ on this run
+    stopped = train(small(epochs=400, select="val_acc_and_loss", patience=5), data=csbm)
+    kept, last = _gat_rule(stopped["history"])
+    assert last is not None and stopped["epochs_run"] == last + 1 < 400
+    assert stopped["best_epoch"] == kept
+
+
+def test_selection_rule_object_tracks_both_records():
+    from gnnmask.train.engine import Selection
+
+    s = Selection("val_acc_and_loss")
+    steps = [({"val_acc": 0.5}, 1.0), ({"val_acc": 0.6}, 1.2), ({"val_acc": 0.55}, 0.9),
+             ({"val_acc": 0.6}, 0.8), ({"val_acc": 0.4}, 2.0)]
+    assert [s.update(*x) for x in steps] == [(True, True), (False, True), (False, True),
+                                             (True, True), (False, False)]
+    assert (s.acc, s.loss) == (0.6, 0.8)
+    assert repr(s) == "Selection('val_acc_and_loss')"
+
+
+def test_the_gat_rule_is_refused_where_the_metric_is_not_accuracy():
+    with pytest.raises(UserError, match=r"--select val_acc_and_loss is not a metric of --task "
+                                        r"link .*; allowed: val_auc, val_loss$"):
+        resolve_config(small(task="link", select="val_acc_and_loss"))
