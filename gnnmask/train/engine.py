@@ -387,8 +387,8 @@ class Selection:
     is the rule of the GAT code (Velickovic et al., ICLR 2018,
     ``execute_cora.py``): with :math:`a^*` the best validation accuracy and
     :math:`\ell^*` the lowest validation loss so far, an epoch with
-    :math:`a \ge a^*` or :math:`\ell \le \ell^*` resets the patience,
-    only one with both is kept, and both records then move.
+    :math:`a \ge a^*` or :math:`\ell \le \ell^*` resets the patience and
+    updates both records, and only an epoch with both is kept.
 
     >>> s = Selection("val_acc_and_loss")
     >>> s.update({"val_acc": 0.5}, 1.0), s.update({"val_acc": 0.6}, 1.2)

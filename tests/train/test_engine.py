@@ -407,7 +407,9 @@ def test_selection_by_the_gat_rule_keeps_an_epoch_best_on_accuracy_and_loss_toge
     assert rec["best_epoch"] == kept
     assert rec["test_acc"] == rec["history"][kept]["test_acc"]
     by_loss = train(small(epochs=60, select="val_loss"), data=csbm)
-    assert rec["best_epoch"] != by_loss["best_epoch"]  # the rules differ on this run
+    by_acc = train(small(epochs=60), data=csbm)
+    # the three rules keep three different epochs on this run
+    assert len({rec["best_epoch"], by_loss["best_epoch"], by_acc["best_epoch"]}) == 3
     stopped = train(small(epochs=400, select="val_acc_and_loss", patience=5), data=csbm)
     kept, last = _gat_rule(stopped["history"])
     assert last is not None and stopped["epochs_run"] == last + 1 < 400
