@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -332,6 +332,10 @@ class DeepGNN(nn.Module):
     #: The options of :data:`OPTIONS` this backbone reads.
     reads: ClassVar[tuple[str, ...]] = ("dropout", "activation", "bias", "norm", "residual",
                                         "alpha")
+    #: Defaults of its own for options it reads, where its paper differs from
+    #: :data:`OPTIONS` (e.g. SGC's ``dropout`` 0); a run configuration's
+    #: unset field takes these before the method's and the global ones.
+    defaults: ClassVar[dict[str, Any]] = {}
     #: Of :attr:`reads`, those read whatever the other options (the base
     #: class reads ``alpha`` only for ``residual="initial"``).
     always_reads: ClassVar[tuple[str, ...]] = ()
@@ -352,6 +356,10 @@ class DeepGNN(nn.Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        unread = set(cls.defaults) - set(cls.reads)
+        if unread:
+            raise TypeError(f"{cls.__name__}.defaults sets options it does not read: "
+                            f"{', '.join(sorted(unread))}")
         if cls.__dict__.get("name"):
             MODELS.register(cls)
 
@@ -409,7 +417,7 @@ class DeepGNN(nn.Module):
                             f"{', '.join(MODELS)} (build_model(name, ...))")
         check_shape(layers, hidden, in_dim=in_dim, out_dim=out_dim)
         self.check_options(options, hidden=hidden)
-        o = {**OPTIONS, **options}
+        o = {**OPTIONS, **self.defaults, **options}
         self.config = dict(name=self.name, in_dim=in_dim, hidden=hidden, out_dim=out_dim,
                            layers=layers, **o)
         self.num_layers = layers

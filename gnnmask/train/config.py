@@ -256,7 +256,9 @@ def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored record's config with the settings it predates filled in with
     the values its run used: ``select`` ``val_acc`` (before ``--select``
     existed), ``task`` ``node`` (before tasks existed), the task heads unset,
-    and link prediction's sampled loss (before ``link_loss`` existed); any
+    link prediction's sampled loss (before ``link_loss`` existed), and a
+    model option its backbone came to read later, its backbone's own default
+    (:attr:`DeepGNN.defaults`: SGC's runs had no dropout before it read one); any
     other field it lacks takes its default (a field is added with the default
     that keeps the old behaviour). Comparisons with a stored config go
     through this, so older records stay valid for resuming and reporting."""
@@ -266,6 +268,10 @@ def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
     for key in ("decoder", "hits_k", "readout"):
         out.setdefault(key, None)
     out.setdefault("link_loss", "sampled" if out["task"] == "link" else None)
+    if out.get("model") in MODELS:  # an option a backbone came to read: what its runs did
+        for key, value in get_model_class(out["model"]).defaults.items():
+            if out.get(key) is None:
+                out[key] = value
     for key, value in RunConfig().to_dict().items():  # later fields: their defaults
         out.setdefault(key, value)
     return out
@@ -348,8 +354,9 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
     if values["select"] not in allowed:
         raise UserError(f"--select {values['select']} is not a metric of --task {config.task}"
                         f" on {values['dataset']}; allowed: {', '.join(allowed)}")
-    model_reads = get_model_class(config.model).reads
-    for key, value in {**FALLBACKS, **method_cls.defaults}.items():
+    model_cls = get_model_class(config.model)
+    model_reads = model_cls.reads
+    for key, value in {**FALLBACKS, **method_cls.defaults, **model_cls.defaults}.items():
         unread = (key in METHOD_FIELDS and key not in method_cls.reads) or \
             (key in MODEL_FIELDS and key not in model_reads)  # e.g. sgc has no dropout
         if values.get(key) is None and not unread:

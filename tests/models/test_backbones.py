@@ -13,6 +13,7 @@ from gnnmask.data import load_dataset
 from gnnmask.errors import UserError
 from gnnmask.models import MODELS, build_model
 from gnnmask.train import RunConfig, resolve_config, train
+from gnnmask.train.config import upgrade_config
 from gnnmask.train.engine import build
 
 
@@ -62,6 +63,35 @@ def test_sgc_never_serves_a_freed_tensors_result_to_a_new_tensor(graph):
         second = x * scale  # new contents, version 0, often in the freed block
         expected = torch.linalg.matrix_power(s, 2) @ second @ lin.weight.T + lin.bias
         assert torch.allclose(model(second, ei), expected, atol=1e-5)
+
+
+def test_sgc_drops_the_propagated_features_when_asked_and_by_default_not(graph):
+    """The Bag of Tricks benchmark's SGC drops entries of S^K X before the
+    linear layer; the SGC paper has no dropout, nor has gnnmask's by default."""
+    x, ei, s = graph
+    assert build_model("sgc", 5, 8, 3, 3).config["dropout"] == 0.0
+    model = build_model("sgc", 5, 8, 3, 3, dropout=0.5)
+    seen = []
+    model.convs[0].lin.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    torch.manual_seed(0)
+    model(x, ei)
+    h = torch.linalg.matrix_power(s, 3) @ x
+    kept = seen[0] != 0
+    assert 0.2 < kept.float().mean() < 0.8
+    assert torch.allclose(seen[0][kept], 2 * h[kept], atol=1e-5)
+    model.eval()
+    model(x, ei)
+    assert torch.allclose(seen[1], h, atol=1e-5)
+
+
+def test_a_models_own_default_comes_before_the_methods_and_old_records_keep_it():
+    for method in ("dense", "ugt", "rigl"):
+        assert resolve_config(RunConfig(model="sgc", method=method)).dropout == 0.0
+    assert resolve_config(RunConfig(model="sgc", dropout=0.7)).dropout == 0.7
+    assert resolve_config(RunConfig(model="gcn")).dropout == 0.5
+    now = resolve_config(RunConfig(model="sgc")).to_dict()
+    before = {**now, "dropout": None}  # a record from before SGC read a dropout
+    assert upgrade_config(before) == upgrade_config(now)
 
 
 @pytest.mark.parametrize("jk", ["cat", "max", "lstm"])

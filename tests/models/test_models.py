@@ -337,6 +337,12 @@ def test_the_base_class_is_not_a_model():
         DeepGNN(8, 8, 3, 2)
 
 
+def test_a_backbone_cannot_default_an_option_it_does_not_read():
+    with pytest.raises(TypeError, match="Bad.defaults sets options it does not read: heads"):
+        class Bad(DeepGNN):
+            defaults = {"heads": 2}
+
+
 def test_building_the_propagation_raises_no_torch_warnings(graph):
     import warnings
 
