@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from gnnmask.errors import UserError
+from gnnmask.models import MODELS
 from gnnmask.presets import get_preset
 from gnnmask.train import RunConfig
 from gnnmask.train.config import FALLBACKS, METHOD_FIELDS, type_problem
@@ -91,6 +92,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> Non
         default, text = f.default, meta["help"]
         if default is not None:
             text += f" (default: {default})"
+        elif any(f.name in m.defaults for m in MODELS.values()):
+            text += " (default: the model's, else the method's)"
         elif f.name in METHOD_FIELDS or f.name in FALLBACKS:
             text += " (default: the method's)"
         kind = _arg_type(str(f.type))

@@ -210,12 +210,17 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def _read(model, key: str) -> str:
+    """An option a model reads, with the model's own default if it has one."""
+    return f"{key} (default {model.defaults[key]})" if key in model.defaults else key
+
+
 def _registries() -> dict[str, dict[str, str]]:
     """``{kind: {name: one-line description}}`` for ``gnnmask list``."""
     return {
         "methods": METHODS.describe(),
         "rules": RULES.describe(),
-        "models": {n: f"{text} Reads {', '.join(MODELS[n].reads)}."
+        "models": {n: f"{text} Reads {', '.join(_read(MODELS[n], k) for k in MODELS[n].reads)}."
                    for n, text in MODELS.describe().items()},
         "activations": ACTIVATIONS.describe(),
         "norms": NORMS.describe(),

@@ -326,11 +326,15 @@ def test_methods_and_list_describe_every_choice(cli, capsys):
     assert "--extra mask_scale=...:" in stdout
     code, stdout, _ = cli("list", "rules")
     assert code == 0 and "global" in stdout and "fixed" in stdout
+    code, stdout, _ = cli("list", "models")  # a model's own default beside what it reads
+    assert code == 0 and "Reads bias, dropout (default 0.0)." in stdout
+    assert "Reads dropout, activation, bias, alpha." in stdout  # appnp: none of its own
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     help_text = capsys.readouterr().out
     assert "(default: 0.01)" in help_text and "{adam,adamw,amsgrad,sgd}" in help_text
     assert "(default: the method's)" in help_text
+    assert "(default: the model's, else the method's)" in " ".join(help_text.split())
 
 
 # issue 24: a diverged run is a result; strict types; every refusal before any write
