@@ -1,6 +1,7 @@
 """An independent re-implementation of the Bag of Tricks benchmark's JKNet
 (Chen et al., TPAMI 2022; the authors' ``Deep_GCN_Benchmarking`` code),
-outside the package, to ask whether the benchmark's published JKNet rows
+outside the package's models and trainer (only the data comes through
+gnnmask's loader), to ask whether the benchmark's published JKNet rows
 follow from the settings its code ships.
 
 The model as the authors' code builds it: ``layers`` PyG ``GCNConv`` of
@@ -40,6 +41,7 @@ CONFIGS = {"aug": dict(hidden=16, lr=0.001, wd=0.0, dropout=0.1),
 
 
 def parse():
+    """The command line, with the chosen config's settings filled in."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="aug", choices=tuple(CONFIGS))
     p.add_argument("--layers", type=int, default=32)
@@ -55,6 +57,12 @@ def parse():
 
 
 class JK(nn.Module):
+    r"""The benchmark's JKNet (Xu et al., ICML 2018, concatenating jumping
+    knowledge): :math:`h_l = \mathrm{dropout}(\mathrm{ReLU}(\hat A h_{l-1}
+    W_l + b_l))` for ``l = 1..L`` with :math:`h_0 = X` (not dropped), and
+    logits :math:`[h_1 \| \dots \| h_L] W_o + b_o`; each dropped
+    :math:`h_l` feeds both the next layer and the concatenation."""
+
     def __init__(self, in_dim, out_dim, a):
         super().__init__()
         self.p = a.dropout
@@ -71,6 +79,8 @@ class JK(nn.Module):
 
 
 def main():
+    """Train one network per seed; print each seed's test accuracy and a
+    JSON summary."""
     a = parse()
     torch.set_num_threads(1)
     data = load_dataset(a.dataset, a.data_root)

@@ -21,7 +21,10 @@ cannot be rebuilt from a seed: its ticket also stores every parameter, raw
 (format version 2 adds this ``params`` list; version 1 files still load).
 A graph ticket (edges pruned, e.g. UGS) also stores the graph it runs on: its
 kept edges (int32) and their weights (format version 3 adds this ``graph``
-list; :func:`ticket_graph` reads it back).
+list; :func:`ticket_graph` reads it back). Format version 4 changes no layout:
+from it on a gnnmask SGC's ``dropout`` is one it reads (before, SGC read none
+and stored the common default, 0.5, unused), so an older SGC ticket loads
+with dropout 0, the network it was.
 
 File layout (little-endian)::
 
@@ -52,8 +55,8 @@ from gnnmask.masks.core import MaskParametrization
 from gnnmask.masks.sparse import sparsify
 
 MAGIC = b"GNNMTKT\0"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 _HEAD = struct.Struct("<8sHI")
 _DIGEST = 32
 GNNMASK_BUILDER = "gnnmask.models:build_model"
@@ -184,6 +187,7 @@ def read_ticket(path) -> tuple[dict, memoryview]:
         raise UserError(f"ticket {str(path)!r} is corrupt or truncated (checksum mismatch)")
     try:
         header = json.loads(data[_HEAD.size : _HEAD.size + n_head])
+        header["version"] = version
         header.setdefault("params", [])
         header.setdefault("graph", [])
         sizes = [t[2] for t in header["tensors"]] + [
@@ -218,9 +222,13 @@ def _build(header: dict, path) -> nn.Module:
             "load_ticket(path, model=...)"
         )
     func = _import_builder(header["builder"])
+    kwargs = dict(header["kwargs"])
+    if header["version"] < 4 and header["builder"] == GNNMASK_BUILDER and \
+            kwargs.get("name") == "sgc":
+        kwargs["dropout"] = 0.0  # the dropout it stored was never read (module docstring)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(header["build_seed"])
-        return func(**header["kwargs"])
+        return func(**kwargs)
 
 
 def _mask_state(model: nn.Module) -> set[str]:

@@ -269,6 +269,11 @@ MAX_LAYERS = 128
 #: class is defined (one class in one file under :mod:`gnnmask.models`).
 MODELS: Registry = Registry("--model")
 
+#: Model options a backbone may give a default of its own (``DeepGNN.defaults``):
+#: those a run configuration leaves unset until the method's or the model's
+#: default fills them; every other option has one default for all backbones.
+OWN_DEFAULTS = ("dropout", "bias")
+
 #: Model options and their defaults (the values a model that does not read an
 #: option accepts for it).
 OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual="none",
@@ -356,10 +361,10 @@ class DeepGNN(nn.Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        unread = set(cls.defaults) - set(cls.reads)
-        if unread:
-            raise TypeError(f"{cls.__name__}.defaults sets options it does not read: "
-                            f"{', '.join(sorted(unread))}")
+        for key in cls.defaults:
+            if key not in cls.reads or key not in OWN_DEFAULTS:
+                raise TypeError(f"{cls.__name__}.defaults sets {key!r}; allowed: options "
+                                f"it reads of {', '.join(OWN_DEFAULTS)}")
         if cls.__dict__.get("name"):
             MODELS.register(cls)
 

@@ -15,8 +15,9 @@ class SGC(DeepGNN):
     r"""Simplified graph convolution (Wu et al. 2019): ``layers`` propagation
     steps, then one linear layer.
 
-    The logits are :math:`S^K X W` with
-    :math:`S = \tilde D^{-1/2}(A+I)\tilde D^{-1/2}` and ``K = layers``
+    The logits are :math:`\mathrm{dropout}_p(S^K X) W` with
+    :math:`S = \tilde D^{-1/2}(A+I)\tilde D^{-1/2}`, ``K = layers`` and
+    ``p = dropout`` (0 unless asked for)
     (PyG's :class:`~torch_geometric.nn.conv.SGConv`). As in the paper,
     :math:`S^K X` is computed once and reused while the same feature and
     graph tensors come in, unchanged in place (another tensor, e.g. a DropEdge

@@ -5,8 +5,10 @@ registry, that registry (``choices``): the ``gnnmask`` command line derives
 its flags from these fields, and :func:`validate_config` checks names against
 the same registries, so the two never disagree.
 
-Fields left at ``None`` are filled from the chosen method's ``defaults`` and
-then from :data:`FALLBACKS` by :func:`resolve_config`, so the record a run
+Fields left at ``None`` are filled from the chosen model's own ``defaults``
+(:attr:`~gnnmask.models.DeepGNN.defaults`, e.g. SGC's dropout 0), else the
+chosen method's ``defaults``, else :data:`FALLBACKS`, by
+:func:`resolve_config`, so the record a run
 writes always holds the concrete values that were used. Method-specific
 fields (:data:`METHOD_FIELDS`) and ``extra`` options are refused for a method
 that does not read them (``Method.reads`` / ``Method.options``): nothing given
@@ -75,7 +77,8 @@ class RunConfig:
     model: str = _opt("gcn", "model", "GNN backbone", MODELS)
     layers: int = _opt(2, "model", f"message-passing layers, 1..{MAX_LAYERS}")
     hidden: int = _opt(64, "model", "hidden width")
-    dropout: float | None = _opt(None, "model", "dropout probability before each layer")
+    dropout: float | None = _opt(None, "model", "dropout probability before each layer (sgc: on "
+                                  "the propagated features)")
     activation: str = _opt("relu", "model", "activation between layers", ACTIVATIONS)
     norm: str = _opt("none", "model", "normalisation after each hidden layer", NORMS)
     residual: str = _opt("none", "model", "residual connection", RESIDUALS)
@@ -309,8 +312,9 @@ def preset_config(name: str, **changes) -> RunConfig:
 
 def resolve_config(config: RunConfig, data=None) -> RunConfig:
     """Check that the method reads every method-specific value given, spell
-    the dataset as the registry does, fill ``None`` fields from the method
-    defaults and :data:`FALLBACKS`, then validate everything (one-line
+    the dataset as the registry does, fill ``None`` fields from the model's
+    own defaults, the method's and :data:`FALLBACKS` (in that order of
+    precedence), then validate everything (one-line
     :class:`UserError` on the first problem). With the graph ``data`` a run
     is given, ``config.dataset`` must describe it
     (:func:`gnnmask.data.dataset_of`; a graph of one's own may carry a name
@@ -358,7 +362,7 @@ def resolve_config(config: RunConfig, data=None) -> RunConfig:
     model_reads = model_cls.reads
     for key, value in {**FALLBACKS, **method_cls.defaults, **model_cls.defaults}.items():
         unread = (key in METHOD_FIELDS and key not in method_cls.reads) or \
-            (key in MODEL_FIELDS and key not in model_reads)  # e.g. sgc has no dropout
+            (key in MODEL_FIELDS and key not in model_reads)  # unread: stays unset
         if values.get(key) is None and not unread:
             values[key] = value
     for key, value in values.items():  # an integer given for a float field is that float

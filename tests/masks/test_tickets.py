@@ -137,6 +137,36 @@ def test_gnnmask_model_ticket_needs_no_builder(tmp_path, graph):
     assert torch.equal(load_ticket(path)(*graph), model(*graph))
 
 
+def _rewrite(path, version: int, **kwargs) -> None:
+    """Rewrite the ticket at ``path`` as format ``version`` with ``kwargs``
+    changed in its builder arguments (header and checksum redone)."""
+    import hashlib
+    import json
+
+    data = path.read_bytes()
+    _, _, n_head = struct.unpack_from("<8sHI", data)
+    header = json.loads(data[14:14 + n_head])
+    header["kwargs"].update(kwargs)
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    body = struct.pack("<8sHI", MAGIC, version, len(head)) + head + data[14 + n_head:-32]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+def test_an_sgc_ticket_from_before_sgc_read_a_dropout_loads_without_one(tmp_path, graph):
+    """Until format 4 an SGC stored the common dropout 0.5 it never read; a
+    loaded ticket must not start dropping when trained on."""
+    torch.manual_seed(2)
+    model = mask_model(build_model("sgc", 5, 16, 3, 2, bias=False), sparsity=0.5, seed=2)
+    path = save_ticket(tmp_path / "s.ticket", model.eval())
+    assert read_ticket(path)[0]["version"] == 4
+    assert load_ticket(path).config["dropout"] == 0.0
+    _rewrite(path, 3, dropout=0.5)  # as a version-3 file stored it
+    old = load_ticket(path)
+    assert old.config["dropout"] == 0.0 and torch.equal(old(*graph), model(*graph))
+    _rewrite(path, 4, dropout=0.5)  # from version 4 on the stored dropout is the one it ran
+    assert load_ticket(path).config["dropout"] == 0.5
+
+
 def test_a_graph_ticket_keeps_the_edges_it_runs_on(tmp_path, graph):
     x, edge_index = graph
     model = mask_model(build_model("gcn", 5, 16, 3, 2), sparsity=0.5, seed=0).eval()

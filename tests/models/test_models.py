@@ -7,7 +7,7 @@ from torch_geometric.utils import to_undirected
 
 from gnnmask.errors import UserError
 from gnnmask.models import MODELS, DeepGNN, build_model
-from gnnmask.models.deep import normalized_adjacency
+from gnnmask.models.deep import OWN_DEFAULTS, normalized_adjacency
 from gnnmask.train import RunConfig, resolve_config
 from gnnmask.train.config import MODEL_FIELDS
 
@@ -337,10 +337,16 @@ def test_the_base_class_is_not_a_model():
         DeepGNN(8, 8, 3, 2)
 
 
-def test_a_backbone_cannot_default_an_option_it_does_not_read():
-    with pytest.raises(TypeError, match="Bad.defaults sets options it does not read: heads"):
+def test_a_backbone_defaults_only_options_it_reads_and_the_run_config_leaves_unset():
+    with pytest.raises(TypeError, match="Bad.defaults sets 'heads'; allowed: options it "
+                                        "reads of dropout, bias"):
         class Bad(DeepGNN):
-            defaults = {"heads": 2}
+            defaults = {"heads": 2}  # not read by the base stack
+    with pytest.raises(TypeError, match="Worse.defaults sets 'norm'"):
+        class Worse(DeepGNN):
+            defaults = {"norm": "layer"}  # read, but a run config always sets it
+    assert OWN_DEFAULTS == ("dropout", "bias")
+    assert all(RunConfig.__dataclass_fields__[k].default is None for k in OWN_DEFAULTS)
 
 
 def test_building_the_propagation_raises_no_torch_warnings(graph):
