@@ -22,7 +22,7 @@ from gnnmask.masks import (
     sparsify,
     ticket_graph,
 )
-from gnnmask.masks.tickets import MAGIC
+from gnnmask.masks.tickets import _DIGEST, _HEAD, MAGIC
 
 try:
     from gnnmask.models import build_model
@@ -144,11 +144,11 @@ def _rewrite(path, version: int, **kwargs) -> None:
     import json
 
     data = path.read_bytes()
-    _, _, n_head = struct.unpack_from("<8sHI", data)
-    header = json.loads(data[14:14 + n_head])
+    _, _, n_head = _HEAD.unpack_from(data)
+    header = json.loads(data[_HEAD.size:_HEAD.size + n_head])
     header["kwargs"].update(kwargs)
     head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    body = struct.pack("<8sHI", MAGIC, version, len(head)) + head + data[14 + n_head:-32]
+    body = _HEAD.pack(MAGIC, version, len(head)) + head + data[_HEAD.size + n_head:-_DIGEST]
     path.write_bytes(body + hashlib.sha256(body).digest())
 
 
