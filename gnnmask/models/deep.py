@@ -277,7 +277,8 @@ OWN_DEFAULTS = ("dropout", "bias")
 #: Model options and their defaults (the values a model that does not read an
 #: option accepts for it).
 OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual="none",
-               heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat", aggr="sum")
+               heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat",
+               jk_dropout="inputs", aggr="sum")
 
 
 def _positive_int(value) -> bool:
@@ -322,6 +323,8 @@ class DeepGNN(nn.Module):
         attention_dropout: GAT's dropout on the normalised attention
             coefficients (in training).
         jk: JKNet's layer aggregation (``cat``, ``max``, ``lstm``).
+        jk_dropout: where JKNet drops (``inputs``, ``outputs``; see
+            :class:`~gnnmask.models.jknet.JKNet`).
         aggr: GIN's neighbourhood aggregation (``sum``, ``mean``, ``max``).
 
     An option the backbone does not read (:attr:`reads`) must keep its default

@@ -90,6 +90,11 @@ class RunConfig:
                         "log(theta / l + 1) (the GCNII paper's lambda)")
     jk: str = _opt("cat", "model", "jknet: aggregation of the layers' outputs (cat, max, "
                    "lstm)", lambda: get_model_class("jknet").choices["jk"])
+    jk_dropout: str = _opt("inputs", "model", "jknet: where dropout acts: inputs (before every "
+                           "convolution, the raw features included, and on the aggregation) "
+                           "or outputs (after every layer's activation, one draw for the next "
+                           "layer and the aggregation: PyG's and the Bag of Tricks code's)",
+                           lambda: get_model_class("jknet").choices["jk_dropout"])
     aggr: str = _opt("sum", "model", "gin: neighbourhood aggregation (sum: GIN's; mean: the "
                      "untrained-tickets code's)", lambda: get_model_class("gin").choices["aggr"])
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
@@ -245,7 +250,7 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 #: Fields that are model options (each model declares which it reads,
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
 MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
-                "theta", "attention_dropout", "jk", "aggr")
+                "theta", "attention_dropout", "jk", "jk_dropout", "aggr")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {

@@ -12,6 +12,7 @@ from torch_geometric.utils import to_dense_adj, to_undirected
 from gnnmask.data import load_dataset
 from gnnmask.errors import UserError
 from gnnmask.models import MODELS, build_model
+from gnnmask.models.deep import dropout, gcn_adjacency
 from gnnmask.train import RunConfig, resolve_config, train
 from gnnmask.train.config import upgrade_config
 from gnnmask.train.engine import build
@@ -110,6 +111,50 @@ def test_jknet_aggregates_every_layer(graph, jk):
         build_model("jknet", 5, 8, 3, 4, jk="sum")
     with pytest.raises(UserError, match="jk 'max' is not read by model 'gcn'"):
         build_model("gcn", 5, 8, 3, 4, jk="max")
+
+
+@pytest.mark.parametrize("where", ["inputs", "outputs"])
+def test_jknet_drops_where_jk_dropout_says(graph, where):
+    """``inputs``: every convolution's input (the raw features too) and, drawn
+    anew, the aggregation; ``outputs`` (PyG's and the Bag of Tricks code's):
+    each layer's activated output once, that draw feeding both the next layer
+    and the aggregation. Recomputed by hand with the same random draws."""
+    x, ei, _ = graph
+    torch.manual_seed(0)
+    model = build_model("jknet", 5, 8, 3, 3, dropout=0.5, jk_dropout=where).train()
+    torch.manual_seed(1)
+    out = model(x, ei)
+    torch.manual_seed(1)
+    adj = gcn_adjacency(ei, x.size(0))
+    h, outputs = x, []
+    for conv in model.convs:
+        if where == "inputs":
+            h = dropout(h, 0.5, True)
+        h = conv(h, adj).relu()
+        if where == "outputs":
+            h = dropout(h, 0.5, True)
+        outputs.append(h)
+    joined = torch.cat(outputs, -1)
+    if where == "inputs":
+        joined = dropout(joined, 0.5, True)
+    assert torch.allclose(out, model.lin_out(joined), atol=1e-6)
+    other = build_model("jknet", 5, 8, 3, 3, dropout=0.5,
+                        jk_dropout="outputs" if where == "inputs" else "inputs")
+    other.load_state_dict(model.state_dict())
+    torch.manual_seed(1)
+    assert not torch.allclose(other.train()(x, ei), out, atol=1e-3)
+    assert torch.equal(other.eval()(x, ei), model.eval()(x, ei))
+
+
+def test_jk_dropout_is_read_by_jknet_only_and_checked():
+    assert "jk_dropout=inputs" in repr(build_model("jknet", 5, 8, 3, 2))
+    with pytest.raises(UserError, match="jk_dropout 'layer' is invalid; allowed: inputs, "
+                                        "outputs"):
+        build_model("jknet", 5, 8, 3, 2, jk_dropout="layer")
+    with pytest.raises(UserError, match="jk_dropout 'outputs' is not read by model 'gcn'"):
+        build_model("gcn", 5, 8, 3, 2, jk_dropout="outputs")
+    with pytest.raises(UserError, match="--jk-dropout 'outputs' is not read by model 'sgc'"):
+        resolve_config(RunConfig(model="sgc", jk_dropout="outputs"))
 
 
 def test_gprgnn_starts_as_personalised_pagerank_and_sums_the_steps(graph):
