@@ -226,8 +226,9 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     if x.layout == torch.sparse_csr:  # input features: drop among the stored entries
         values = x.values()
         keep = torch.rand(values.shape, device=values.device) >= p
-        return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(),
-                                       values * keep / (1.0 - p), x.shape)
+        with _quiet_csr():
+            return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(),
+                                           values * keep / (1.0 - p), x.shape)
     if x.device.type != "cpu" or p >= 1.0:
         return F.dropout(x, p, training)
     return _BoolMaskDropout.apply(x, p)

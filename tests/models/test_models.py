@@ -1,5 +1,8 @@
 """Deep GNN models: every architecture at depth 1, 2 and 32, options and errors."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch_geometric.nn import GCNConv
@@ -264,6 +267,19 @@ def test_sparse_input_features_give_the_dense_outputs_and_gradients():
 
     dropped = dropout(xs, 0.5, True).to_dense()
     assert ((dropped == 0) | (dropped == 2 * x)).all() and (dropped[x == 0] == 0).all()
+
+
+def test_dropout_on_sparse_features_warns_nothing():
+    """Dropping sparse CSR features builds a CSR tensor; torch's "sparse
+    invariant checks are implicitly disabled" warning stays inside gnnmask.
+    In a fresh process: torch warns once per process."""
+    code = ("import warnings, torch\n"
+            "from gnnmask.models.deep import dropout, sparse_features\n"
+            "x = sparse_features(torch.eye(50))\n"
+            "warnings.simplefilter('error')\n"
+            "dropout(x, 0.5, True)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
 
 
 # every backbone is one registered class that declares the options it reads
