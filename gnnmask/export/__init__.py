@@ -147,7 +147,8 @@ def export_model(model: nn.Module, x: Tensor, edge_index: Tensor,
         keep = edge_weight != 0  # edges weighted 0 carry nothing: remove them
         edge_index, edge_weight = edge_index[:, keep], edge_weight[keep]
     adj = normalized_adjacency(edge_index.cpu(), n, torch.float32,
-                               None if edge_weight is None else edge_weight.float().cpu())
+                               None if edge_weight is None else edge_weight.float().cpu(),
+                               model.config["degree"])
     ex = Exporter()
     was_training = model.training
     model.eval()

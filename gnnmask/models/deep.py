@@ -83,18 +83,39 @@ def _csr(edge_index: Tensor, weight: Tensor, size: tuple[int, int]) -> Tensor:
         return to_torch_csr_tensor(edge_index, weight, size=size)
 
 
+#: Whose degree normalises a GCN propagation (``degree``): ``in``, each node's
+#: weighted in-degree (PyG's ``gcn_norm``); ``out``, its weighted out-degree,
+#: the row sums of the adjacency ``A[source, target]`` (the UGS code's dense
+#: normalisation). The two differ only on a directed or asymmetrically weighted
+#: graph, e.g. under learnt edge masks.
+DEGREES = ("in", "out")
+
+
+def _flow(degree: str, edge_index) -> str:
+    """PyG's ``gcn_norm`` flow for :data:`DEGREES` ``degree`` (``out``: the
+    degree over the sources, ``target_to_source``)."""
+    if degree == "in":
+        return "source_to_target"
+    if is_sparse(edge_index):
+        raise UserError(f"degree {degree!r} needs the graph as an edge_index; allowed with a "
+                        "sparse adjacency: degree 'in'")
+    return "target_to_source"
+
+
 def normalized_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
-                         edge_weight: Tensor | None = None) -> Tensor:
+                         edge_weight: Tensor | None = None, degree: str = "in") -> Tensor:
     """:math:`\\tilde D^{-1/2}(A+I)\\tilde D^{-1/2}` as a transposed CSR matrix
-    (``A`` weighted by ``edge_weight`` when given).
+    (``A`` weighted by ``edge_weight`` when given; ``D`` the in-degrees, or
+    the out-degrees with ``degree="out"``, :data:`DEGREES`).
 
     ``edge_index`` may be a ``[2, E]`` index tensor or an already sparse
     adjacency (``torch.sparse`` or ``torch_sparse.SparseTensor``); the latter is
     taken to be ``adj_t`` (PyG's transposed convention) and normalised as is.
     """
+    flow = _flow(degree, edge_index)
     if is_sparse(edge_index):
         return gcn_norm(edge_index, num_nodes=num_nodes, dtype=dtype)[0]
-    ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype)
+    ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype, flow=flow)
     # adj_t[i, j] carries the message j -> i.
     return _csr(ei.flip(0), w, (num_nodes, num_nodes))
 
@@ -108,12 +129,13 @@ class Adjacency(NamedTuple):
 
 
 def gcn_adjacency(edge_index, num_nodes: int, dtype=torch.float32,
-                  edge_weight: Tensor | None = None) -> Adjacency:
+                  edge_weight: Tensor | None = None, degree: str = "in") -> Adjacency:
     """:func:`normalized_adjacency` and its transpose, both as CSR matrices."""
+    flow = _flow(degree, edge_index)
     if is_sparse(edge_index):
         adj_t = normalized_adjacency(edge_index, num_nodes, dtype)
         return Adjacency(adj_t, adj_t.t().to_sparse_csr())
-    ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype)
+    ei, w = gcn_norm(edge_index, edge_weight, num_nodes=num_nodes, dtype=dtype, flow=flow)
     size = (num_nodes, num_nodes)
     return Adjacency(_csr(ei.flip(0), w, size), _csr(ei, w, size))
 
@@ -279,7 +301,7 @@ OWN_DEFAULTS = ("dropout", "bias")
 #: option accepts for it).
 OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual="none",
                heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat",
-               jk_dropout="inputs", aggr="sum")
+               jk_dropout="inputs", aggr="sum", degree="in")
 
 
 def _positive_int(value) -> bool:
@@ -327,6 +349,8 @@ class DeepGNN(nn.Module):
         jk_dropout: where JKNet drops (``inputs``, ``outputs``; see
             :class:`~gnnmask.models.jknet.JKNet`).
         aggr: GIN's neighbourhood aggregation (``sum``, ``mean``, ``max``).
+        degree: whose degree normalises a GCN propagation (:data:`DEGREES`;
+            ``gcn``).
 
     An option the backbone does not read (:attr:`reads`) must keep its default
     (:data:`OPTIONS`); anything else is a :class:`~gnnmask.errors.UserError`.
@@ -501,12 +525,14 @@ class DeepGNN(nn.Module):
         if edge_weight is not None and not self.edge_weights:
             raise UserError(f"model {self.name!r} takes no edge weights; allowed: "
                             f"{', '.join(edge_weight_models())}")
+        degree = self.config["degree"]
         if edge_weight is not None and edge_weight.requires_grad:
             # differentiable in the edge weights (e.g. learnt edge masks): PyG's
             # message passing over the normalised, weighted edges
-            return gcn_norm(edge_index, edge_weight, num_nodes=n, dtype=x.dtype)
+            return gcn_norm(edge_index, edge_weight, num_nodes=n, dtype=x.dtype,
+                            flow=_flow(degree, edge_index))
         if self.graph_input == "gcn":
-            return (gcn_adjacency(edge_index, n, x.dtype, edge_weight),)
+            return (gcn_adjacency(edge_index, n, x.dtype, edge_weight, degree),)
         return (edge_index,)
 
     def mix(self, h: Tensor, prev: Tensor, first: Tensor | None, index: int = 0) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from gnnmask.models.deep import DeepGNN, GCNLayer
+from gnnmask.models.deep import DEGREES, DeepGNN, GCNLayer
 
 
 class GCN(DeepGNN):
@@ -14,9 +14,20 @@ class GCN(DeepGNN):
 
     Propagates through a precomputed CSR matrix and its transpose
     (:class:`~gnnmask.models.deep.Adjacency`) and takes sparse CSR input
-    features in its first layer."""
+    features in its first layer.
+
+    ``degree`` (:data:`~gnnmask.models.deep.DEGREES`) picks the degree of
+    :math:`\\tilde D`: ``in`` (PyG's ``gcn_norm``, the default) or ``out``, the
+    row sums of the weighted adjacency as the UGS code normalises its masked
+    dense adjacency (Chen et al., ICML 2021): with edge weights
+    :math:`w_{j \\to i}`, :math:`h'_i = \\sum_j d_i^{-1/2} w_{j \\to i}
+    d_j^{-1/2} h_j` with :math:`d_i = 1 + \\sum_k w_{i \\to k}` instead of
+    :math:`1 + \\sum_k w_{k \\to i}`. The same on an undirected, symmetrically
+    weighted graph."""
 
     name = "gcn"
+    reads = (*DeepGNN.reads, "degree")
+    choices = {"degree": DEGREES}
     graph_input = "gcn"
     sparse_input = True
 

@@ -95,6 +95,10 @@ class RunConfig:
                            "or outputs (after every layer's activation, one draw for the next "
                            "layer and the aggregation: PyG's and the Bag of Tricks code's)",
                            lambda: get_model_class("jknet").choices["jk_dropout"])
+    degree: str = _opt("in", "model", "gcn: whose degree normalises the propagation under "
+                       "directed or asymmetric edge weights: in (PyG's gcn_norm) or out (the "
+                       "row sums of the weighted adjacency, as the UGS code)",
+                       lambda: get_model_class("gcn").choices["degree"])
     aggr: str = _opt("sum", "model", "gin: neighbourhood aggregation (sum: GIN's; mean: the "
                      "untrained-tickets code's)", lambda: get_model_class("gin").choices["aggr"])
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
@@ -250,7 +254,7 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 #: Fields that are model options (each model declares which it reads,
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
 MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
-                "theta", "attention_dropout", "jk", "jk_dropout", "aggr")
+                "theta", "attention_dropout", "jk", "jk_dropout", "aggr", "degree")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {

@@ -87,8 +87,9 @@ def test_sparse_trained_and_dense_models_export_too(data):
         assert torch.allclose(exported(data.x), expected, atol=1e-5, rtol=0)
 
 
-def test_pruned_edges_are_removed_from_the_stored_graph(data):
-    model = ticket("gcn", {})
+@pytest.mark.parametrize("degree", ["in", "out"])  # pruned edges: an asymmetric graph
+def test_pruned_edges_are_removed_from_the_stored_graph(data, degree):
+    model = ticket("gcn", {"degree": degree})
     e = data.edge_index.size(1)
     weight = torch.ones(e)
     weight[torch.randperm(e, generator=torch.Generator().manual_seed(0))[: e // 2]] = 0.0

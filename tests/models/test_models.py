@@ -10,7 +10,7 @@ from torch_geometric.utils import to_undirected
 
 from gnnmask.errors import UserError
 from gnnmask.models import MODELS, DeepGNN, build_model
-from gnnmask.models.deep import OWN_DEFAULTS, normalized_adjacency
+from gnnmask.models.deep import OPTIONS, OWN_DEFAULTS, normalized_adjacency
 from gnnmask.train import RunConfig, resolve_config
 from gnnmask.train.config import MODEL_FIELDS
 
@@ -269,6 +269,42 @@ def test_sparse_input_features_give_the_dense_outputs_and_gradients():
     assert ((dropped == 0) | (dropped == 2 * x)).all() and (dropped[x == 0] == 0).all()
 
 
+@pytest.mark.parametrize("degree", ["in", "out"])
+def test_gcn_degree_normalises_asymmetric_edge_weights_by_in_or_out_degree(degree):
+    """On a directed, weighted graph ``degree="in"`` is PyG's ``gcn_norm``
+    (degrees summed over each node's incoming weights) and ``"out"`` the UGS
+    code's dense normalisation, D^-1/2 (A + I)^T D^-1/2 with D the row sums
+    of A + I, A[j, i] the weight of the edge j -> i. Hand-computed densely,
+    for learnt (differentiable) and for fixed weights alike."""
+    g = torch.Generator().manual_seed(0)
+    edge_index = torch.tensor([[0, 0, 1, 2, 3, 3], [1, 2, 2, 0, 0, 1]])
+    weight = torch.rand(6, generator=g) + 0.2
+    x = torch.randn(4, 3, generator=g)
+    a = torch.zeros(4, 4)
+    a[edge_index[0], edge_index[1]] = weight
+    a = a + torch.eye(4)
+    d = (a.sum(1) if degree == "out" else a.sum(0)).pow(-0.5)
+    expected_prop = d[:, None] * a.t() * d[None, :]  # row i: messages into i
+    torch.manual_seed(0)
+    model = build_model("gcn", 3, 5, 2, 1, bias=False, dropout=0.0, degree=degree)
+    expected = expected_prop @ (x @ model.convs[0].lin.weight.t())
+    for w in (weight, weight.clone().requires_grad_()):
+        assert torch.allclose(model(x, edge_index, w), expected, atol=1e-6)
+    if degree == "out":  # differs from the in-degree on this graph
+        other = build_model("gcn", 3, 5, 2, 1, bias=False, dropout=0.0)
+        other.load_state_dict(model.state_dict())
+        assert not torch.allclose(other(x, edge_index, weight), expected, atol=1e-3)
+
+
+def test_degree_is_read_by_gcn_only_and_checked():
+    with pytest.raises(UserError, match="degree 'both' is invalid; allowed: in, out"):
+        build_model("gcn", 3, 5, 2, 2, degree="both")
+    with pytest.raises(UserError, match="degree 'out' is not read by model 'gat'"):
+        build_model("gat", 3, 5, 2, 2, degree="out")
+    with pytest.raises(UserError, match="--degree 'out' is not read by model 'gcnii'"):
+        resolve_config(RunConfig(model="gcnii", degree="out"))
+
+
 def test_dropout_on_sparse_features_warns_nothing():
     """Dropping sparse CSR features builds a CSR tensor; torch's "sparse
     invariant checks are implicitly disabled" warning stays inside gnnmask.
@@ -284,7 +320,12 @@ def test_dropout_on_sparse_features_warns_nothing():
 
 # every backbone is one registered class that declares the options it reads
 NON_DEFAULT = dict(dropout=0.3, activation="elu", bias=False, norm="pair", residual="plain",
-                   heads=2, alpha=0.3, theta=0.9, attention_dropout=0.6)
+                   heads=2, alpha=0.3, theta=0.9, attention_dropout=0.6, jk="max",
+                   jk_dropout="outputs", aggr="mean", degree="out")
+
+
+def test_every_model_option_is_checked_by_every_backbone():
+    assert set(NON_DEFAULT) == set(OPTIONS)
 
 
 @pytest.mark.parametrize("name", MODELS)
