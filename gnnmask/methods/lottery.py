@@ -30,10 +30,12 @@ exactly (:func:`pruning_levels`).
     and its accuracy is the round's. The masks restart at 1 (times 1 +
     U(-1e-5, 1e-5), to break ties) every search. Edges are pruned down to
     ``--edge-sparsity`` when given, else by 5% per round for as many rounds
-    as the weights need. Degrees are PyG's (``gcn_norm``: in-degree over
-    the masked edge weights, plus 1 for the self-loop); the authors' dense
-    implementation sums over the source node instead, which differs only
-    once the learnt mask is asymmetric.
+    as the weights need. Degrees are the model's: with ``gcn``'s default
+    ``degree="in"`` PyG's (``gcn_norm``: in-degree over the masked edge
+    weights, plus 1 for the self-loop); the authors' dense implementation
+    takes row sums, each node's out-degree (``--degree out``, which the
+    ``ugs-paper`` preset sets). The two differ once the learnt mask is
+    asymmetric (docs/RESULTS.md: 3.3-3.6 points on CiteSeer).
 """
 
 from __future__ import annotations
