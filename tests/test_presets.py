@@ -15,7 +15,8 @@ from gnnmask.train.config import RunConfig, preset_config, resolve_config
 
 
 def test_presets_ship_with_the_package_and_describe_themselves():
-    assert {"ugt-paper", "ugt-gat-paper", "edge-popup-paper", "ugs-paper"} <= set(PRESETS)
+    assert {"ugt-paper", "ugt-gat-paper", "edge-popup-paper", "ugs-paper", "gcnii-paper"} <= \
+        set(PRESETS)
     for name, preset in PRESETS.items():
         assert preset.name == name and preset.summary().endswith(".")
         assert preset.paper, name  # a published recipe names its source

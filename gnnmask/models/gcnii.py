@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCN2Conv
 
 from gnnmask.models.deep import Adjacency, AdjDtype, DeepGNN, dropout, propagate
+
+#: Initialisations of the GCN2Conv weights (``conv_init``): ``glorot``, PyG's;
+#: ``uniform``, U(-b, b) with b = 1 / sqrt(channels), the GCNII code's.
+CONV_INITS = ("glorot", "uniform")
 
 
 class GCNIILayer(AdjDtype, GCN2Conv):
@@ -24,7 +30,24 @@ class GCNIILayer(AdjDtype, GCN2Conv):
     ``GCN2Conv``'s own path, and so do separate weights (``shared_weights=False``,
     on the CSR matrix ``adj_t``); parameters and ``state_dict`` keys are its
     own. An :class:`~gnnmask.models.deep.Adjacency` is already normalised:
-    build the layer with ``normalize=False``."""
+    build the layer with ``normalize=False``.
+
+    ``conv_init`` (:data:`CONV_INITS`) draws the weights as PyG does
+    (``glorot``: U(-b, b), b = sqrt(6 / (2 c)) for ``c`` channels) or as the
+    GCNII code does (``uniform``: b = 1 / sqrt(c), about 0.58 times Glorot's
+    bound)."""
+
+    def __init__(self, *args, conv_init: str = "glorot", **kwargs):
+        self.conv_init = conv_init  # read by reset_parameters, which GCN2Conv's __init__ calls
+        super().__init__(*args, **kwargs)
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if self.conv_init == "uniform":
+            for weight in (self.weight1, self.weight2):
+                if weight is not None:
+                    bound = 1.0 / math.sqrt(weight.size(1))
+                    nn.init.uniform_(weight, -bound, bound)
 
     def forward(self, x: Tensor, x_0: Tensor, edge_index, edge_weight: Tensor | None = None):
         if not isinstance(edge_index, Adjacency):
@@ -42,12 +65,19 @@ class GCNII(DeepGNN):
     ``theta / l``, and a linear output layer.
 
     Its initial residual is part of every layer, so ``residual`` may only add a
-    plain skip (``none`` or ``plain``)."""
+    plain skip (``none`` or ``plain``). ``conv_init`` draws the GCN2Conv
+    weights by PyG's Glorot rule (``glorot``, the default) or as the GCNII
+    code does (``uniform``, :class:`GCNIILayer`); the linear layers keep
+    torch's default either way, as in that code. Only methods that keep the
+    model's initialisation read it (the run configuration refuses it with a
+    ``--weight-init`` that re-draws the weights)."""
 
     name = "gcnii"
-    reads = ("dropout", "activation", "bias", "norm", "residual", "alpha", "theta")
+    reads = ("dropout", "activation", "bias", "norm", "residual", "alpha", "theta",
+             "conv_init")
     residuals = ("none", "plain")
     always_reads = ("alpha", "theta")
+    choices = {"conv_init": CONV_INITS}
     graph_input = "gcn"
     conv_decay = True  # the paper's code: 0.01 on the convolutions, 5e-4 on the rest
 
@@ -56,7 +86,8 @@ class GCNII(DeepGNN):
         self.lin_out = nn.Linear(hidden, out_dim, bias=options["bias"])
         self.convs = nn.ModuleList(
             GCNIILayer(hidden, options["alpha"], options["theta"], layer=i + 1,
-                       normalize=False) for i in range(layers))
+                       normalize=False, conv_init=options["conv_init"])
+            for i in range(layers))
         return layers
 
     def export_steps(self, ex) -> None:

@@ -99,6 +99,10 @@ class RunConfig:
                        "directed or asymmetric edge weights: in (PyG's gcn_norm) or out (the "
                        "row sums of the weighted adjacency, as the UGS code)",
                        lambda: get_model_class("gcn").choices["degree"])
+    conv_init: str = _opt("glorot", "model", "gcnii: initialisation of the convolution "
+                          "weights: glorot (PyG's GCN2Conv) or uniform (U(-b, b), b = 1 / "
+                          "sqrt(width), the GCNII code's)",
+                          lambda: get_model_class("gcnii").choices["conv_init"])
     aggr: str = _opt("sum", "model", "gin: neighbourhood aggregation (sum: GIN's; mean: the "
                      "untrained-tickets code's)", lambda: get_model_class("gin").choices["aggr"])
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
@@ -254,7 +258,8 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 #: Fields that are model options (each model declares which it reads,
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
 MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
-                "theta", "attention_dropout", "jk", "jk_dropout", "aggr", "degree")
+                "theta", "attention_dropout", "jk", "jk_dropout", "aggr", "degree",
+                "conv_init")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {
@@ -467,6 +472,11 @@ def validate_config(c: RunConfig) -> None:
         if not get_method_class(c.method).trains_weights:
             raise UserError(f"--conv-weight-decay is not read by method {c.method!r}, which "
                             "trains no weights")
+    if c.conv_init != _FIELDS["conv_init"].default and c.weight_init not in (None, "default"):
+        raise UserError(f"--conv-init {c.conv_init} is not read by method {c.method!r} with "
+                        f"--weight-init {c.weight_init}, which re-draws the weights; allowed "
+                        "with: a method that keeps the model's initialisation (dense, or "
+                        "--weight-init default)")
     if c.grad_clip is not None and not c.grad_clip > 0:
         raise UserError(f"--grad-clip {c.grad_clip!r} is invalid; allowed: a positive number")
     if not 0.0 <= c.label_smoothing < 1.0:

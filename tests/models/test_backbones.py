@@ -157,6 +157,40 @@ def test_jk_dropout_is_read_by_jknet_only_and_checked():
         resolve_config(RunConfig(model="sgc", jk_dropout="outputs"))
 
 
+@pytest.mark.parametrize("conv_init, bound", [("glorot", (6 / (2 * 256)) ** 0.5),
+                                               ("uniform", 1 / 256 ** 0.5)])
+def test_gcnii_draws_its_convolution_weights_by_conv_init(conv_init, bound):
+    torch.manual_seed(0)
+    model = build_model("gcnii", 5, 256, 3, 2, conv_init=conv_init)
+    for conv in model.convs:
+        w = conv.weight1
+        # U(-b, b): every draw inside the bound, the extremes near it, std b / sqrt(3)
+        assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound
+        assert abs(w.std().item() - bound / 3 ** 0.5) < 0.01 * bound
+    assert model.lin_in.weight.abs().max() <= 1 / 5 ** 0.5  # torch's default, 1 / sqrt(fan_in)
+    conv = model.convs[0]
+    conv.weight1.data.zero_()
+    conv.reset_parameters()  # reset_parameters() keeps the layer's rule
+    assert conv.weight1.abs().max() <= bound and conv.weight1.abs().max() > 0.99 * bound
+
+
+def test_conv_init_is_refused_where_the_weights_are_redrawn():
+    with pytest.raises(UserError, match="conv_init 'normal' is invalid; allowed: glorot, "
+                                        "uniform"):
+        build_model("gcnii", 5, 8, 3, 2, conv_init="normal")
+    with pytest.raises(UserError, match="--conv-init 'uniform' is not read by model 'gcn'"):
+        resolve_config(RunConfig(model="gcn", conv_init="uniform"))
+    for method, extra in (("ugt", {}), ("snip", {"weight_init": "eoi"})):
+        with pytest.raises(UserError, match=f"--conv-init uniform is not read by method "
+                                            f"'{method}' with --weight-init "
+                                            f"{extra.get('weight_init', 'kaiming-uniform')}, "
+                                            "which re-draws the weights"):
+            resolve_config(RunConfig(model="gcnii", method=method, conv_init="uniform", **extra))
+    for method in ("dense", "snip", "rigl", "ugs"):
+        config = resolve_config(RunConfig(model="gcnii", method=method, conv_init="uniform"))
+        assert config.conv_init == "uniform"
+
+
 def test_gprgnn_starts_as_personalised_pagerank_and_sums_the_steps(graph):
     x, ei, s = graph
     model = build_model("gprgnn", 5, 8, 3, 4, alpha=0.2, dropout=0.0)

@@ -321,7 +321,7 @@ def test_dropout_on_sparse_features_warns_nothing():
 # every backbone is one registered class that declares the options it reads
 NON_DEFAULT = dict(dropout=0.3, activation="elu", bias=False, norm="pair", residual="plain",
                    heads=2, alpha=0.3, theta=0.9, attention_dropout=0.6, jk="max",
-                   jk_dropout="outputs", aggr="mean", degree="out")
+                   jk_dropout="outputs", aggr="mean", degree="out", conv_init="uniform")
 
 
 def test_every_model_option_is_checked_by_every_backbone():
