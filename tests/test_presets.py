@@ -15,7 +15,8 @@ from gnnmask.train.config import RunConfig, preset_config, resolve_config
 
 
 def test_presets_ship_with_the_package_and_describe_themselves():
-    assert {"ugt-paper", "ugt-gat-paper", "edge-popup-paper", "ugs-paper", "gcnii-paper"} <= \
+    assert {"ugt-paper", "ugt-gat-paper", "edge-popup-paper", "ugs-paper", "gcnii-paper",
+            "gat-paper"} <= \
         set(PRESETS)
     for name, preset in PRESETS.items():
         assert preset.name == name and preset.summary().endswith(".")

@@ -301,7 +301,8 @@ OWN_DEFAULTS = ("dropout", "bias")
 #: option accepts for it).
 OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual="none",
                heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat",
-               jk_dropout="inputs", aggr="sum", degree="in", conv_init="glorot")
+               jk_dropout="inputs", aggr="sum", degree="in", conv_init="glorot",
+               gat_dropout="inputs")
 
 
 def _positive_int(value) -> bool:
@@ -353,6 +354,8 @@ class DeepGNN(nn.Module):
             ``gcn``).
         conv_init: initialisation of GCNII's convolution weights (``glorot``,
             ``uniform``; see :class:`~gnnmask.models.gcnii.GCNII`).
+        gat_dropout: where GAT drops (``inputs``, ``heads``; see
+            :class:`~gnnmask.models.gat.GAT`).
 
     An option the backbone does not read (:attr:`reads`) must keep its default
     (:data:`OPTIONS`); anything else is a :class:`~gnnmask.errors.UserError`.

@@ -3,11 +3,69 @@ stack."""
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch_geometric.nn import GATConv
+from torch_geometric.typing import SparseTensor, torch_sparse
+from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from gnnmask.errors import UserError
-from gnnmask.models.deep import DeepGNN
+from gnnmask.models.deep import DeepGNN, dropout, sparse_features
+
+#: Where GAT's dropout acts (:class:`GAT`).
+GAT_DROPOUTS = ("inputs", "heads")
+
+
+class GATHeadsConv(GATConv):
+    r""":class:`~torch_geometric.nn.conv.GATConv` whose heads drop their
+    inputs and their transformed features as the GAT code's attention head
+    does (``utils/layers.py``, ``attn_head``). In training, head ``k`` computes
+
+    .. math::
+        z_k = \mathrm{drop}_k(X)\,W_k^\top, \qquad
+        \alpha_{ij}^{(k)} = \mathrm{softmax}_j\big(\mathrm{LeakyReLU}(
+        a_{k,\mathrm{dst}}^\top z_{k,i} + a_{k,\mathrm{src}}^\top z_{k,j})\big),
+        \qquad
+        x'_{k,i} = \sum_{j \in \mathcal N(i) \cup \{i\}}
+        \mathrm{drop}(\alpha_{ij}^{(k)})\, \mathrm{drop}'_k(z_k)_j,
+
+    with an independent draw of ``head_dropout`` per head on the input
+    (:math:`\mathrm{drop}_k`), a second one on the transformed features after
+    the attention logits were taken from them (:math:`\mathrm{drop}'_k`), and
+    PyG's ``dropout`` on the attention coefficients. PyG's layer instead gets
+    one draw on its input, shared by every head, and no dropout on the
+    transformed features. In evaluation the two are the same layer, with the
+    same parameters and ``state_dict`` keys."""
+
+    def __init__(self, *args, head_dropout: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_dropout = float(head_dropout)
+
+    def forward(self, x: Tensor, edge_index) -> Tensor:
+        p = self.head_dropout
+        if not self.training or p == 0.0:
+            return super().forward(x, edge_index)
+        heads, c = self.heads, self.out_channels
+        w = self.lin.weight  # [heads * c, in]; the masked weight under a parametrisation
+        # bag-of-words inputs: draw among the stored entries only (zeros stay zero)
+        xs = sparse_features(x)
+        z = torch.stack([dropout(xs, p, True) @ w[k * c:(k + 1) * c].t()
+                         for k in range(heads)], dim=1)  # [N, heads, c]
+        alpha = ((z * self.att_src).sum(-1), (z * self.att_dst).sum(-1))
+        if self.add_self_loops:
+            if isinstance(edge_index, SparseTensor):
+                edge_index = torch_sparse.set_diag(edge_index)
+            else:
+                edge_index = add_self_loops(remove_self_loops(edge_index)[0],
+                                            num_nodes=z.size(0))[0]
+        alpha = self.edge_updater(edge_index, alpha=alpha, edge_attr=None, size=None)
+        z = dropout(z, p, True)
+        out = self.propagate(edge_index, x=(z, z), alpha=alpha, size=None)
+        out = out.view(-1, heads * c) if self.concat else out.mean(dim=1)
+        return out if self.bias is None else out + self.bias
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, head_dropout={self.head_dropout})"
 
 
 class GAT(DeepGNN):
@@ -16,10 +74,22 @@ class GAT(DeepGNN):
     concatenate ``heads`` heads of ``hidden / heads`` channels, the output
     layer has one head. ``attention_dropout`` drops normalised attention
     coefficients in training (the paper: 0.6, beside dropout 0.6 on every
-    layer's input)."""
+    layer's input).
+
+    ``gat_dropout`` places the dropout of probability ``dropout``:
+
+    * ``inputs`` (the default; PyG's ``GAT``): one draw on each layer's
+      input, shared by its heads.
+    * ``heads`` (the GAT code's): every head draws its own dropout of the
+      layer's input and drops its transformed features once more before
+      aggregating them (:class:`GATHeadsConv`).
+
+    The two are the same network in evaluation. ``inputs`` stays the default
+    because the depth x sparsity study's GAT cells were measured with it."""
 
     name = "gat"
-    reads = (*DeepGNN.reads, "heads", "attention_dropout")
+    reads = (*DeepGNN.reads, "heads", "attention_dropout", "gat_dropout")
+    choices = {"gat_dropout": GAT_DROPOUTS}
 
     @classmethod
     def check_options(cls, options: dict, spell=lambda key: key,
@@ -37,7 +107,16 @@ class GAT(DeepGNN):
             raise UserError(f"{spell('hidden')} {hidden} is not divisible by "
                             f"{spell('heads')} {heads}; allowed: a multiple of it")
 
+    def __init__(self, *args, **options):
+        super().__init__(*args, **options)
+        if self.config["gat_dropout"] == "heads":
+            self.dropout = 0.0  # the convolutions drop their inputs, head by head
+
     def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
         heads = 1 if last else options["heads"]
-        return GATConv(in_dim, out_dim // heads, heads=heads, bias=options["bias"],
-                       dropout=float(options["attention_dropout"]))
+        kwargs = dict(heads=heads, bias=options["bias"],
+                      dropout=float(options["attention_dropout"]))
+        if options["gat_dropout"] == "heads":
+            return GATHeadsConv(in_dim, out_dim // heads, head_dropout=options["dropout"],
+                                **kwargs)
+        return GATConv(in_dim, out_dim // heads, **kwargs)

@@ -107,6 +107,11 @@ class RunConfig:
                      "untrained-tickets code's)", lambda: get_model_class("gin").choices["aggr"])
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
+    gat_dropout: str = _opt("inputs", "model", "gat: where dropout acts: inputs (one draw on "
+                            "each layer's input, shared by the heads: PyG's) or heads (each "
+                            "head drops its own copy of the input and its transformed features "
+                            "again before aggregating: the GAT code's)",
+                            lambda: get_model_class("gat").choices["gat_dropout"])
     # task heads
     decoder: str | None = _opt(None, "task", "link: how node pairs are scored (dot: inner "
                                "product; cosine: cosine similarity / 0.1, scale-free, for "
@@ -259,7 +264,7 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
 MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
                 "theta", "attention_dropout", "jk", "jk_dropout", "aggr", "degree",
-                "conv_init")
+                "conv_init", "gat_dropout")
 
 #: Values for fields still ``None`` after the method's defaults were applied.
 FALLBACKS: dict[str, Any] = {

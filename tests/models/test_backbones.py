@@ -247,6 +247,25 @@ def test_every_backbone_is_a_ticket_with_bit_identical_frozen_weights(name):
     assert record["method"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.02)
 
 
+def test_a_gat_ticket_with_the_gat_codes_dropout_keeps_its_weights_bit_identical():
+    # --gat-dropout heads computes the heads' projections itself: through the
+    # masked weight, and with no update to the frozen one
+    data = load_dataset("csbm", nodes=200, classes=3, features=10, seed=0)
+    config = RunConfig(dataset="csbm", model="gat", layers=2, hidden=8, heads=2, epochs=3,
+                       lr=0.1, method="ugt", sparsity=0.5, dropout=0.5, gat_dropout="heads",
+                       layer_metrics="none")
+    before, _ = build(resolve_config(config), data)
+    initial = {n: p.detach().clone() for n, p in before.named_parameters() if "score" not in n}
+    record, after = train(config, data=data, return_model=True)
+    assert record["status"] == "finished" and record["config"]["gat_dropout"] == "heads"
+    assert type(after.convs[0]).__name__ == "GATHeadsConv"
+    final = {n: p.detach() for n, p in after.named_parameters() if n in initial}
+    assert all(torch.equal(final[n], initial[n]) for n in initial)
+    scores = [p for n, p in after.named_parameters() if "score" in n]
+    assert scores and all(p.grad is not None and p.grad.abs().sum() > 0 for p in scores)
+    assert record["method"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.02)
+
+
 @pytest.mark.parametrize("aggr", ["sum", "mean", "max"])
 def test_gin_applies_its_mlp_to_itself_plus_the_aggregated_neighbours(graph, aggr):
     x, ei, _ = graph

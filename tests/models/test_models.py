@@ -321,7 +321,8 @@ def test_dropout_on_sparse_features_warns_nothing():
 # every backbone is one registered class that declares the options it reads
 NON_DEFAULT = dict(dropout=0.3, activation="elu", bias=False, norm="pair", residual="plain",
                    heads=2, alpha=0.3, theta=0.9, attention_dropout=0.6, jk="max",
-                   jk_dropout="outputs", aggr="mean", degree="out", conv_init="uniform")
+                   jk_dropout="outputs", aggr="mean", degree="out", conv_init="uniform",
+                   gat_dropout="heads")
 
 
 def test_every_model_option_is_checked_by_every_backbone():
@@ -363,6 +364,9 @@ def test_each_backbone_refuses_the_options_it_does_not_read(name):
     ("--model gcn --attention-dropout 0.6", "--attention-dropout 0.6 is not read by model 'gcn'"),
     ("--model gat --attention-dropout 1",
      "--attention-dropout 1.0 is invalid; allowed: 0 <= p < 1"),
+    ("--model gcn --gat-dropout heads", "--gat-dropout 'heads' is not read by model 'gcn'"),
+    ("--model gat --gat-dropout edges",
+     "argument --gat-dropout: invalid choice: 'edges' (choose from 'inputs', 'heads')"),
 ])
 def test_the_command_line_refuses_unread_model_options_before_writing(
         capsys, tmp_path, argv, fragment):
@@ -387,6 +391,80 @@ def test_gat_attention_dropout_acts_in_training_only():
     dropped.train()
     torch.manual_seed(1)
     assert not torch.allclose(plain(x, ei), dropped(x, ei))
+
+
+def _self_loop_gat(p, gat_dropout, x):
+    """A one-layer GAT over a graph with no edges (each node attends to itself
+    only, with coefficient 1), every weight 1: its output is the sum of its
+    (dropped) input features, (dropped again under ``heads``)."""
+    model = build_model("gat", x.size(1), 4, 4, 1, dropout=p, bias=False,
+                        gat_dropout=gat_dropout)
+    with torch.no_grad():
+        model.convs[0].lin.weight.fill_(1.0)
+    return model
+
+
+@pytest.mark.parametrize("features", ["dense", "one-hot"])
+def test_gat_dropout_heads_drops_the_input_and_the_transformed_features(features):
+    # x of ones (dense; drawn over every entry) or one-hot rows (2.5% non-zero:
+    # drawn among the stored entries): each output is the one kept input
+    # scaled by 1 / (1 - p), dropped once (inputs) or twice (heads)
+    n, p = 20000, 0.5
+    x = torch.ones(n, 1) if features == "dense" else torch.eye(40).repeat(n // 40, 1)
+    ei = torch.empty(2, 0, dtype=torch.long)
+    for gat_dropout, value, kept in (("inputs", 2.0, 0.5), ("heads", 4.0, 0.25)):
+        model = _self_loop_gat(p, gat_dropout, x)
+        out = model(x, ei)  # training mode
+        nonzero = out[out != 0]
+        assert torch.all(nonzero == value)  # 1 / (1 - p) per draw
+        assert nonzero.numel() / out.numel() == pytest.approx(kept, abs=0.02)
+        model.eval()
+        assert torch.equal(model(x, ei), torch.ones(n, 4))
+
+
+def test_gat_dropout_heads_draws_each_heads_input_apart():
+    # two heads with equal weights: one shared draw (inputs) gives them equal
+    # outputs, a draw per head (heads) does not
+    g = torch.Generator().manual_seed(0)
+    x, ei = torch.rand(50, 6, generator=g), torch.randint(0, 50, (2, 200), generator=g)
+    for gat_dropout in ("inputs", "heads"):
+        model = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.5, gat_dropout=gat_dropout)
+        conv = model.convs[0]
+        with torch.no_grad():
+            conv.lin.weight[4:] = conv.lin.weight[:4]
+            conv.att_src[0, 1] = conv.att_src[0, 0]
+            conv.att_dst[0, 1] = conv.att_dst[0, 0]
+        h = conv(torch.nn.functional.dropout(x, 0.5) if gat_dropout == "inputs" else x, ei)
+        assert torch.equal(h[:, :4], h[:, 4:]) == (gat_dropout == "inputs")
+    assert model.dropout == 0.0 and model.config["dropout"] == 0.5  # dropped in the convs
+    assert repr(model.convs[0]) == "GATHeadsConv(6, 4, heads=2, head_dropout=0.5)"
+    with pytest.raises(UserError, match="gat_dropout 'edges' is invalid; allowed: inputs, heads"):
+        build_model("gat", 6, 8, 3, 2, gat_dropout="edges")
+
+
+def test_gat_dropout_heads_reads_the_masked_weight():
+    # under a parametrisation (a ticket's mask) the heads' own draws use the
+    # weight as masked, like PyG's forward does
+    from torch.nn.utils import parametrize
+
+    class Half(torch.nn.Module):
+        def forward(self, w):
+            return w * (torch.arange(w.size(1)) % 2 == 0)
+
+    g = torch.Generator().manual_seed(0)
+    x, ei = torch.rand(40, 6, generator=g), torch.randint(0, 40, (2, 160), generator=g)
+    masked = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.5, gat_dropout="heads")
+    plain = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.5, gat_dropout="heads")
+    plain.load_state_dict(masked.state_dict())
+    raw = masked.convs[0].lin.weight.detach().clone()
+    parametrize.register_parametrization(masked.convs[0].lin, "weight", Half())
+    with torch.no_grad():
+        plain.convs[0].lin.weight.copy_(Half()(raw))
+    torch.manual_seed(3)
+    a = masked(x, ei)
+    torch.manual_seed(3)
+    assert torch.equal(a, plain(x, ei))
+    assert torch.equal(masked.convs[0].lin.parametrizations.weight.original, raw)
 
 
 def test_the_base_class_is_not_a_model():
