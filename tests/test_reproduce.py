@@ -36,6 +36,19 @@ def test_entries_name_their_paper_value_and_tolerance():
         resolve_config(entry_config(e))  # every recipe is a valid configuration
 
 
+def test_an_entry_describes_the_settings_it_runs_its_presets_included():
+    from gnnmask.reproduce.report import entry_row
+
+    for e in ENTRIES.values():
+        config = entry_config(e)
+        row = entry_row(e, REPO / "docs" / "results" / "reproduce")
+        for key in ("dataset", "model", "layers", "method"):
+            assert row[key] == e.setting(key) == getattr(config, key), (e.name, key)
+    # gat-cora takes its model from --preset gat-paper, not the default gcn
+    assert "cora gat 2 layers, dense" in ENTRIES["gat-cora"].summary()
+    assert ENTRIES["gcnii-cora-64"].setting("layers") == 64
+
+
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_every_entry_runs_two_epochs_on_the_embedded_graph(name):
     # No entry can rot: its recipe trains (on the generated graph, 2 epochs).

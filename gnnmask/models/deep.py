@@ -300,7 +300,7 @@ OWN_DEFAULTS = ("dropout", "bias")
 #: Model options and their defaults (the values a model that does not read an
 #: option accepts for it).
 OPTIONS = dict(dropout=0.5, activation="relu", bias=True, norm="none", residual="none",
-               heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat",
+               heads=1, output_heads=1, alpha=0.1, theta=0.5, attention_dropout=0.0, jk="cat",
                jk_dropout="inputs", aggr="sum", degree="in", conv_init="glorot",
                gat_dropout="inputs")
 
@@ -341,6 +341,7 @@ class DeepGNN(nn.Module):
             every hidden layer.
         residual: ``none``, ``plain`` or ``initial`` (see the module docstring).
         heads: attention heads of hidden layers (``gat``).
+        output_heads: attention heads of the output layer, averaged (``gat``).
         alpha: initial-residual / teleport weight (``initial``, ``gcnii``,
             ``appnp``).
         theta: GCNII's identity-mapping strength.

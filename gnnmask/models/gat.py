@@ -32,13 +32,19 @@ class GATHeadsConv(GATConv):
     with an independent draw of ``head_dropout`` per head on the input
     (:math:`\mathrm{drop}_k`), a second one on the transformed features after
     the attention logits were taken from them (:math:`\mathrm{drop}'_k`), and
-    PyG's ``dropout`` on the attention coefficients. PyG's layer instead gets
-    one draw on its input, shared by every head, and no dropout on the
-    transformed features. In evaluation the two are the same layer, with the
-    same parameters and ``state_dict`` keys."""
+    PyG's ``dropout`` on the attention coefficients. A model around PyG's
+    layer drops the layer's input once, for every head, and the transformed
+    features not at all. In evaluation the two are the same layer, with the
+    same parameters and ``state_dict`` keys. (The code's attention
+    projections also carry a bias each, a shift of every logit before the
+    LeakyReLU; PyG's, and so this layer's, do not.)"""
 
     def __init__(self, *args, head_dropout: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.res is not None or self.lin is None or self.edge_dim is not None:
+            raise ValueError("GATHeadsConv takes one input width and no residual or edge "
+                             "features; allowed: GATConv(in_channels: int, out_channels, "
+                             "heads, concat, dropout, bias)")
         self.head_dropout = float(head_dropout)
 
     def forward(self, x: Tensor, edge_index) -> Tensor:
@@ -47,7 +53,8 @@ class GATHeadsConv(GATConv):
             return super().forward(x, edge_index)
         heads, c = self.heads, self.out_channels
         w = self.lin.weight  # [heads * c, in]; the masked weight under a parametrisation
-        # bag-of-words inputs: draw among the stored entries only (zeros stay zero)
+        # bag-of-words inputs (at most 5% non-zero) as CSR: each head draws among
+        # the stored entries only (zeros stay zero either way)
         xs = sparse_features(x)
         z = torch.stack([dropout(xs, p, True) @ w[k * c:(k + 1) * c].t()
                          for k in range(heads)], dim=1)  # [N, heads, c]
@@ -72,14 +79,15 @@ class GAT(DeepGNN):
     """Graph attention network (Veličković et al. 2018): ``layers``
     :class:`~torch_geometric.nn.conv.GATConv` layers; hidden layers
     concatenate ``heads`` heads of ``hidden / heads`` channels, the output
-    layer has one head. ``attention_dropout`` drops normalised attention
+    layer averages ``output_heads`` heads (the paper: 1, and 8 on PubMed).
+    ``attention_dropout`` drops normalised attention
     coefficients in training (the paper: 0.6, beside dropout 0.6 on every
     layer's input).
 
     ``gat_dropout`` places the dropout of probability ``dropout``:
 
-    * ``inputs`` (the default; PyG's ``GAT``): one draw on each layer's
-      input, shared by its heads.
+    * ``inputs`` (the default; PyG's GAT example, ``examples/gat.py``): one
+      draw on each layer's input, shared by its heads.
     * ``heads`` (the GAT code's): every head draws its own dropout of the
       layer's input and drops its transformed features once more before
       aggregating them (:class:`GATHeadsConv`).
@@ -88,7 +96,7 @@ class GAT(DeepGNN):
     because the depth x sparsity study's GAT cells were measured with it."""
 
     name = "gat"
-    reads = (*DeepGNN.reads, "heads", "attention_dropout", "gat_dropout")
+    reads = (*DeepGNN.reads, "heads", "output_heads", "attention_dropout", "gat_dropout")
     choices = {"gat_dropout": GAT_DROPOUTS}
 
     @classmethod
@@ -96,9 +104,11 @@ class GAT(DeepGNN):
                       hidden: int | None = None) -> None:
         super().check_options(options, spell, hidden)
         heads = options.get("heads", 1)
-        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
-            raise UserError(f"{spell('heads')} {heads!r} is invalid; allowed: a positive "
-                            "integer")
+        for key in ("heads", "output_heads"):
+            value = options.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"{spell(key)} {value!r} is invalid; allowed: a positive "
+                                "integer")
         p = options.get("attention_dropout", 0.0)
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise UserError(f"{spell('attention_dropout')} {p!r} is invalid; allowed: "
@@ -113,10 +123,11 @@ class GAT(DeepGNN):
             self.dropout = 0.0  # the convolutions drop their inputs, head by head
 
     def init_conv(self, in_dim: int, out_dim: int, *, last: bool, options: dict) -> nn.Module:
-        heads = 1 if last else options["heads"]
-        kwargs = dict(heads=heads, bias=options["bias"],
+        # hidden layers concatenate their heads, the output layer averages them
+        heads = options["output_heads"] if last else options["heads"]
+        kwargs = dict(heads=heads, concat=not last, bias=options["bias"],
                       dropout=float(options["attention_dropout"]))
+        width = out_dim if last else out_dim // heads
         if options["gat_dropout"] == "heads":
-            return GATHeadsConv(in_dim, out_dim // heads, head_dropout=options["dropout"],
-                                **kwargs)
-        return GATConv(in_dim, out_dim // heads, **kwargs)
+            return GATHeadsConv(in_dim, width, head_dropout=options["dropout"], **kwargs)
+        return GATConv(in_dim, width, **kwargs)

@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
 from gnnmask.experiments.store import config_diff
+from gnnmask.presets import get_preset
 from gnnmask.registry import Registry
 from gnnmask.train import write_json_atomic
 from gnnmask.train.config import RunConfig, preset_config, resolve_config
@@ -37,6 +38,9 @@ else:  # Python 3.10
     import tomli as tomllib
 
 __all__ = ["ENTRIES", "Entry", "entry_config", "load_result", "result_of", "status"]
+
+#: RunConfig's defaults (what an entry's unset setting resolves to).
+_RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 #: Tolerance where a paper reports no spread: 1.5 points.
 DEFAULT_TOLERANCE = 0.015
@@ -94,17 +98,30 @@ class Entry:
         """The run folder's name (under ``reproduce run --out``)."""
         return self.run or self.name
 
+    def setting(self, key: str) -> Any:
+        """The run setting ``key``: the entry's own, else its preset's, else
+        :class:`~gnnmask.train.RunConfig`'s default (as :func:`entry_config`
+        resolves it before the method's defaults)."""
+        if key in self.settings:
+            return self.settings[key]
+        if self.preset:
+            preset = get_preset(self.preset).settings
+            if key in preset:
+                return preset[key]
+        return _RUN_DEFAULTS[key]
+
     def summary(self) -> str:
-        s = self.settings
-        task = "" if s.get("task", "node") == "node" else f" {s['task']} prediction," \
-            if s["task"] == "link" else f" {s['task']} classification,"
-        return (f"{self.paper} {self.where}:{task} {s.get('dataset')} {s.get('model', 'gcn')} "
-                f"{s.get('layers', 2)} layers, {s.get('method', 'dense')}"
-                f"{self._sparsity_text()}, published {self.published:.3f}.")
+        task = self.setting("task")
+        task = "" if task == "node" else f" {task} prediction," if task == "link" \
+            else f" {task} classification,"
+        return (f"{self.paper} {self.where}:{task} {self.setting('dataset')} "
+                f"{self.setting('model')} {self.setting('layers')} layers, "
+                f"{self.setting('method')}{self._sparsity_text()}, "
+                f"published {self.published:.3f}.")
 
     def _sparsity_text(self) -> str:
         sparsity = self.at_sparsity if self.at_sparsity is not None else \
-            self.settings.get("sparsity")
+            self.setting("sparsity")
         return "" if sparsity is None else f" at weight sparsity {sparsity:.4g}"
 
 

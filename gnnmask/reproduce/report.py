@@ -24,12 +24,12 @@ __all__ = ["entry_row", "figure_groups", "report_markdown", "write_report"]
 
 def entry_row(entry: Entry, results: str | Path) -> dict[str, Any]:
     """``entry`` and its stored measurement in ``results``, as one flat dict."""
-    s = entry.settings
     return {"name": entry.name, "paper": entry.paper, "citation": entry.citation,
-            "where": entry.where, "dataset": s.get("dataset"), "model": s.get("model", "gcn"),
-            "layers": s.get("layers", 2), "method": s.get("method", "dense"),
+            "where": entry.where, "dataset": entry.setting("dataset"),
+            "model": entry.setting("model"), "layers": entry.setting("layers"),
+            "method": entry.setting("method"),
             "sparsity": entry.at_sparsity if entry.at_sparsity is not None
-            else s.get("sparsity"), "preset": entry.preset, "metric": entry.metric,
+            else entry.setting("sparsity"), "preset": entry.preset, "metric": entry.metric,
             "published": entry.published, "tolerance": entry.tolerance,
             "tolerance_source": entry.tolerance_source, "cost_min": entry.cost_min,
             **status(entry, load_result(entry, results)), "note": entry.note}

@@ -84,6 +84,8 @@ class RunConfig:
     residual: str = _opt("none", "model", "residual connection", RESIDUALS)
     bias: bool | None = _opt(None, "model", "layers have biases (true/false)")
     heads: int = _opt(1, "model", "attention heads of hidden gat layers")
+    output_heads: int = _opt(1, "model", "gat: attention heads of the output layer, averaged "
+                             "(the GAT paper: 1; 8 on PubMed)")
     alpha: float = _opt(0.1, "model", "initial-residual / teleport weight (residual initial, "
                         "gcnii, appnp)")
     theta: float = _opt(0.5, "model", "gcnii: strength of the identity mapping, beta_l = "
@@ -108,9 +110,9 @@ class RunConfig:
     attention_dropout: float = _opt(0.0, "model", "gat: dropout on the normalised attention "
                                     "coefficients in training (the GAT paper: 0.6)")
     gat_dropout: str = _opt("inputs", "model", "gat: where dropout acts: inputs (one draw on "
-                            "each layer's input, shared by the heads: PyG's) or heads (each "
-                            "head drops its own copy of the input and its transformed features "
-                            "again before aggregating: the GAT code's)",
+                            "each layer's input, shared by the heads: PyG's GAT example) or "
+                            "heads (each head drops its own copy of the input and its "
+                            "transformed features again before aggregating: the GAT code's)",
                             lambda: get_model_class("gat").choices["gat_dropout"])
     # task heads
     decoder: str | None = _opt(None, "task", "link: how node pairs are scored (dot: inner "
@@ -262,8 +264,8 @@ METHOD_FIELDS = ("sparsity", "mask_rule", "weight_init", "score_init", "schedule
 
 #: Fields that are model options (each model declares which it reads,
 #: ``DeepGNN.reads``; another value than the default is refused for the rest).
-MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "alpha",
-                "theta", "attention_dropout", "jk", "jk_dropout", "aggr", "degree",
+MODEL_FIELDS = ("dropout", "activation", "bias", "norm", "residual", "heads", "output_heads",
+                "alpha", "theta", "attention_dropout", "jk", "jk_dropout", "aggr", "degree",
                 "conv_init", "gat_dropout")
 
 #: Values for fields still ``None`` after the method's defaults were applied.

@@ -11,6 +11,7 @@ from torch_geometric.utils import to_undirected
 from gnnmask.errors import UserError
 from gnnmask.models import MODELS, DeepGNN, build_model
 from gnnmask.models.deep import OPTIONS, OWN_DEFAULTS, normalized_adjacency
+from gnnmask.models.gat import GATHeadsConv
 from gnnmask.train import RunConfig, resolve_config
 from gnnmask.train.config import MODEL_FIELDS
 
@@ -320,7 +321,7 @@ def test_dropout_on_sparse_features_warns_nothing():
 
 # every backbone is one registered class that declares the options it reads
 NON_DEFAULT = dict(dropout=0.3, activation="elu", bias=False, norm="pair", residual="plain",
-                   heads=2, alpha=0.3, theta=0.9, attention_dropout=0.6, jk="max",
+                   heads=2, output_heads=2, alpha=0.3, theta=0.9, attention_dropout=0.6, jk="max",
                    jk_dropout="outputs", aggr="mean", degree="out", conv_init="uniform",
                    gat_dropout="heads")
 
@@ -365,6 +366,8 @@ def test_each_backbone_refuses_the_options_it_does_not_read(name):
     ("--model gat --attention-dropout 1",
      "--attention-dropout 1.0 is invalid; allowed: 0 <= p < 1"),
     ("--model gcn --gat-dropout heads", "--gat-dropout 'heads' is not read by model 'gcn'"),
+    ("--model gcn --output-heads 8", "--output-heads 8 is not read by model 'gcn'"),
+    ("--model gat --output-heads 0", "--output-heads 0 is invalid; allowed: a positive integer"),
     ("--model gat --gat-dropout edges",
      "argument --gat-dropout: invalid choice: 'edges' (choose from 'inputs', 'heads')"),
 ])
@@ -423,23 +426,58 @@ def test_gat_dropout_heads_drops_the_input_and_the_transformed_features(features
 
 
 def test_gat_dropout_heads_draws_each_heads_input_apart():
-    # two heads with equal weights: one shared draw (inputs) gives them equal
-    # outputs, a draw per head (heads) does not
+    # two heads over one input of ones, no edges, every weight 1: a head's
+    # output is zero unless both its draws keep (p 0.5: 0.25). With a draw of
+    # the input per head both heads are zero with probability 0.75^2 = 0.5625;
+    # with one shared input draw 0.5 + 0.5 * 0.5^2 = 0.625
+    n = 20000
+    x, ei = torch.ones(n, 1), torch.empty(2, 0, dtype=torch.long)
+    model = build_model("gat", 1, 2, 2, 1, output_heads=2, dropout=0.5, bias=False,
+                        gat_dropout="heads")
+    conv = model.convs[0]
+    with torch.no_grad():
+        conv.lin.weight.fill_(1.0)
+    z = conv.propagate  # the heads' outputs before the mean, from the aggregation
+    heads = []
+    conv.propagate = lambda *a, **k: heads.append(z(*a, **k)) or heads[-1]
+    model(x, ei)
+    zero = heads[0][:, :, 0] == 0  # [n, 2]
+    assert zero.float().mean().item() == pytest.approx(0.75, abs=0.02)
+    assert zero.all(1).float().mean().item() == pytest.approx(0.5625, abs=0.02)
+    # PyG's placement: one draw, shared (equal weights give equal heads)
     g = torch.Generator().manual_seed(0)
     x, ei = torch.rand(50, 6, generator=g), torch.randint(0, 50, (2, 200), generator=g)
-    for gat_dropout in ("inputs", "heads"):
-        model = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.5, gat_dropout=gat_dropout)
-        conv = model.convs[0]
-        with torch.no_grad():
-            conv.lin.weight[4:] = conv.lin.weight[:4]
-            conv.att_src[0, 1] = conv.att_src[0, 0]
-            conv.att_dst[0, 1] = conv.att_dst[0, 0]
-        h = conv(torch.nn.functional.dropout(x, 0.5) if gat_dropout == "inputs" else x, ei)
-        assert torch.equal(h[:, :4], h[:, 4:]) == (gat_dropout == "inputs")
+    shared = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.5)
+    conv = shared.convs[0]
+    with torch.no_grad():
+        conv.lin.weight[4:] = conv.lin.weight[:4]
+        conv.att_src[0, 1] = conv.att_src[0, 0]
+        conv.att_dst[0, 1] = conv.att_dst[0, 0]
+    h = conv(torch.nn.functional.dropout(x, 0.5), ei)
+    assert torch.equal(h[:, :4], h[:, 4:])
+    model = build_model("gat", 6, 8, 3, 2, heads=2, dropout=0.5, gat_dropout="heads")
     assert model.dropout == 0.0 and model.config["dropout"] == 0.5  # dropped in the convs
     assert repr(model.convs[0]) == "GATHeadsConv(6, 4, heads=2, head_dropout=0.5)"
     with pytest.raises(UserError, match="gat_dropout 'edges' is invalid; allowed: inputs, heads"):
         build_model("gat", 6, 8, 3, 2, gat_dropout="edges")
+    with pytest.raises(ValueError, match="no residual or edge features"):
+        GATHeadsConv(6, 4, heads=2, residual=True, head_dropout=0.5)
+
+
+def test_gat_dropout_heads_backward_through_sparse_features_matches_pygs():
+    # one-hot rows (2.5% non-zero) take the CSR path; at a dropout that keeps
+    # everything (p 1e-9) the layer is PyG's, in value and gradient
+    g = torch.Generator().manual_seed(0)
+    x = torch.eye(40)[torch.randint(0, 40, (60,), generator=g)]
+    ei = torch.randint(0, 60, (2, 240), generator=g)
+    heads = build_model("gat", 40, 8, 3, 2, heads=2, dropout=1e-9, gat_dropout="heads")
+    pyg = build_model("gat", 40, 8, 3, 2, heads=2, dropout=0.0)
+    pyg.load_state_dict(heads.state_dict())
+    a, b = heads(x, ei), pyg(x, ei)
+    assert torch.allclose(a, b, atol=1e-5)
+    a.square().sum().backward(), b.square().sum().backward()
+    for (name, p), q in zip(heads.named_parameters(), pyg.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
 
 
 def test_gat_dropout_heads_reads_the_masked_weight():
@@ -465,6 +503,23 @@ def test_gat_dropout_heads_reads_the_masked_weight():
     torch.manual_seed(3)
     assert torch.equal(a, plain(x, ei))
     assert torch.equal(masked.convs[0].lin.parametrizations.weight.original, raw)
+
+
+@pytest.mark.parametrize("gat_dropout", ["inputs", "heads"])
+def test_gat_output_layer_averages_its_heads(gat_dropout):
+    # no edges: each node attends to itself only, so output head k is x W_k^T
+    # and the layer returns their mean plus the bias
+    g = torch.Generator().manual_seed(0)
+    x, ei = torch.randn(10, 6, generator=g), torch.empty(2, 0, dtype=torch.long)
+    model = build_model("gat", 6, 8, 3, 1, output_heads=4, gat_dropout=gat_dropout).eval()
+    conv = model.convs[0]
+    assert (conv.heads, conv.concat, conv.lin.weight.shape) == (4, False, (12, 6))
+    with torch.no_grad():
+        conv.bias.normal_(generator=g)
+        expected = (x @ conv.lin.weight.t()).view(10, 4, 3).mean(1) + conv.bias
+        assert torch.allclose(model(x, ei), expected, atol=1e-6)
+    # one output head (the default) is the layer as it was
+    assert build_model("gat", 6, 8, 3, 2).convs[-1].lin.weight.shape == (3, 8)
 
 
 def test_the_base_class_is_not_a_model():
