@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from gnnmask.errors import UserError
 from gnnmask.experiments.store import config_diff
-from gnnmask.presets import get_preset
 from gnnmask.registry import Registry
 from gnnmask.train import write_json_atomic
 from gnnmask.train.config import RunConfig, preset_config, resolve_config
@@ -38,9 +37,6 @@ else:  # Python 3.10
     import tomli as tomllib
 
 __all__ = ["ENTRIES", "Entry", "entry_config", "load_result", "result_of", "status"]
-
-#: RunConfig's defaults (what an entry's unset setting resolves to).
-_RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 #: Tolerance where a paper reports no spread: 1.5 points.
 DEFAULT_TOLERANCE = 0.015
@@ -99,16 +95,10 @@ class Entry:
         return self.run or self.name
 
     def setting(self, key: str) -> Any:
-        """The run setting ``key``: the entry's own, else its preset's, else
-        :class:`~gnnmask.train.RunConfig`'s default (as :func:`entry_config`
-        resolves it before the method's defaults)."""
-        if key in self.settings:
-            return self.settings[key]
-        if self.preset:
-            preset = get_preset(self.preset).settings
-            if key in preset:
-                return preset[key]
-        return _RUN_DEFAULTS[key]
+        """The run setting ``key`` as the entry runs it: its own, else its
+        preset's, else :class:`~gnnmask.train.RunConfig`'s default
+        (:func:`entry_config`, before the method's defaults)."""
+        return getattr(entry_config(self), key)
 
     def summary(self) -> str:
         task = self.setting("task")
